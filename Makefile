@@ -1,0 +1,33 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.0.1 || true
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/ledger run
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/ruff check .
+	$(BIN)/mypy ledger projections api workers entrypoints
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy ledger projections api workers entrypoints
+
+bench: install
+	$(BIN)/python bench/commands.py
+
+clean:
+	rm -rf $(VENV) .ledger

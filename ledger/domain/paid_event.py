@@ -1,0 +1,206 @@
+"""A paid event: one immutable price (R5, R7), a schedule (R10, R13) and its
+seats (R9).
+
+Seats live here, on the event, because capacity is a property of the event as a
+whole: every seat change is an event on *this* aggregate, so two concurrent
+sales of the last seat conflict on the aggregate's version and one of them is
+retried against the new state (optimistic concurrency).  That is what makes
+overselling impossible, across threads and processes alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.errors import CapacityExhausted, EventCancelled, InvalidState, NotFound
+from ledger.money import Money
+
+
+class PaidEvent(Aggregate):
+    class Created(Aggregate.Created):
+        organizer_id: str
+        title: str
+        description: str
+        timezone: str
+        permanent: bool
+        sessions: list[dict[str, str]]
+        price_minor: int
+        currency: str
+        provider: str
+        connection_id: str | None
+
+    @event(Created)
+    def __init__(
+        self, organizer_id: str, title: str, description: str, timezone: str, permanent: bool,
+        sessions: list[dict[str, str]], price_minor: int, currency: str, provider: str,
+        connection_id: str | None,
+    ) -> None:
+        self.organizer_id = organizer_id
+        self.title = title
+        self.description = description
+        self.timezone = timezone
+        self.permanent = permanent
+        self.sessions = [dict(s) for s in sessions]
+        self.price_minor = price_minor
+        self.currency = currency
+        self.provider = provider
+        self.connection_id = connection_id
+        self.status = "scheduled"
+        self.cancel_reason: str | None = None
+        self.holds: dict[str, str] = {}  # registration id -> hold expiry (ISO UTC)
+        self.sold: dict[str, bool] = {}  # registration ids holding a sold seat
+        self.registrations: list[str] = []
+
+    @classmethod
+    def create(cls, *, id: UUID, **kwargs: Any) -> PaidEvent:
+        return cls._create(cls.Created, id=id, **kwargs)
+
+    @property
+    def price(self) -> Money:
+        return Money(self.price_minor, self.currency)
+
+    @property
+    def starts_at(self) -> str:
+        return min(s["starts_at"] for s in self.sessions)
+
+    # --- details and schedule -------------------------------------------------
+
+    class DetailsEdited(Aggregate.Event):
+        title: str
+        description: str
+
+    def edit(self, title: str | None, description: str | None) -> None:
+        """Title and description only: the price can never change (R7)."""
+        self._require_scheduled()
+        new_title = self.title if title is None else title
+        new_description = self.description if description is None else description
+        if (new_title, new_description) != (self.title, self.description):
+            self._edited(title=new_title, description=new_description)
+
+    @event(DetailsEdited)
+    def _edited(self, title: str, description: str) -> None:
+        self.title = title
+        self.description = description
+
+    class Rescheduled(Aggregate.Event):
+        session_id: str
+        starts_at: str
+        previous_starts_at: str
+
+    def reschedule(self, starts_at: datetime, session_id: str | None) -> None:
+        """R13: move one session (or the only one); participants are notified by
+        the notify worker reacting to this event."""
+        self._require_scheduled()
+        if session_id is None:
+            if len(self.sessions) != 1:
+                raise InvalidState(
+                    "this event has several sessions: name the session_id to move",
+                    field="session_id",
+                )
+            session_id = self.sessions[0]["id"]
+        session = next((s for s in self.sessions if s["id"] == session_id), None)
+        if session is None:
+            raise NotFound(f"no session {session_id!r} in this event", field="session_id")
+        new = starts_at.isoformat()
+        if new != session["starts_at"]:
+            self._rescheduled(
+                session_id=session_id, starts_at=new, previous_starts_at=session["starts_at"]
+            )
+
+    @event(Rescheduled)
+    def _rescheduled(self, session_id: str, starts_at: str, previous_starts_at: str) -> None:
+        for s in self.sessions:
+            if s["id"] == session_id:
+                s["starts_at"] = starts_at
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+
+    def cancel(self, reason: str) -> None:
+        """R15: registrations are closed by the service in the same transaction."""
+        self._require_scheduled()
+        self._cancelled(reason=reason)
+
+    @event(Cancelled)
+    def _cancelled(self, reason: str) -> None:
+        self.status = "cancelled"
+        self.cancel_reason = reason
+
+    def _require_scheduled(self) -> None:
+        if self.status == "cancelled":
+            raise EventCancelled("the event is cancelled")
+
+    # --- seats (R9) -------------------------------------------------------------
+
+    def seats_taken(self, now: datetime) -> int:
+        """Sold seats plus unexpired holds of checkouts still open."""
+        stamp = now.isoformat()
+        held = sum(1 for rid, until in self.holds.items() if rid not in self.sold and until > stamp)
+        return len(self.sold) + held
+
+    def seats_left(self, capacity: int, now: datetime) -> int:
+        return max(0, capacity - self.seats_taken(now))
+
+    def holds_seat(self, registration_id: str, now: datetime) -> bool:
+        until = self.holds.get(registration_id)
+        return until is not None and until > now.isoformat()
+
+    class SeatHeld(Aggregate.Event):
+        registration_id: str
+        expires_at: str
+
+    def hold_seat(self, registration_id: str, *, capacity: int, now: datetime, until: datetime) -> None:
+        """Reserve a seat while a checkout is open (R9); refused when none is left."""
+        self._require_scheduled()
+        if self.seats_left(capacity, now) < 1:
+            raise CapacityExhausted(f"all {capacity} tickets are taken (R9)")
+        self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
+
+    @event(SeatHeld)
+    def _seat_held(self, registration_id: str, expires_at: str) -> None:
+        self.holds[registration_id] = expires_at
+        if registration_id not in self.registrations:
+            self.registrations.append(registration_id)
+
+    class SeatSold(Aggregate.Event):
+        registration_id: str
+
+    def sell_seat(self, registration_id: str, *, capacity: int, now: datetime) -> bool:
+        """Turn the registration's hold into a sold seat.  If its hold lapsed, a
+        free seat is taken instead; if none is left, return False (the caller
+        records the money anyway and owes it back, R9)."""
+        if registration_id in self.sold:
+            return True
+        if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
+            return False
+        self._seat_sold(registration_id=registration_id)
+        return True
+
+    @event(SeatSold)
+    def _seat_sold(self, registration_id: str) -> None:
+        self.sold[registration_id] = True
+
+    class SeatReleased(Aggregate.Event):
+        registration_id: str
+        reason: str
+
+    def release_seat(self, registration_id: str, reason: str) -> None:
+        """Give a seat back (payment failed, checkout expired, rejected, refunded)."""
+        if registration_id in self.sold or registration_id in self.holds:
+            self._seat_released(registration_id=registration_id, reason=reason)
+
+    @event(SeatReleased)
+    def _seat_released(self, registration_id: str, reason: str) -> None:
+        self.sold.pop(registration_id, None)
+        self.holds.pop(registration_id, None)
+
+    def summary(self, capacity: int, now: datetime) -> dict[str, Any]:
+        return {
+            "tickets_sold": len(self.sold),
+            "tickets_left": self.seats_left(capacity, now) if self.status == "scheduled" else 0,
+            "capacity": capacity,
+        }

@@ -1,0 +1,178 @@
+"""Domain errors, one class per business reason, each with its stable ``code``.
+
+The codes are a public contract (API.md): clients branch on them.  The HTTP
+status is carried here too so that the API has one generic handler and the core
+still imports nothing from Flask.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base for every refusal the ledger can explain to a caller."""
+
+    code = "ledger_error"
+    status = 422
+    title = "Request refused"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+    def errors(self) -> dict[str, list[str]] | None:
+        return {self.field: [self.detail]} if self.field else None
+
+
+class ValidationFailed(LedgerError):
+    code = "validation_failed"
+    title = "The request body is invalid"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self._errors = errors
+
+    def errors(self) -> dict[str, list[str]] | None:
+        return self._errors
+
+
+class AmountInvalid(LedgerError):
+    code = "amount_invalid"
+    title = "The amount is not a valid decimal string"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, field=field)
+
+
+class CurrencyNotSupported(LedgerError):
+    code = "currency_not_supported"
+    title = "Currency not supported"
+
+    def __init__(self, currency: str) -> None:
+        super().__init__(f"{currency!r} is not an accepted currency (R6)", field="currency")
+
+
+class CurrencyNotSupportedByProvider(LedgerError):
+    code = "currency_not_supported_by_provider"
+    title = "Currency not supported by this provider"
+
+    def __init__(self, currency: str, provider: str) -> None:
+        super().__init__(f"{provider} does not accept {currency} (R3, R6)", field="currency")
+
+
+class CurrencyMismatch(LedgerError):
+    code = "currency_mismatch"
+    title = "Currency does not match"
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"expected {expected}, got {got}", field="currency")
+
+
+class PriceBelowMinimum(LedgerError):
+    code = "price_below_minimum"
+    title = "Price below the minimum"
+
+
+class PriceAboveLimit(LedgerError):
+    code = "price_above_limit"
+    title = "Price above the currency's limit"
+
+
+class PriceImmutable(LedgerError):
+    code = "price_immutable"
+    title = "The price of an event can never change"
+
+
+class ProviderNotAvailableInCountry(LedgerError):
+    code = "provider_not_available_in_country"
+    title = "Provider not available in the organizer's country"
+
+
+class ProviderNotConnected(LedgerError):
+    code = "provider_not_connected"
+    title = "Provider not connected"
+
+
+class CapacityExhausted(LedgerError):
+    code = "capacity_exhausted"
+    title = "No tickets left"
+
+
+class EventCancelled(LedgerError):
+    code = "event_cancelled"
+    status = 409
+    title = "The event is cancelled"
+
+
+class InvalidState(LedgerError):
+    code = "invalid_state"
+    status = 409
+    title = "Not allowed in the current state"
+
+
+class AmountMismatch(LedgerError):
+    code = "amount_mismatch"
+    title = "Amount does not match what is due"
+
+
+class RefundExceedsPaid(LedgerError):
+    code = "refund_exceeds_paid"
+    title = "Refund larger than what was paid"
+
+
+class VersionConflict(LedgerError):
+    code = "version_conflict"
+    status = 409
+    title = "Concurrent modification"
+
+
+class PreconditionFailed(LedgerError):
+    code = "version_conflict"
+    status = 412
+    title = "If-Match does not match the current version"
+
+
+class NotFound(LedgerError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Forbidden(LedgerError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class Unauthenticated(LedgerError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class ProviderCredentialsInvalid(LedgerError):
+    code = "provider_credentials_invalid"
+    title = "The provider refused these credentials"
+
+
+class ProviderUnavailable(LedgerError):
+    code = "provider_unavailable"
+    status = 503
+    title = "The payment provider is unavailable"
+
+
+class InvalidSignature(LedgerError):
+    code = "invalid_signature"
+    status = 400
+    title = "The notification signature is invalid"
+
+
+class IdempotencyKeyReused(LedgerError):
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused with a different request"
+
+
+class RequestInProgress(LedgerError):
+    code = "request_in_progress"
+    status = 409
+    title = "A request with this Idempotency-Key is still being processed"

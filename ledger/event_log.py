@@ -1,0 +1,178 @@
+"""The public shape of stored events: the finance event log, Kafka messages and
+every worker read events through here.
+
+An event's public ``type`` is a stable past-tense name (``PaymentRecorded``),
+decoupled from Python class paths, and its ``id`` is derived from the aggregate
+id and version (uuid5) so that it is the same every time the event is read —
+consumers de-duplicate on it.  Secrets never appear: provider credentials are
+kept outside the event store (see ``ledger.secret_box``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from ledger.application import LedgerStore
+from ledger.domain.organizer import Organizer
+from ledger.domain.paid_event import PaidEvent
+from ledger.domain.registration import Registration
+
+EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
+
+#: event class → (public type, aggregate type).  Adding an event class means
+#: adding it here, to docs/events.md and to docs/schemas/.
+PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
+    Organizer.Registered: ("OrganizerRegistered", "organizer"),
+    Organizer.PlanChanged: ("PlanChanged", "organizer"),
+    Organizer.ProviderConnected: ("ProviderConnected", "organizer"),
+    PaidEvent.Created: ("PaidEventCreated", "paid_event"),
+    PaidEvent.DetailsEdited: ("EventDetailsEdited", "paid_event"),
+    PaidEvent.Rescheduled: ("EventRescheduled", "paid_event"),
+    PaidEvent.Cancelled: ("EventCancelled", "paid_event"),
+    PaidEvent.SeatHeld: ("SeatHeld", "paid_event"),
+    PaidEvent.SeatSold: ("SeatSold", "paid_event"),
+    PaidEvent.SeatReleased: ("SeatReleased", "paid_event"),
+    Registration.Registered: ("ParticipantRegistered", "registration"),
+    Registration.CheckoutStarted: ("CheckoutStarted", "registration"),
+    Registration.PaymentRecorded: ("PaymentRecorded", "registration"),
+    Registration.PaymentFailed: ("PaymentFailed", "registration"),
+    Registration.Confirmed: ("ParticipantConfirmed", "registration"),
+    Registration.Rejected: ("ParticipantRejected", "registration"),
+    Registration.Cancelled: ("RegistrationCancelled", "registration"),
+    Registration.ConfirmationResendRequested: ("ConfirmationResendRequested", "registration"),
+    Registration.RefundRecorded: ("RefundRecorded", "registration"),
+}
+
+TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}
+
+#: Fields holding personal data: left out of Kafka unless LEDGER_KAFKA_INCLUDE_PII=1.
+PII_FIELDS = frozenset({"name", "email", "fields"})
+
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+def event_id(aggregate_id: UUID | str, version: int) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}"))
+
+
+@dataclass(frozen=True)
+class LogItem:
+    position: int
+    id: str
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    aggregate_version: int
+    organizer_id: str
+    occurred_at: datetime
+    schema_version: int
+    data: dict[str, Any]
+    domain_event: Any
+
+    def as_dict(self, *, include_pii: bool = True) -> dict[str, Any]:
+        data = self.data if include_pii else {k: v for k, v in self.data.items() if k not in PII_FIELDS}
+        return {
+            "position": self.position,
+            "id": self.id,
+            "type": self.type,
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_version": self.aggregate_version,
+            "organizer_id": self.organizer_id,
+            "occurred_at": self.occurred_at.isoformat(),
+            "schema_version": self.schema_version,
+            "data": data,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+_organizer_cache: dict[str, str] = {}
+
+
+def organizer_id_of(store: LedgerStore, aggregate_id: str) -> str:
+    """The organizer an aggregate belongs to, read from its first event (which
+    always names it) and cached: aggregates never change owner."""
+    found = _organizer_cache.get(aggregate_id)
+    if found is None:
+        first = store.event_store.recorder.select_events(UUID(aggregate_id), lte=1, limit=1)
+        if not first:
+            return ""
+        created = store.mapper.to_domain_event(first[0])
+        found = aggregate_id if isinstance(created, Organizer.Registered) else str(created.organizer_id)
+        if len(_organizer_cache) > 100_000:
+            _organizer_cache.clear()
+        _organizer_cache[aggregate_id] = found
+    return found
+
+
+def to_item(store: LedgerStore, notification: Notification) -> LogItem:
+    domain_event = store.mapper.to_domain_event(notification)
+    public_type, aggregate_type = PUBLIC_TYPES[type(domain_event)]
+    data = {k: _jsonable(v) for k, v in domain_event.__dict__.items() if k not in _ENVELOPE_FIELDS}
+    aggregate_id = str(notification.originator_id)
+    if aggregate_type == "organizer":
+        organizer_id = aggregate_id
+    elif "organizer_id" in data:
+        organizer_id = _organizer_cache.setdefault(aggregate_id, str(data["organizer_id"]))
+    else:
+        organizer_id = organizer_id_of(store, aggregate_id)
+    return LogItem(
+        position=notification.id,
+        id=event_id(aggregate_id, notification.originator_version),
+        type=public_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=notification.originator_version,
+        organizer_id=organizer_id,
+        occurred_at=domain_event.timestamp,
+        schema_version=getattr(type(domain_event), "class_version", 1),
+        data=data,
+        domain_event=domain_event,
+    )
+
+
+def read(store: LedgerStore, *, after: int, limit: int, types: Sequence[str] = ()) -> list[LogItem]:
+    """Items with position > ``after``, in global order."""
+    topics = [store_topic(TYPE_NAMES[t]) for t in types] if types else ()
+    notifications = store.recorder.select_notifications(
+        start=after, limit=limit, topics=topics, inclusive_of_start=False
+    )
+    return [to_item(store, n) for n in notifications]
+
+
+def store_topic(cls: type[Any]) -> str:
+    from eventsourcing.utils import get_topic
+
+    return get_topic(cls)
+
+
+def head(store: LedgerStore) -> int:
+    """The position of the newest stored event (0 when empty)."""
+    return store.recorder.max_notification_id() or 0
+
+
+def follow(store: LedgerStore, *, after: int) -> Iterator[Notification]:
+    """Every notification after ``after`` and then each new one as it commits
+    (LISTEN/NOTIFY inside the library's subscription; no sleep loop).  The
+    iterator blocks; stop it with ``.stop()`` on the returned subscription or by
+    breaking out of the loop."""
+    with store.recorder.subscribe(gt=after) as subscription:
+        yield from subscription

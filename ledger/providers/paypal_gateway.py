@@ -1,0 +1,265 @@
+"""PayPal Orders v2 with plain ``requests`` (R2).
+
+Why it is shaped this way:
+
+* **Idempotency.**  Order creation sends ``PayPal-Request-Id:
+  order-{registration_id}`` and capture ``capture-{order_id}``; PayPal replays
+  the first answer for a repeated id, so a retry after a crash returns the
+  same order and a repeated capture never charges twice.  A capture refused as
+  ``ORDER_ALREADY_CAPTURED`` is answered from the order itself.
+* **Two steps.**  The participant approves on PayPal, then the ledger
+  captures: ``CHECKOUT.ORDER.APPROVED`` is reported as ``pending`` so the
+  service knows to call :meth:`PaypalGateway.capture`.
+* **Webhook verification** uses PayPal's verify-webhook-signature API with the
+  organizer's ``webhook_id``, after refusing stale transmissions.  PayPal
+  checks the event as it re-serialises it, so the parsed body is passed on
+  untouched.  Mapping lives in :mod:`.paypal_events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from ledger.errors import InvalidSignature, LedgerError, ProviderCredentialsInvalid
+from ledger.providers.base import (
+    Checkout,
+    CheckoutRequest,
+    Credentials,
+    Notification,
+    ProviderRejectedRequest,
+    header,
+)
+from ledger.providers.paypal_events import check_transmission_age, from_order, map_event
+from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
+from ledger.providers.registry import require_fields
+
+PROVIDER = "PayPal"
+
+_TRANSMISSION_HEADERS = {
+    "transmission_id": "PAYPAL-TRANSMISSION-ID",
+    "transmission_time": "PAYPAL-TRANSMISSION-TIME",
+    "transmission_sig": "PAYPAL-TRANSMISSION-SIG",
+    "cert_url": "PAYPAL-CERT-URL",
+    "auth_algo": "PAYPAL-AUTH-ALGO",
+}
+
+
+class PaypalGateway:
+    """:class:`~ledger.providers.base.CapturingGateway` for PayPal."""
+
+    provider = "paypal"
+
+    def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
+        self._base = api_base.rstrip("/")
+        self._timeout = timeout
+
+    # -- life-cycle ---------------------------------------------------------
+
+    def validate_credentials(self, creds: Credentials) -> None:
+        """A token proves client id and secret; reading the webhook proves
+        the webhook id belongs to that app (needed to verify notifications)."""
+        require_fields(self.provider, creds)
+        token = self._token(creds)
+        path = f"/v1/notifications/webhooks/{quote(creds['webhook_id'], safe='')}"
+        response = self._call("GET", path, token)
+        if response.status_code == 404:
+            raise ProviderCredentialsInvalid(
+                "PayPal has no webhook with this webhook_id for this REST app",
+                field="webhook_id",
+            )
+        if response.status_code != 200:
+            answer = json_of(PROVIDER, response)
+            raise _refusal(response.status_code, answer, "read the webhook")
+
+    def start_checkout(self, creds: Credentials, req: CheckoutRequest) -> Checkout:
+        token = self._token(creds)
+        unit = {
+            "reference_id": req.registration_id,
+            "custom_id": req.registration_id,
+            "description": req.event_title[:127],
+            # Decimal string straight from integer minor units (R8).
+            "amount": {"currency_code": req.price.currency, "value": req.price.amount},
+        }
+        experience = {
+            "return_url": req.success_url,
+            "cancel_url": req.cancel_url,
+            "shipping_preference": "NO_SHIPPING",
+            "user_action": "PAY_NOW",
+        }
+        body = {
+            "intent": "CAPTURE",
+            "purchase_units": [unit],
+            "payment_source": {"paypal": {"experience_context": experience}},
+        }
+        response = self._call(
+            "POST",
+            "/v2/checkout/orders",
+            token,
+            json=body,
+            request_id=f"order-{req.registration_id}",
+        )
+        answer = json_of(PROVIDER, response)
+        if response.status_code not in (200, 201):
+            raise _refusal(response.status_code, answer, "create the order")
+        links = {
+            link.get("rel"): link.get("href") for link in answer.get("links") or []
+        }
+        url = links.get("payer-action") or links.get("approve")
+        if not url:
+            raise ProviderRejectedRequest(
+                "PayPal created an order without an approval link"
+            )
+        return Checkout(
+            provider=self.provider, url=str(url), reference=str(answer["id"])
+        )
+
+    def capture(self, creds: Credentials, reference: str) -> Notification:
+        token = self._token(creds)
+        path = f"/v2/checkout/orders/{quote(reference, safe='')}/capture"
+        response = self._call(
+            "POST", path, token, json={}, request_id=f"capture-{reference}"
+        )
+        answer = json_of(PROVIDER, response)
+        if response.status_code in (200, 201):
+            found = from_order(answer, "capture")
+        elif _issue(answer) == "ORDER_ALREADY_CAPTURED":
+            found = self.fetch_status(creds, reference)
+        else:
+            raise _refusal(response.status_code, answer, "capture the order")
+        if found is None:
+            raise ProviderRejectedRequest(f"PayPal order {reference} has no capture")
+        return found
+
+    def parse_notification(
+        self,
+        creds: Credentials,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        now: datetime | None = None,
+    ) -> list[Notification]:
+        event = self._verify(creds, headers, raw_body, now)
+        return map_event(
+            event, lambda capture_id: self._capture_by_id(creds, capture_id)
+        )
+
+    def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
+        token = self._token(creds)
+        response = self._call(
+            "GET", f"/v2/checkout/orders/{quote(reference, safe='')}", token
+        )
+        answer = json_of(PROVIDER, response)
+        if response.status_code != 200:
+            raise _refusal(response.status_code, answer, "retrieve the order")
+        return from_order(answer)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _token(self, creds: Credentials) -> str:
+        response = send(
+            PROVIDER,
+            "POST",
+            f"{self._base}/v1/oauth2/token",
+            auth=(creds["client_id"], creds["client_secret"]),
+            data={"grant_type": "client_credentials"},
+            timeout=self._timeout,
+        )
+        if response.status_code in (400, 401, 403):
+            raise ProviderCredentialsInvalid(
+                "PayPal refused the client id or secret (use the REST app's "
+                "credentials for the same live/sandbox environment)",
+                field="client_secret",
+            )
+        token = json_of(PROVIDER, response).get("access_token")
+        if response.status_code != 200 or not isinstance(token, str):
+            raise ProviderRejectedRequest(
+                f"PayPal OAuth answered HTTP {response.status_code}"
+            )
+        return token
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json: Any = None,
+        request_id: str | None = None,
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        if request_id:
+            headers["PayPal-Request-Id"] = request_id
+        return send(
+            PROVIDER,
+            method,
+            f"{self._base}{path}",
+            headers=headers,
+            json=json,
+            timeout=self._timeout,
+        )
+
+    def _verify(
+        self,
+        creds: Credentials,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        now: datetime | None,
+    ) -> JSON:
+        fields = {name: header(headers, h) for name, h in _TRANSMISSION_HEADERS.items()}
+        missing = sorted(
+            h for name, h in _TRANSMISSION_HEADERS.items() if not fields[name]
+        )
+        if missing:
+            raise InvalidSignature(f"PayPal headers missing: {', '.join(missing)}")
+        check_transmission_age(str(fields["transmission_time"]), now)
+        event = parse_json_body(PROVIDER, raw_body)
+        token = self._token(creds)
+        request = {
+            **fields,
+            "webhook_id": creds.get("webhook_id"),
+            "webhook_event": event,
+        }
+        response = self._call(
+            "POST", "/v1/notifications/verify-webhook-signature", token, json=request
+        )
+        answer = json_of(PROVIDER, response)
+        if (
+            response.status_code != 200
+            or answer.get("verification_status") != "SUCCESS"
+        ):
+            raise InvalidSignature("PayPal did not verify this webhook's signature")
+        return event
+
+    def _capture_by_id(self, creds: Credentials, capture_id: str) -> JSON:
+        token = self._token(creds)
+        path = f"/v2/payments/captures/{quote(capture_id, safe='')}"
+        response = self._call("GET", path, token)
+        capture = json_of(PROVIDER, response)
+        if response.status_code != 200:
+            raise _refusal(
+                response.status_code, capture, "retrieve the refunded capture"
+            )
+        return capture
+
+
+def _issue(answer: JSON) -> str | None:
+    details = answer.get("details") or [{}]
+    first = details[0] if isinstance(details, list) and details else {}
+    return first.get("issue") if isinstance(first, dict) else None
+
+
+def _refusal(http_status: int, answer: JSON, what: str) -> LedgerError:
+    name = answer.get("name") or f"HTTP {http_status}"
+    issue = _issue(answer)
+    detail = f"{name} / {issue}" if issue else str(name)
+    if http_status in (401, 403):
+        return ProviderCredentialsInvalid(
+            f"PayPal refused to {what} with these credentials ({detail}); "
+            "the REST app needs the Accept payments feature",
+            field="client_id",
+        )
+    return ProviderRejectedRequest(f"PayPal refused to {what}: {detail}")

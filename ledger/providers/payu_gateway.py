@@ -1,0 +1,305 @@
+"""PayU REST API v2.1 with plain ``requests`` (R3: Polish organizers, PLN only).
+
+Why it is shaped this way:
+
+* **OAuth per call.**  ``client_credentials`` tokens live ~12 h, but fetching
+  one is cheap and keeping none means no cache to invalidate when an
+  organizer rotates the secret.  Getting a token is also the credential check.
+* **The 302.**  PayU answers a created order with ``302 Found`` whose JSON body
+  carries ``redirectUri`` and ``orderId``; following the redirect would fetch
+  the payment page instead, so redirects are never followed.
+* **Idempotency.**  ``extOrderId`` is the registration id and PayU refuses a
+  second order with it (``ERROR_ORDER_NOT_UNIQUE``), so a retry can never make
+  a second order.  The existing order is then looked up by ``extOrderId``.
+  PayU's order lookup does not return the payment link, so: when the order is
+  already paid (or awaiting the seller's confirmation) the participant is sent
+  to ``success_url``; when it is still open :class:`PayuPaymentLinkLost`
+  names the order, and the caller keeps it as the checkout's reference.
+* **Notifications.**  ``OpenPayu-Signature`` is ``algo(raw_body + second_key)``
+  in hex (MD5 or SHA-256), compared in constant time.  It carries no time, so
+  staleness cannot be judged here; replays are harmless because facts are
+  keyed ``{orderId}:{status}`` / ``refund:{refundId}``, the same keys that
+  :meth:`PayuGateway.fetch_status` produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import quote
+
+from ledger.errors import (
+    CurrencyNotSupportedByProvider,
+    InvalidSignature,
+    LedgerError,
+    ProviderCredentialsInvalid,
+)
+from ledger.money import Money
+from ledger.providers.base import (
+    Checkout,
+    CheckoutRequest,
+    Credentials,
+    Notification,
+    NotificationKind,
+    ProviderRejectedRequest,
+    header,
+)
+from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
+from ledger.providers.registry import require_fields
+
+PROVIDER = "PayU"
+
+#: Order status -> ledger kind; NEW (created, nobody paying yet) tells nothing.
+_ORDER_KINDS: dict[str, NotificationKind] = {
+    "PENDING": "pending",
+    "WAITING_FOR_CONFIRMATION": "pending",
+    "COMPLETED": "paid",
+    "CANCELED": "failed",
+}
+_DIGESTS = {"MD5": "md5", "SHA-256": "sha256", "SHA256": "sha256"}
+_SECOND_KEY = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+class PayuPaymentLinkLost(LedgerError):
+    """A PayU order for this registration exists but its payment link was
+    lost (the first answer never reached us) and PayU does not re-issue it.
+
+    ``reference`` is PayU's ``orderId``: record it so the webhook or the
+    reconciler can still settle the registration.
+    """
+
+    code = "provider_payment_link_lost"
+    status = 409
+    title = "The payment link for this registration is no longer available"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(
+            f"PayU order {reference} already exists for this registration but PayU "
+            "does not show its payment link again; it expires unpaid after its "
+            "validity time"
+        )
+        self.reference = reference
+
+
+class PayuGateway:
+    """:class:`~ledger.providers.base.PaymentGateway` for PayU."""
+
+    provider = "payu"
+
+    def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
+        self._base = api_base.rstrip("/")
+        self._timeout = timeout
+
+    # -- life-cycle ---------------------------------------------------------
+
+    def validate_credentials(self, creds: Credentials) -> None:
+        """An OAuth token proves client id and secret; the second key cannot
+        be checked online, so only its shape (32 hex digits) is checked."""
+        require_fields(self.provider, creds)
+        if not _SECOND_KEY.match(creds["second_key"]):
+            raise ProviderCredentialsInvalid(
+                "second_key must be the POS's 'Second key (MD5)': "
+                "32 hexadecimal characters",
+                field="second_key",
+            )
+        self._token(creds)
+
+    def start_checkout(self, creds: Credentials, req: CheckoutRequest) -> Checkout:
+        if req.price.currency != "PLN":
+            raise CurrencyNotSupportedByProvider(req.price.currency, "payu")  # R3
+        token = self._token(creds)
+        body = {
+            "extOrderId": req.registration_id,
+            "notifyUrl": req.notify_url,
+            "continueUrl": req.success_url,
+            "customerIp": req.customer_ip or "127.0.0.1",
+            "merchantPosId": creds["pos_id"],
+            "description": req.event_title[:4000],
+            "currencyCode": "PLN",
+            # Grosze as a string, straight from the integer minor units (R8).
+            "totalAmount": str(req.price.minor),
+            "buyer": {"email": req.participant_email, "language": "pl"},
+            "products": [
+                {
+                    "name": req.event_title,
+                    "unitPrice": str(req.price.minor),
+                    "quantity": "1",
+                }
+            ],
+        }
+        response = send(
+            PROVIDER,
+            "POST",
+            f"{self._base}/api/v2_1/orders",
+            json=body,
+            headers=_bearer(token),
+            timeout=self._timeout,
+        )
+        answer = json_of(PROVIDER, response)
+        status_code = (answer.get("status") or {}).get("statusCode")
+        if response.status_code in (200, 201, 302) and status_code == "SUCCESS":
+            return Checkout(
+                provider=self.provider,
+                url=str(answer["redirectUri"]),
+                reference=str(answer["orderId"]),
+            )
+        if status_code == "ERROR_ORDER_NOT_UNIQUE":
+            return self._existing_checkout(token, req)
+        raise _refusal(response.status_code, answer, "create the order")
+
+    def parse_notification(
+        self,
+        creds: Credentials,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        now: datetime | None = None,
+    ) -> list[Notification]:
+        verify_signature(
+            header(headers, "OpenPayu-Signature")
+            or header(headers, "X-OpenPayU-Signature"),
+            raw_body,
+            creds.get("second_key") or "",
+        )
+        body = parse_json_body(PROVIDER, raw_body)
+        refund = body.get("refund")
+        if isinstance(refund, dict):
+            return _from_refund(body, refund)
+        order = body.get("order")
+        if isinstance(order, dict):
+            found = _from_order(order, "order notification")
+            return [found] if found else []
+        return []
+
+    def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
+        token = self._token(creds)
+        order = self._order(token, f"/api/v2_1/orders/{quote(reference, safe='')}")
+        return _from_order(order, "order retrieve") if order else None
+
+    # -- helpers ------------------------------------------------------------
+
+    def _token(self, creds: Credentials) -> str:
+        response = send(
+            PROVIDER,
+            "POST",
+            f"{self._base}/pl/standard/user/oauth/authorize",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds["client_id"],
+                "client_secret": creds["client_secret"],
+            },
+            timeout=self._timeout,
+        )
+        if response.status_code in (400, 401, 403):
+            raise ProviderCredentialsInvalid(
+                "PayU refused the OAuth client id or client secret "
+                "(check 'OAuth protocol - client_id / client_secret' of the POS)",
+                field="client_secret",
+            )
+        answer = json_of(PROVIDER, response)
+        token = answer.get("access_token")
+        if response.status_code != 200 or not isinstance(token, str):
+            raise ProviderRejectedRequest(
+                f"PayU OAuth answered HTTP {response.status_code}"
+            )
+        return token
+
+    def _order(self, token: str, path: str) -> JSON | None:
+        response = send(
+            PROVIDER,
+            "GET",
+            f"{self._base}{path}",
+            headers=_bearer(token),
+            timeout=self._timeout,
+        )
+        if response.status_code == 404:
+            return None
+        answer = json_of(PROVIDER, response)
+        orders = answer.get("orders")
+        if response.status_code != 200 or not isinstance(orders, list):
+            raise _refusal(response.status_code, answer, "retrieve the order")
+        return orders[0] if orders else None
+
+    def _existing_checkout(self, token: str, req: CheckoutRequest) -> Checkout:
+        path = f"/api/v2_1/orders/ext/{quote(req.registration_id, safe='')}"
+        order = self._order(token, path)
+        if order is None:
+            raise ProviderRejectedRequest(
+                "PayU says an order for this registration exists but cannot find it"
+            )
+        reference = str(order["orderId"])
+        if order.get("status") in ("COMPLETED", "WAITING_FOR_CONFIRMATION"):
+            return Checkout(
+                provider=self.provider, url=req.success_url, reference=reference
+            )
+        raise PayuPaymentLinkLost(reference)
+
+
+def verify_signature(value: str | None, raw_body: bytes, second_key: str) -> None:
+    """Check ``sender=checkout;signature=…;algorithm=MD5;content=DOCUMENT``."""
+    if not value:
+        raise InvalidSignature("OpenPayu-Signature header is missing")
+    parts = dict(item.split("=", 1) for item in value.split(";") if "=" in item)
+    digest = _DIGESTS.get(parts.get("algorithm", "").upper())
+    received = parts.get("signature", "").lower()
+    if digest is None:
+        raise InvalidSignature("OpenPayu-Signature uses an unsupported algorithm")
+    if not second_key or not received:
+        raise InvalidSignature("OpenPayu-Signature cannot be checked")
+    expected = hashlib.new(digest, raw_body + second_key.encode()).hexdigest()
+    if not hmac.compare_digest(expected, received):
+        raise InvalidSignature("OpenPayu-Signature does not match the body")
+
+
+def _from_order(order: JSON, raw_type: str) -> Notification | None:
+    status = str(order.get("status", ""))
+    kind = _ORDER_KINDS.get(status)
+    if kind is None or not order.get("orderId"):
+        return None
+    amount = None
+    if kind == "paid":
+        amount = Money(int(order["totalAmount"]), str(order["currencyCode"]))
+    return Notification(
+        provider="payu",
+        provider_event_id=f"{order['orderId']}:{status}",
+        kind=kind,
+        registration_id=order.get("extOrderId") or None,
+        reference=str(order["orderId"]),
+        amount=amount,
+        raw_type=f"{raw_type} {status}",
+    )
+
+
+def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
+    """Only a FINALIZED refund moved money; PENDING/CANCELED ones did not."""
+    if refund.get("status") != "FINALIZED" or not body.get("orderId"):
+        return []
+    return [
+        Notification(
+            provider="payu",
+            provider_event_id=f"refund:{refund['refundId']}",
+            kind="refunded",
+            registration_id=body.get("extOrderId") or None,
+            reference=str(body["orderId"]),
+            amount=Money(int(refund["amount"]), str(refund["currencyCode"])),
+            raw_type="refund notification FINALIZED",
+        )
+    ]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _refusal(http_status: int, answer: JSON, what: str) -> LedgerError:
+    status = answer.get("status") or {}
+    code = status.get("statusCode") or f"HTTP {http_status}"
+    desc = status.get("statusDesc") or ""
+    if http_status in (401, 403):
+        return ProviderCredentialsInvalid(
+            f"PayU refused to {what} with these credentials ({code}): check pos_id",
+            field="pos_id",
+        )
+    return ProviderRejectedRequest(f"PayU refused to {what}: {code} {desc}".strip())

@@ -1,0 +1,31 @@
+"""Provider credentials at rest: AES-256-GCM with ``LEDGER_SECRET_KEY``.
+
+The connection id is bound as associated data, so a ciphertext copied onto
+another connection's row fails to decrypt instead of leaking credentials
+to the wrong organizer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, connection_id: str, secrets: dict[str, str]) -> bytes:
+        nonce = os.urandom(12)
+        plain = json.dumps(secrets, sort_keys=True).encode()
+        return nonce + self._aead.encrypt(nonce, plain, connection_id.encode())
+
+    def open(self, connection_id: str, sealed: bytes) -> dict[str, str]:
+        plain = self._aead.decrypt(sealed[:12], sealed[12:], connection_id.encode())
+        data: dict[str, str] = json.loads(plain)
+        return data
+
+    def __repr__(self) -> str:  # never show key material
+        return "SecretBox(<key hidden>)"

@@ -1,0 +1,432 @@
+"""The application service: one method per command, each turning a command into
+events saved atomically (cosmicpython's service layer).
+
+Concurrency: every command reads the aggregates it needs, decides, and saves
+all their new events in one transaction with optimistic concurrency.  When
+another writer got there first the save fails with a conflict and the whole
+command is re-run against the new state — so R9 (no oversell) holds across
+threads and processes without any lock held between requests.
+
+Idempotency: creating commands accept the id of the aggregate to create; the
+API derives it from the ``Idempotency-Key``, so a retry after a crash finds the
+aggregate already there and returns it instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import RecordConflictError
+
+from ledger.application import LedgerStore
+from ledger.domain.organizer import Organizer
+from ledger.domain.paid_event import PaidEvent
+from ledger.domain.registration import Registration
+from ledger.errors import (
+    CapacityExhausted,
+    InvalidState,
+    NotFound,
+    PreconditionFailed,
+    ProviderNotConnected,
+    VersionConflict,
+)
+from ledger.money import Money
+from ledger.pricing import check_price, check_provider_country
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is asking: ``organizer_id`` None means every organizer (admin, finance,
+    webhooks already bound to a connection)."""
+
+    organizer_id: str | None = None
+
+    def allows(self, organizer_id: str) -> bool:
+        return self.organizer_id is None or self.organizer_id == organizer_id
+
+
+ANYONE = Scope()
+
+
+def parse_uuid(value: str | UUID, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"no {what} {value!r}") from None
+
+
+class LedgerService:
+    def __init__(
+        self, store: LedgerStore, *, clock: Clock = utc_now, seat_hold: timedelta = timedelta(minutes=30),
+        max_attempts: int = 60,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.seat_hold = seat_hold
+        self.max_attempts = max_attempts
+        self._locks: dict[UUID, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _retrying(self, key: UUID | None, command: Callable[[], T]) -> T:
+        """Run ``command`` until its save does not conflict.  An in-process lock
+        per hot aggregate cuts conflicts between threads; the retry covers other
+        processes."""
+        lock = self._lock_for(key) if key is not None else None
+        for attempt in range(self.max_attempts):
+            try:
+                if lock is None:
+                    return command()
+                with lock:
+                    return command()
+            except RecordConflictError:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise VersionConflict("too many concurrent changes; try again")
+
+    def _lock_for(self, key: UUID) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                if len(self._locks) > 10_000:
+                    self._locks.clear()
+                lock = self._locks[key] = threading.Lock()
+            return lock
+
+    def _get(self, cls: type[T], aggregate_id: str | UUID, what: str, scope: Scope) -> T:
+        uid = parse_uuid(aggregate_id, what)
+        try:
+            aggregate = self.store.repository.get(uid)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {what} {aggregate_id}") from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"no {what} {aggregate_id}")
+        organizer_id = str(aggregate.id) if isinstance(aggregate, Organizer) else aggregate.organizer_id  # type: ignore[attr-defined]
+        if not scope.allows(organizer_id):
+            raise NotFound(f"no {what} {aggregate_id}")  # another tenant's id: 404, not 403
+        return aggregate
+
+    def _exists(self, uid: UUID) -> Any | None:
+        try:
+            return self.store.repository.get(uid)
+        except AggregateNotFoundError:
+            return None
+
+    @staticmethod
+    def _check_version(aggregate: Any, expected: int | None) -> None:
+        if expected is not None and aggregate.version != expected:
+            raise PreconditionFailed(
+                f"If-Match {expected} does not match the current version {aggregate.version}"
+            )
+
+    # --- queries on aggregates -------------------------------------------------------
+
+    def organizer(self, organizer_id: str, scope: Scope = ANYONE) -> Organizer:
+        return self._get(Organizer, organizer_id, "organizer", scope)
+
+    def event(self, event_id: str, scope: Scope = ANYONE) -> PaidEvent:
+        return self._get(PaidEvent, event_id, "event", scope)
+
+    def registration(self, registration_id: str, scope: Scope = ANYONE) -> Registration:
+        return self._get(Registration, registration_id, "registration", scope)
+
+    def capacity_of(self, event: PaidEvent) -> int:
+        return self.organizer(event.organizer_id).plan_size
+
+    # --- organizers --------------------------------------------------------------------
+
+    def register_organizer(
+        self, *, name: str, country: str, plan_size: int, new_id: UUID | None = None
+    ) -> Organizer:
+        uid = new_id or uuid.uuid4()
+        existing = self._exists(uid)
+        if isinstance(existing, Organizer):
+            return existing
+        organizer = Organizer.register(id=uid, name=name, country=country, plan_size=plan_size)
+        self._save_new(organizer)
+        return organizer
+
+    def change_plan(
+        self, organizer_id: str, plan_size: int, *, expected_version: int | None = None
+    ) -> Organizer:
+        def run() -> Organizer:
+            organizer = self.organizer(organizer_id)
+            self._check_version(organizer, expected_version)
+            organizer.change_plan(plan_size)
+            self.store.save(organizer)
+            return organizer
+
+        return self._retrying(parse_uuid(organizer_id, "organizer"), run)
+
+    def connect_provider(
+        self, organizer_id: str, *, provider: str, masked: Mapping[str, str],
+        store_secrets: Callable[[str], None], scope: Scope = ANYONE,
+        connection_id: str | None = None,
+    ) -> tuple[Organizer, str]:
+        """Record a provider connection.  ``store_secrets`` persists the encrypted
+        credentials under the new connection id before the event is saved, so a
+        connection event never exists without its credentials."""
+        cid = connection_id or str(uuid.uuid4())
+
+        def run() -> tuple[Organizer, str]:
+            organizer = self.organizer(organizer_id, scope)
+            if cid in organizer.connections:
+                return organizer, cid
+            check_provider_country(provider, organizer.country)
+            store_secrets(cid)
+            organizer.connect_provider(cid, provider, dict(masked))
+            self.store.save(organizer)
+            return organizer, cid
+
+        return self._retrying(parse_uuid(organizer_id, "organizer"), run)
+
+    # --- events ------------------------------------------------------------------------
+
+    def create_event(
+        self, *, organizer_id: str, title: str, description: str, sessions: list[datetime],
+        timezone: str, permanent: bool, price: Money, provider: str, scope: Scope = ANYONE,
+        new_id: UUID | None = None,
+    ) -> PaidEvent:
+        organizer = self.organizer(organizer_id, scope)
+        uid = new_id or uuid.uuid4()
+        existing = self._exists(uid)
+        if isinstance(existing, PaidEvent):
+            return existing
+        check_provider_country(provider, organizer.country)
+        check_price(price, provider)
+        connection_id = organizer.connection_for(provider)
+        if connection_id is None:
+            raise ProviderNotConnected(
+                f"connect {provider} before creating an event paid through it", field="provider"
+            )
+        paid_event = PaidEvent.create(
+            id=uid, organizer_id=organizer_id, title=title, description=description,
+            timezone=timezone, permanent=permanent,
+            sessions=[
+                {"id": f"s{i + 1}", "starts_at": s.astimezone(UTC).isoformat()}
+                for i, s in enumerate(sorted(sessions))
+            ],
+            price_minor=price.minor, currency=price.currency, provider=provider,
+            connection_id=connection_id,
+        )
+        self._save_new(paid_event)
+        return paid_event
+
+    def edit_event(
+        self, event_id: str, *, title: str | None, description: str | None, scope: Scope,
+        expected_version: int | None = None,
+    ) -> PaidEvent:
+        def run() -> PaidEvent:
+            paid_event = self.event(event_id, scope)
+            self._check_version(paid_event, expected_version)
+            paid_event.edit(title, description)
+            self.store.save(paid_event)
+            return paid_event
+
+        return self._retrying(parse_uuid(event_id, "event"), run)
+
+    def reschedule(
+        self, event_id: str, *, starts_at: datetime, session_id: str | None, scope: Scope,
+        expected_version: int | None = None,
+    ) -> PaidEvent:
+        def run() -> PaidEvent:
+            paid_event = self.event(event_id, scope)
+            self._check_version(paid_event, expected_version)
+            paid_event.reschedule(starts_at.astimezone(UTC), session_id)
+            self.store.save(paid_event)
+            return paid_event
+
+        return self._retrying(parse_uuid(event_id, "event"), run)
+
+    def cancel_event(
+        self, event_id: str, *, reason: str, scope: Scope, expected_version: int | None = None
+    ) -> PaidEvent:
+        """R15: the event and every open registration close in one transaction;
+        paid ones become ``refund_due``."""
+
+        def run() -> PaidEvent:
+            paid_event = self.event(event_id, scope)
+            self._check_version(paid_event, expected_version)
+            paid_event.cancel(reason)
+            registrations = [self.registration(rid) for rid in paid_event.registrations]
+            for registration in registrations:
+                registration.cancel(reason)
+            self.store.save(paid_event, *registrations)
+            return paid_event
+
+        return self._retrying(parse_uuid(event_id, "event"), run)
+
+    # --- registrations ----------------------------------------------------------------
+
+    def register_participant(
+        self, event_id: str, *, name: str, email: str, fields: Mapping[str, str],
+        language: str | None = None, new_id: UUID | None = None,
+    ) -> Registration:
+        """Hold a seat (R9) and record the registration, atomically."""
+        uid = new_id or uuid.uuid4()
+
+        def run() -> Registration:
+            existing = self._exists(uid)
+            if isinstance(existing, Registration):
+                return existing
+            paid_event = self.event(event_id)
+            now = self.clock()
+            paid_event.hold_seat(
+                str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + self.seat_hold
+            )
+            registration = Registration.register(
+                id=uid, event_id=str(paid_event.id), organizer_id=paid_event.organizer_id,
+                name=name, email=email, fields=dict(fields), language=language,
+                price_minor=paid_event.price_minor, currency=paid_event.currency,
+                provider=paid_event.provider,
+            )
+            self.store.save(paid_event, registration)
+            return registration
+
+        return self._retrying(parse_uuid(event_id, "event"), run)
+
+    def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
+        def run() -> Registration:
+            registration = self.registration(registration_id)
+            registration.start_checkout(provider, url, reference)
+            self.store.save(registration)
+            return registration
+
+        return self._retrying(parse_uuid(registration_id, "registration"), run)
+
+    def record_payment(
+        self, registration_id: str, *, amount: Money, provider: str, reference: str,
+        scope: Scope = ANYONE, exact: bool = True, expected_version: int | None = None,
+    ) -> Registration:
+        """Money received is a fact (R9): it is recorded even when no seat is left,
+        and then owed back (``refund_due``, reason ``capacity_exhausted``)."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id, scope)
+            self._check_version(registration, expected_version)
+            if registration.has_payment(provider, reference):
+                return registration
+            paid_event = self.event(registration.event_id)
+            granted = False
+            if registration.is_open and paid_event.status == "scheduled":
+                granted = paid_event.sell_seat(
+                    str(registration.id), capacity=self.capacity_of(paid_event), now=self.clock()
+                )
+            registration.record_payment(
+                amount, provider, reference, seat_granted=granted, exact=exact
+            )
+            self.store.save(registration, paid_event)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    def record_payment_failure(self, registration_id: str, *, reason: str, reference: str) -> Registration:
+        """A failed or expired checkout gives its held seat back."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id)
+            paid_event = self.event(registration.event_id)
+            if registration.record_payment_failure(reason, reference) and (
+                str(registration.id) not in paid_event.sold
+            ):
+                paid_event.release_seat(str(registration.id), reason)
+            self.store.save(registration, paid_event)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    def confirm(self, registration_id: str, *, scope: Scope, expected_version: int | None = None) -> Registration:
+        """R14: confirming an unpaid participant gives them a seat, if one is left."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id, scope)
+            self._check_version(registration, expected_version)
+            paid_event = self.event(registration.event_id)
+            if paid_event.status == "cancelled":
+                raise InvalidState("the event is cancelled")
+            if not registration.confirmed and registration.is_open and not paid_event.sell_seat(
+                str(registration.id), capacity=self.capacity_of(paid_event), now=self.clock()
+            ):
+                raise CapacityExhausted("no seat is left to confirm this participant (R9)")
+            registration.confirm()
+            self.store.save(registration, paid_event)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    def reject(
+        self, registration_id: str, *, reason: str, scope: Scope, expected_version: int | None = None
+    ) -> Registration:
+        """R15: the seat goes back; money received becomes ``refund_due``."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id, scope)
+            self._check_version(registration, expected_version)
+            paid_event = self.event(registration.event_id)
+            registration.reject(reason)
+            paid_event.release_seat(str(registration.id), "rejected")
+            self.store.save(registration, paid_event)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    def request_resend(
+        self, registration_id: str, *, scope: Scope, expected_version: int | None = None
+    ) -> Registration:
+        def run() -> Registration:
+            registration = self.registration(registration_id, scope)
+            self._check_version(registration, expected_version)
+            registration.request_resend()
+            self.store.save(registration)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    def record_refund(
+        self, registration_id: str, *, amount: Money, reference: str, scope: Scope = ANYONE,
+        expected_version: int | None = None,
+    ) -> Registration:
+        def run() -> Registration:
+            registration = self.registration(registration_id, scope)
+            self._check_version(registration, expected_version)
+            if registration.has_refund(reference):
+                return registration
+            paid_event = self.event(registration.event_id)
+            if registration.record_refund(amount, reference):
+                paid_event.release_seat(str(registration.id), "refunded")
+            self.store.save(registration, paid_event)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _retrying_for_registration(self, registration_id: str, run: Callable[[], T]) -> T:
+        """Registration commands also touch their event's seats: serialize on the
+        event so the in-process lock matches the aggregate that conflicts."""
+        registration = self.registration(registration_id)
+        return self._retrying(parse_uuid(registration.event_id, "event"), run)
+
+    def _save_new(self, aggregate: Any) -> None:
+        try:
+            self.store.save(aggregate)
+        except RecordConflictError:
+            raise VersionConflict("created concurrently by an identical request") from None
