@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 
 SCHEMA_LOCK_KEY = 0x1ED6E7  # advisory lock id for DDL
 
+#: The project's own DDL, applied in this order at start-up.  Each component
+#: that owns tables (read models, worker positions, inboxes) has its file here.
+SCHEMA_FILES: tuple[tuple[str, str], ...] = (
+    ("ledger", "schema.sql"),
+    ("projections", "schema.sql"),
+    ("workers", "relay.sql"),
+    ("workers", "notify.sql"),
+    ("ledger.providers", "inbox.sql"),
+)
+
 
 def embedded_server_url(data_dir: Path, *, stop_on_exit: bool = True) -> str:
     """Start (or attach to) the embedded server in ``data_dir/pg``; return its URL."""
@@ -95,8 +105,14 @@ class Database:
         self.pool.close()
 
     def create_schema(self) -> None:
-        """Apply ``ledger/schema.sql``; the caller holds the schema advisory lock
-        (see ``entrypoints.bootstrap``) so concurrent starts do not race."""
-        ddl = resources.files("ledger").joinpath("schema.sql").read_text()
+        """Apply every ``SCHEMA_FILES`` entry that exists; the caller holds the
+        schema advisory lock (see ``entrypoints.bootstrap``) so concurrent starts
+        do not race.  Each file is idempotent (IF NOT EXISTS)."""
         with self.pool.connection() as conn:
-            conn.execute(ddl)  # type: ignore[arg-type]
+            for package, filename in SCHEMA_FILES:
+                try:
+                    path = resources.files(package).joinpath(filename)
+                except ModuleNotFoundError:
+                    continue
+                if path.is_file():
+                    conn.execute(path.read_text())  # type: ignore[call-overload]

@@ -112,10 +112,10 @@ def organizer_id_of(store: LedgerStore, aggregate_id: str) -> str:
     always names it) and cached: aggregates never change owner."""
     found = _organizer_cache.get(aggregate_id)
     if found is None:
-        first = store.event_store.recorder.select_events(UUID(aggregate_id), lte=1, limit=1)
+        first = store.recorder.select_events(UUID(aggregate_id), lte=1, limit=1)
         if not first:
             return ""
-        created = store.mapper.to_domain_event(first[0])
+        created: Any = store.mapper.to_domain_event(first[0])
         found = aggregate_id if isinstance(created, Organizer.Registered) else str(created.organizer_id)
         if len(_organizer_cache) > 100_000:
             _organizer_cache.clear()
@@ -124,7 +124,7 @@ def organizer_id_of(store: LedgerStore, aggregate_id: str) -> str:
 
 
 def to_item(store: LedgerStore, notification: Notification) -> LogItem:
-    domain_event = store.mapper.to_domain_event(notification)
+    domain_event: Any = store.mapper.to_domain_event(notification)
     public_type, aggregate_type = PUBLIC_TYPES[type(domain_event)]
     data = {k: _jsonable(v) for k, v in domain_event.__dict__.items() if k not in _ENVELOPE_FIELDS}
     aggregate_id = str(notification.originator_id)

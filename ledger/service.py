@@ -114,7 +114,7 @@ class LedgerService:
     def _get(self, cls: type[T], aggregate_id: str | UUID, what: str, scope: Scope) -> T:
         uid = parse_uuid(aggregate_id, what)
         try:
-            aggregate = self.store.repository.get(uid)
+            aggregate: Any = self.store.repository.get(uid)
         except AggregateNotFoundError:
             raise NotFound(f"no {what} {aggregate_id}") from None
         if not isinstance(aggregate, cls):

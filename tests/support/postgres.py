@@ -19,6 +19,8 @@ _counter = itertools.count()
 
 
 class TestServer:
+    __test__ = False  # a fixture helper, not a test class
+
     def __init__(self) -> None:
         external = os.environ.get("LEDGER_TEST_DATABASE_URL")
         if external:

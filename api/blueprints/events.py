@@ -1,0 +1,134 @@
+"""Paid events: create, read, edit (never the price, R7), reschedule, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import authenticated
+from api.context import current_ledger
+from api.idempotency import derived_id
+from api.responses import if_match, json_response
+from api.schemas import (
+    EventCreateSchema,
+    EventPatchSchema,
+    EventSchema,
+    ReasonSchema,
+    RescheduleSchema,
+    money_from,
+)
+from ledger.domain.paid_event import PaidEvent
+from ledger.errors import PriceImmutable, ValidationFailed
+
+blp = Blueprint("events", __name__, url_prefix="/v1", description="Paid events")
+
+
+def event_json(paid_event: PaidEvent) -> dict[str, Any]:
+    ledger = current_ledger()
+    capacity = ledger.service.capacity_of(paid_event)
+    return {
+        "id": str(paid_event.id),
+        "version": paid_event.version,
+        "organizer_id": paid_event.organizer_id,
+        "title": paid_event.title,
+        "description": paid_event.description,
+        "status": paid_event.status,
+        "permanent": paid_event.permanent,
+        "timezone": paid_event.timezone,
+        "starts_at": paid_event.starts_at,
+        "sessions": paid_event.sessions,
+        "price": paid_event.price.as_dict(),
+        "provider": paid_event.provider,
+        "cancel_reason": paid_event.cancel_reason,
+        "created_at": paid_event.created_on.isoformat(),
+        **paid_event.summary(capacity, ledger.service.clock()),
+    }
+
+
+@blp.route("/events")
+class Events(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(EventCreateSchema)
+    @blp.response(201, EventSchema)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create a paid event: one price in one currency, fixed forever (R5–R7)."""
+        principal = g.principal
+        organizer_id = principal.organizer_id or request.args.get("organizer", "")
+        if not organizer_id:
+            raise ValidationFailed({"organizer": ["an admin names the organizer: ?organizer=ID"]})
+        sessions: list[datetime] = [s["starts_at"] for s in body["sessions"] or []]
+        if body["starts_at"] is not None:
+            sessions = sessions or [body["starts_at"]]
+        if not sessions:
+            raise ValidationFailed({"starts_at": ["starts_at or sessions is required"]})
+        price = money_from(body["price"], "price.amount")
+        paid_event = current_ledger().service.create_event(
+            organizer_id=organizer_id, title=body["title"], description=body["description"],
+            sessions=sessions, timezone=body["timezone"], permanent=body["permanent"],
+            price=price, provider=body["provider"], scope=principal.scope,
+            new_id=derived_id("event"),
+        )
+        return json_response(event_json(paid_event), 201, version=paid_event.version,
+                             location=f"/v1/events/{paid_event.id}")
+
+
+@blp.route("/events/<event_id>")
+class EventResource(MethodView):
+    @authenticated("organizer", "finance")
+    @blp.response(200, EventSchema)
+    def get(self, event_id: str) -> Any:
+        """The event with tickets sold and left."""
+        paid_event = current_ledger().service.event(event_id, g.principal.scope)
+        return json_response(event_json(paid_event), version=paid_event.version)
+
+    @authenticated("organizer")
+    @blp.arguments(EventPatchSchema)
+    @blp.response(200, EventSchema)
+    def patch(self, body: dict[str, Any], event_id: str) -> Any:
+        """Edit title or description.  Any price field is refused (R7)."""
+        service = current_ledger().service
+        paid_event = service.event(event_id, g.principal.scope)
+        if any(k in body for k in ("price", "amount", "currency")):
+            raise PriceImmutable(
+                "the price can never change; cancel the event and create a new one (R7)",
+                field="price",
+            )
+        unknown = sorted(set(body) - {"title", "description"})
+        if unknown:
+            raise ValidationFailed({k: ["unknown field"] for k in unknown})
+        paid_event = service.edit_event(
+            str(paid_event.id), title=body.get("title"), description=body.get("description"),
+            scope=g.principal.scope, expected_version=if_match(),
+        )
+        return json_response(event_json(paid_event), version=paid_event.version)
+
+
+@blp.route("/events/<event_id>/reschedule")
+class Reschedule(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(RescheduleSchema)
+    @blp.response(200, EventSchema)
+    def post(self, body: dict[str, Any], event_id: str) -> Any:
+        """Move the event (or one session); every participant is notified (R13)."""
+        paid_event = current_ledger().service.reschedule(
+            event_id, starts_at=body["starts_at"], session_id=body["session_id"],
+            scope=g.principal.scope, expected_version=if_match(),
+        )
+        return json_response(event_json(paid_event), version=paid_event.version)
+
+
+@blp.route("/events/<event_id>/cancel")
+class Cancel(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, EventSchema)
+    def post(self, body: dict[str, Any], event_id: str) -> Any:
+        """Cancel: every participant notified; paid ones become refund_due (R15)."""
+        paid_event = current_ledger().service.cancel_event(
+            event_id, reason=body["reason"], scope=g.principal.scope, expected_version=if_match()
+        )
+        return json_response(event_json(paid_event), version=paid_event.version)

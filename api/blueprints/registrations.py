@@ -1,0 +1,139 @@
+"""Registrations: the public sign-up, and the organizer's decisions on each one
+(payments seen outside webhooks, confirm, reject, resend, refunds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import authenticated
+from api.context import current_ledger
+from api.idempotency import derived_id
+from api.responses import if_match, json_response
+from api.schemas import (
+    PaymentSchema,
+    ReasonSchema,
+    RefundSchema,
+    RegistrationCreateSchema,
+    RegistrationSchema,
+    money_from,
+)
+from ledger.domain.registration import Registration
+
+blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Registrations")
+
+
+def registration_json(registration: Registration) -> dict[str, Any]:
+    return registration.as_dict()
+
+
+@blp.route("/events/<event_id>/registrations")
+class Registrations(MethodView):
+    @blp.arguments(RegistrationCreateSchema)
+    @blp.response(201, RegistrationSchema)
+    def post(self, body: dict[str, Any], event_id: str) -> Any:
+        """Register for a paid event (public).  Holds a seat while the checkout is
+        open (R9) and answers with where to pay."""
+        ledger = current_ledger()
+        registration = ledger.service.register_participant(
+            event_id, name=body["name"], email=body["email"], fields=body["fields_"],
+            language=body["language"], new_id=derived_id("registration"),
+        )
+        checkout: dict[str, Any] = {"provider": registration.provider, "url": None}
+        start_checkout = ledger.extras.get("start_checkout")
+        if registration.provider != "manual" and start_checkout is not None:
+            registration, checkout = start_checkout(registration)
+        payload = {
+            "id": str(registration.id),
+            "version": registration.version,
+            "event_id": registration.event_id,
+            "status": registration.status,
+            "price": registration.price.as_dict(),
+            "checkout": checkout,
+        }
+        return json_response(payload, 201, version=registration.version,
+                             location=f"/v1/registrations/{registration.id}")
+
+
+@blp.route("/registrations/<registration_id>")
+class RegistrationResource(MethodView):
+    @authenticated("organizer", "finance")
+    @blp.response(200, RegistrationSchema)
+    def get(self, registration_id: str) -> Any:
+        """One registration, its status and money fields."""
+        registration = current_ledger().service.registration(registration_id, g.principal.scope)
+        return json_response(registration_json(registration), version=registration.version)
+
+
+def _respond(registration: Registration) -> Any:
+    return json_response(registration_json(registration), version=registration.version)
+
+
+@blp.route("/registrations/<registration_id>/payments")
+class Payments(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(PaymentSchema)
+    @blp.response(200, RegistrationSchema)
+    def post(self, body: dict[str, Any], registration_id: str) -> Any:
+        """Record a payment seen outside the webhooks (bank transfer, cash…)."""
+        registration = current_ledger().service.record_payment(
+            registration_id, amount=money_from(body["amount"], "amount.amount"),
+            provider=body["provider"], reference=body["reference"], scope=g.principal.scope,
+            expected_version=if_match(),
+        )
+        return _respond(registration)
+
+
+@blp.route("/registrations/<registration_id>/confirm")
+class Confirm(MethodView):
+    @authenticated("organizer")
+    @blp.response(200, RegistrationSchema)
+    def post(self, registration_id: str) -> Any:
+        """Confirm a participant by hand (R14)."""
+        registration = current_ledger().service.confirm(
+            registration_id, scope=g.principal.scope, expected_version=if_match()
+        )
+        return _respond(registration)
+
+
+@blp.route("/registrations/<registration_id>/reject")
+class Reject(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, RegistrationSchema)
+    def post(self, body: dict[str, Any], registration_id: str) -> Any:
+        """Reject a participant: notified; if paid, refund_due (R15)."""
+        registration = current_ledger().service.reject(
+            registration_id, reason=body["reason"], scope=g.principal.scope,
+            expected_version=if_match(),
+        )
+        return _respond(registration)
+
+
+@blp.route("/registrations/<registration_id>/resend-confirmation")
+class Resend(MethodView):
+    @authenticated("organizer")
+    @blp.response(202, RegistrationSchema)
+    def post(self, registration_id: str) -> Any:
+        """Send the payment confirmation e-mail again (R12)."""
+        registration = current_ledger().service.request_resend(
+            registration_id, scope=g.principal.scope, expected_version=if_match()
+        )
+        return json_response(registration_json(registration), 202, version=registration.version)
+
+
+@blp.route("/registrations/<registration_id>/refunds")
+class Refunds(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(RefundSchema)
+    @blp.response(201, RegistrationSchema)
+    def post(self, body: dict[str, Any], registration_id: str) -> Any:
+        """Record a refund made at the provider (R15); never more than was paid."""
+        registration = current_ledger().service.record_refund(
+            registration_id, amount=money_from(body["amount"], "amount.amount"),
+            reference=body["reference"], scope=g.principal.scope, expected_version=if_match(),
+        )
+        return json_response(registration_json(registration), 201, version=registration.version)

@@ -1,0 +1,98 @@
+"""``ledger run``: everything in one supervised process group.
+
+Embedded PostgreSQL and the embedded broker are started here (unless
+configured externally); the API and each worker run as child processes
+(``ledger serve``, ``ledger worker NAME``) pointed at them.  A child that dies
+is restarted after a short back-off — every worker is restartable at any line.
+Ctrl-C (SIGINT) or SIGTERM stops the children, then the servers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import click
+
+from ledger.config import Settings
+
+RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env, start_new_session=False)  # noqa: S603
+        self.started_at = time.monotonic()
+
+
+def run(settings: Settings, *, admin_token: str, database_url: str, workers: list[str]) -> None:
+    env = dict(os.environ)
+    env["LEDGER_DATABASE_URL"] = database_url
+    env["LEDGER_DATA_DIR"] = str(settings.data_dir)
+    env["LEDGER_SECRET_KEY"] = settings.secret_key.hex()
+    broker = None
+    if settings.kafka_bootstrap is None and "relay" in workers:
+        from workers.broker import EmbeddedBroker  # type: ignore[import-not-found,unused-ignore]
+
+        broker = EmbeddedBroker.start(settings.data_dir)
+        env["LEDGER_KAFKA_BOOTSTRAP"] = broker.bootstrap
+    ledger_bin = [sys.executable, "-m", "entrypoints.cli"]
+    children = [Child("api", [*ledger_bin, "serve"])]
+    children += [Child(name, [*ledger_bin, "worker", name]) for name in workers]
+    for child in children:
+        child.start(env)
+
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"Ledger API:   {settings.public_url}/  (OpenAPI: {settings.public_url}/openapi.json)")
+    click.echo(f"Web pages:    {settings.public_url}/app/login")
+    if "LEDGER_KAFKA_BOOTSTRAP" in env:
+        click.echo(f"Kafka:        {env['LEDGER_KAFKA_BOOTSTRAP']} topic {settings.kafka_topic}")
+    click.echo(f"E-mails:      {settings.smtp_url or settings.outbox_dir}")
+    click.echo(f"Workers:      {', '.join(workers) or 'none'}")
+    click.echo(f"Admin token:  {admin_token}")
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None or stopping:
+                    continue
+                delay = RESTART_BACKOFF_SECONDS[min(child.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
+                click.echo(f"{child.name} exited with {code}; restarting in {delay}s", err=True)
+                time.sleep(delay)
+                child.restarts += 1
+                child.start(env)
+    finally:
+        for child in children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 10
+        for child in children:
+            if child.process:
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+        if broker is not None:
+            broker.stop()
+        click.echo("stopped")
