@@ -43,6 +43,7 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Registration.CheckoutStarted: ("CheckoutStarted", "registration"),
     Registration.PaymentRecorded: ("PaymentRecorded", "registration"),
     Registration.PaymentFailed: ("PaymentFailed", "registration"),
+    Registration.PaymentMismatched: ("PaymentMismatched", "registration"),
     Registration.Confirmed: ("ParticipantConfirmed", "registration"),
     Registration.Rejected: ("ParticipantRejected", "registration"),
     Registration.Cancelled: ("RegistrationCancelled", "registration"),

@@ -338,6 +338,20 @@ class LedgerService:
 
         return self._retrying_for_registration(registration_id, run)
 
+    def record_payment_mismatch(
+        self, registration_id: str, *, amount: Money, provider: str, reference: str
+    ) -> Registration:
+        """A provider says money arrived that is not the price: kept for the
+        organizer to resolve, never counted as a normal payment."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id)
+            if registration.record_payment_mismatch(amount, provider, reference):
+                self.store.save(registration)
+            return registration
+
+        return self._retrying_for_registration(registration_id, run)
+
     def record_payment_failure(self, registration_id: str, *, reason: str, reference: str) -> Registration:
         """A failed or expired checkout gives its held seat back."""
 

