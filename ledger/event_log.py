@@ -49,6 +49,7 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Registration.Cancelled: ("RegistrationCancelled", "registration"),
     Registration.ConfirmationResendRequested: ("ConfirmationResendRequested", "registration"),
     Registration.RefundRecorded: ("RefundRecorded", "registration"),
+    Registration.EmailDeliveryFailed: ("EmailDeliveryFailed", "registration"),
 }
 
 TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}

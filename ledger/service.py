@@ -284,7 +284,9 @@ class LedgerService:
         uid = new_id or uuid.uuid4()
 
         def run() -> Registration:
-            existing = self._exists(uid)
+            # A fresh random id cannot exist yet: only a derived id (a retried
+            # request) is worth a look-up.
+            existing = self._exists(uid) if new_id is not None else None
             if isinstance(existing, Registration):
                 return existing
             paid_event = self.event(event_id)
@@ -413,6 +415,23 @@ class LedgerService:
             return registration
 
         return self._retrying_for_registration(registration_id, run)
+
+    def record_email_delivery_failure(
+        self, registration_id: str, *, message_id: str, kind: str, smtp_code: int | None, reason: str
+    ) -> Registration:
+        """The notify worker's report that an e-mail cannot be delivered: recorded
+        on the registration, so the organizer sees it in GET /v1/registrations/{id}.
+        Idempotent per ``message_id``."""
+
+        def run() -> Registration:
+            registration = self.registration(registration_id)
+            if registration.record_email_failure(
+                message_id=message_id, kind=kind, smtp_code=smtp_code, reason=reason
+            ):
+                self.store.save(registration)
+            return registration
+
+        return self._retrying(parse_uuid(registration_id, "registration"), run)
 
     def record_refund(
         self, registration_id: str, *, amount: Money, reference: str, scope: Scope = ANYONE,

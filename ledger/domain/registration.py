@@ -72,6 +72,7 @@ class Registration(Aggregate):
         self.closed_reason: str | None = None
         self.close_note: str | None = None
         self.resends = 0
+        self.email_failures: list[dict[str, Any]] = []
 
     @classmethod
     def register(cls, *, id: UUID, **kwargs: Any) -> Registration:
@@ -274,6 +275,33 @@ class Registration(Aggregate):
     def _resend_requested(self) -> None:
         self.resends += 1
 
+    # --- e-mail delivery (R11-R15) ---------------------------------------------------
+
+    class EmailDeliveryFailed(Aggregate.Event):
+        """The notify worker could not deliver an e-mail to this participant: the
+        mail server refused it permanently (5xx), or kept deferring it for days.
+        Shown to the organizer on the registration; it changes no status."""
+
+        message_id: str
+        kind: str
+        smtp_code: int | None
+        reason: str
+
+    def record_email_failure(self, *, message_id: str, kind: str, smtp_code: int | None, reason: str) -> bool:
+        """Idempotent per Message-ID: after a crash the worker may report the same
+        failure twice; the second report returns False and records nothing."""
+        if any(f["message_id"] == message_id for f in self.email_failures):
+            return False
+        self._email_delivery_failed(message_id=message_id, kind=kind, smtp_code=smtp_code, reason=reason)
+        return True
+
+    @event(EmailDeliveryFailed)
+    def _email_delivery_failed(self, message_id: str, kind: str, smtp_code: int | None, reason: str) -> None:
+        self.email_failures.append(
+            {"message_id": message_id, "kind": kind, "smtp_code": smtp_code, "reason": reason,
+             "at": self.modified_on.isoformat()}
+        )
+
     # --- refunds (R15) --------------------------------------------------------------
 
     class RefundRecorded(Aggregate.Event):
@@ -349,6 +377,7 @@ class Registration(Aggregate):
                 for r in self.refunds
             ],
             "payment_failures": list(self.failures),
+            "email_failures": list(self.email_failures),
             "payment_mismatches": [
                 {"amount": Money(m["amount_minor"], m["currency"]).as_dict(), "provider": m["provider"],
                  "reference": m["reference"]} for m in self.mismatches

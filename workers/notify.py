@@ -1,0 +1,165 @@
+"""The notify worker (``ledger worker notify``): participant e-mails, R11–R15.
+
+Two steps, two threads, one process:
+
+* **plan** (this thread) — follows the notification log through LISTEN/NOTIFY
+  (the event store's subscription) and, for each fact, records in one
+  transaction the e-mails it implies, the access tokens it issues or revokes
+  and the new position (workers/notify_planner.py).  Exactly one planned
+  e-mail per fact, across any crash.
+* **send** (a second thread) — delivers planned e-mails through SMTP, or into
+  ``.eml`` files when ``LEDGER_SMTP_URL`` is unset, marking each ``sent`` in the
+  transaction that holds its row lock (workers/notify_sender.py).  A crash
+  between the server's ``250`` and that commit means one re-send with the same
+  Message-ID — never zero.  The planner wakes the sender, so a payment's
+  confirmation leaves within milliseconds.
+
+Transient SMTP failures are retried with backoff (per row for a recipient's
+4xx, globally while the relay is down) without blocking other participants'
+mail; a permanent 5xx is recorded on the registration
+(:func:`record_delivery_failure`) and the worker moves on.  ``run`` returns
+within about a second of ``stop`` being set.  Several notify processes may run
+at once: the planner serialises on its position row and senders skip rows
+another sender holds.  See docs/emails.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from workers.mailer import Mailer, OutboxMailer, SmtpMailer
+from workers.notify_planner import Planner
+from workers.notify_sender import DeliveryFailure, Outcome, Sender
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Ledger
+
+log = logging.getLogger(__name__)
+
+
+def record_delivery_failure(ledger: Ledger, failure: DeliveryFailure) -> None:
+    """Make a permanent delivery failure visible to the organizer: an
+    ``EmailDeliveryFailed`` event on the registration, which
+    ``GET /v1/registrations/{id}`` shows.
+
+    The one seam between this worker and the domain.  The service command is
+    idempotent per ``message_id`` (a crash after recording and before the
+    outbox row is closed repeats the call).
+    """
+    ledger.service.record_email_delivery_failure(
+        failure.registration_id, message_id=failure.message_id, kind=failure.kind,
+        smtp_code=failure.smtp_code, reason=failure.reason,
+    )
+
+
+def default_mailer(ledger: Ledger) -> Mailer:
+    """SMTP when ``LEDGER_SMTP_URL`` is set, else ``.eml`` files in the outbox folder."""
+    if ledger.settings.smtp_url:
+        return SmtpMailer(ledger.settings.smtp_url, timeout=20.0)
+    return OutboxMailer(ledger.settings.outbox_dir)
+
+
+class NotifyWorker:
+    name = "notify"
+
+    def __init__(
+        self, ledger: Ledger, *, mailer_factory: Callable[[], Mailer] | None = None,
+        retry_base: float = 5.0, retry_max: float = 900.0, give_up_after: timedelta = timedelta(hours=72),
+        idle_poll: float = 5.0,
+    ) -> None:
+        self.ledger = ledger
+        self.mailer_factory = mailer_factory or (lambda: default_mailer(ledger))
+        self.planner = Planner(ledger)
+        self.sender = Sender(ledger, record_failure=lambda f: record_delivery_failure(ledger, f),
+                             retry_base=retry_base, retry_max=retry_max, give_up_after=give_up_after)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.idle_poll = idle_poll
+        self._wake = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        halt = threading.Event()
+        sender = threading.Thread(target=self._send_loop, args=(halt,), name="notify-send", daemon=True)
+        sender.start()
+        try:
+            self._plan_loop(stop)
+        finally:
+            halt.set()
+            self._wake.set()
+            sender.join(timeout=30)
+
+    # --- plan --------------------------------------------------------------------------
+
+    def _plan_loop(self, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                self._follow(stop)
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(self.retry_max, self.retry_base * 2 ** min(failures - 1, 10))
+                log.exception("notify: following the event log failed; again in %.1fs", delay)
+                stop.wait(delay)
+
+    def _follow(self, stop: threading.Event) -> None:
+        """Plan every notification after the stored position, then each new one
+        as it commits.  A watcher stops the subscription when ``stop`` is set,
+        because the subscription's iterator blocks until the next event."""
+        after = self.planner.position()
+        with self.ledger.store.recorder.subscribe(gt=after) as subscription:
+            done = threading.Event()
+
+            def stop_subscription() -> None:
+                while not done.is_set():
+                    if stop.wait(0.2):
+                        subscription.stop()
+                        return
+
+            watcher = threading.Thread(target=stop_subscription, name="notify-stop", daemon=True)
+            watcher.start()
+            try:
+                self._wake.set()  # send what earlier runs planned but did not send
+                for notification in subscription:
+                    if stop.is_set():
+                        break
+                    if self.planner.handle(notification):
+                        self._wake.set()
+            finally:
+                done.set()
+
+    # --- send ----------------------------------------------------------------------------
+
+    def _send_loop(self, halt: threading.Event) -> None:
+        mailer = self.mailer_factory()
+        outage = 0
+        try:
+            while not halt.is_set():
+                self._wake.clear()
+                try:
+                    result = self.sender.send_next(mailer)
+                except Exception:  # database trouble: the row stays pending
+                    log.exception("notify: sending failed; retrying")
+                    halt.wait(min(self.retry_max, self.retry_base))
+                    continue
+                if result.outcome is Outcome.SERVER_DOWN:
+                    outage += 1
+                    halt.wait(self.sender.backoff(outage))  # new mail must not cut this short
+                    continue
+                outage = 0
+                if result.outcome is Outcome.IDLE:
+                    mailer.close()  # do not keep an idle SMTP connection for the server to drop
+                    timeout = self.idle_poll if result.next_due_in is None else min(
+                        self.idle_poll, result.next_due_in + 0.01)
+                    self._wake.wait(timeout)
+        finally:
+            mailer.close()
+
+
+def build(ledger: Ledger) -> NotifyWorker:
+    """``ledger worker notify`` (workers/base.py)."""
+    return NotifyWorker(ledger)

@@ -1,0 +1,214 @@
+"""What e-mails each fact implies (R11–R15), decided in log order.
+
+For every notification the planner, in **one** PostgreSQL transaction:
+
+1. locks its position row (``notify_position``) and skips the notification if
+   another notify process already passed it;
+2. writes the e-mails the fact implies into ``notify_outbox`` (``pending``),
+   each under a ``dedupe_key`` that names the fact — so one fact is one e-mail
+   whatever happens, and a registration that becomes paid *and* confirmed gets
+   one confirmation (``confirmation:<registration>``);
+3. issues or revokes access-token hashes and keeps ``notify_registrations`` (who
+   is still open, for R13 fan-out) up to date;
+4. advances the position.
+
+A crash before the commit loses nothing (the notification is read again); after
+it, nothing is planned twice.  Sending is a separate step (workers/notify_sender.py).
+
+The planner reads aggregates *at the version of the event* where it matters
+(money amounts in a confirmation, a rejection, a cancellation), so what an
+e-mail says does not depend on how far behind the worker is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Notification
+from psycopg.types.json import Jsonb
+
+from ledger import access_tokens
+from ledger.domain.paid_event import PaidEvent
+from ledger.domain.registration import Registration
+from ledger.event_log import LogItem, to_item
+from workers.email_templates import resolve_language
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Ledger
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+
+
+def mail_domain(public_url: str) -> str:
+    """The right-hand side of Message-IDs and of the From address."""
+    return urlparse(public_url).hostname or "ledger.localhost"
+
+
+@dataclass(frozen=True)
+class PlannedEmail:
+    dedupe_key: str
+    kind: str
+    registration_id: str
+    recipient: str
+    context: dict[str, Any]
+
+
+class Planner:
+    def __init__(self, ledger: Ledger, *, worker: str = "notify") -> None:
+        self.ledger = ledger
+        self.worker = worker
+        self.domain = mail_domain(ledger.settings.public_url)
+
+    def position(self) -> int:
+        with self.ledger.db.transaction() as conn:
+            row = conn.execute("SELECT position FROM notify_position WHERE worker = %s",
+                               (self.worker,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def handle(self, notification: Notification) -> int:
+        """Plan one notification; return how many e-mails it added."""
+        try:
+            item: LogItem | None = to_item(self.ledger.store, notification)
+        except KeyError:  # an event type this checkout does not publish: nothing to send
+            item = None
+        with self.ledger.db.transaction() as conn:
+            conn.execute("INSERT INTO notify_position (worker, position) VALUES (%s, 0)"
+                         " ON CONFLICT DO NOTHING", (self.worker,))
+            row = conn.execute("SELECT position FROM notify_position WHERE worker = %s FOR UPDATE",
+                               (self.worker,)).fetchone()
+            assert row is not None
+            if int(row[0]) >= notification.id:
+                return 0  # another notify process got here first
+            planned = self._apply(conn, item) if item is not None else []
+            added = sum(self._insert(conn, item, email) for email in planned) if item else 0
+            conn.execute("UPDATE notify_position SET position = %s WHERE worker = %s",
+                         (notification.id, self.worker))
+        return added
+
+    # --- facts -----------------------------------------------------------------------
+
+    def _apply(self, conn: Conn, item: LogItem) -> list[PlannedEmail]:
+        event = item.domain_event
+        rid = item.aggregate_id
+        if isinstance(event, Registration.Registered):
+            conn.execute(
+                "INSERT INTO notify_registrations (registration_id, event_id, organizer_id, is_open)"
+                " VALUES (%s, %s, %s, true) ON CONFLICT (registration_id) DO NOTHING",
+                (rid, event.event_id, event.organizer_id),
+            )
+            return []
+        if isinstance(event, Registration.PaymentRecorded | Registration.Confirmed):
+            reg = self._registration_at(item)
+            self._set_open(conn, reg)
+            if not reg.keeps_ticket:
+                return []  # partial payment, or paid after the last seat went (R9): no ticket
+            self._issue(conn, reg, item.occurred_at)
+            return [self._email("confirmation", f"confirmation:{rid}", reg, {})]
+        if isinstance(event, Registration.ConfirmationResendRequested):
+            reg = self._registration_at(item)
+            self._issue(conn, reg, item.occurred_at)
+            return [self._email("resend", f"resend:{item.id}", reg, {})]
+        if isinstance(event, Registration.Rejected | Registration.Cancelled):
+            reg = self._registration_at(item)
+            before = self._registration_at(item, offset=1)
+            self._set_open(conn, reg)
+            reason = "rejected" if isinstance(event, Registration.Rejected) else "event_cancelled"
+            access_tokens.revoke_registration(conn, rid, reason=reason, at=item.occurred_at)
+            kind = "rejection" if reason == "rejected" else "cancellation"
+            extra = {"reason": event.reason, "had_ticket": before.keeps_ticket}
+            return [self._email(kind, f"{kind}:{item.id}", reg, extra)]
+        if isinstance(event, Registration.RefundRecorded):
+            reg = self._registration_at(item)
+            self._set_open(conn, reg)
+            if not reg.is_open:
+                access_tokens.revoke_registration(conn, rid, reason="refunded", at=item.occurred_at)
+            return []
+        if isinstance(event, PaidEvent.Rescheduled):
+            return self._reschedule(conn, item, event)
+        if isinstance(event, PaidEvent.Cancelled):
+            access_tokens.revoke_event(conn, rid, reason="event_cancelled", at=item.occurred_at)
+        return []
+
+    def _reschedule(self, conn: Conn, item: LogItem, event: PaidEvent.Rescheduled) -> list[PlannedEmail]:
+        """R13: every registration of the event still open at this point of the log."""
+        rows = conn.execute(
+            "SELECT registration_id FROM notify_registrations WHERE event_id = %s AND is_open"
+            " ORDER BY registration_id", (item.aggregate_id,),
+        ).fetchall()
+        paid_event: PaidEvent = self.ledger.store.repository.get(UUID(item.aggregate_id),
+                                                                 version=item.aggregate_version)
+        planned = []
+        for (rid,) in rows:
+            reg = self.ledger.service.registration(rid)
+            extra = {"session_id": event.session_id, "starts_at": event.starts_at,
+                     "previous_starts_at": event.previous_starts_at, "has_ticket": reg.keeps_ticket}
+            planned.append(self._email("reschedule", f"reschedule:{item.id}:{rid}", reg, extra,
+                                       paid_event=paid_event))
+        return planned
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _registration_at(self, item: LogItem, *, offset: int = 0) -> Registration:
+        reg: Registration = self.ledger.store.repository.get(UUID(item.aggregate_id),
+                                                             version=item.aggregate_version - offset)
+        assert isinstance(reg, Registration)
+        return reg
+
+    @staticmethod
+    def _set_open(conn: Conn, reg: Registration) -> None:
+        conn.execute(
+            "INSERT INTO notify_registrations (registration_id, event_id, organizer_id, is_open)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (registration_id) DO UPDATE SET is_open = EXCLUDED.is_open",
+            (str(reg.id), reg.event_id, reg.organizer_id, reg.is_open),
+        )
+
+    def _issue(self, conn: Conn, reg: Registration, at: datetime) -> None:
+        access_tokens.issue(conn, secret_key=self.ledger.settings.secret_key,
+                            registration_id=str(reg.id), event_id=reg.event_id, at=at)
+
+    def _email(self, kind: str, dedupe_key: str, reg: Registration, extra: dict[str, Any],
+               *, paid_event: PaidEvent | None = None) -> PlannedEmail:
+        """Everything the templates need, frozen now — except the token, which is
+        re-derived at send time so that it is never stored in clear."""
+        service = self.ledger.service
+        paid_event = paid_event or service.event(reg.event_id)
+        organizer = service.organizer(reg.organizer_id)
+        context = {
+            "language": resolve_language(reg.language, organizer.country),
+            "name": reg.name,
+            "organizer": organizer.name,
+            "registration_id": str(reg.id),
+            "event": {"id": str(paid_event.id), "title": paid_event.title,
+                      "timezone": paid_event.timezone, "permanent": paid_event.permanent,
+                      "sessions": [dict(s) for s in paid_event.sessions]},
+            "currency": reg.currency,
+            "provider": reg.provider,
+            "price_minor": reg.price_minor,
+            "paid_minor": reg.paid_minor,
+            "refunded_minor": reg.refunded_minor,
+            "refund_due_minor": reg.refund_due_minor,
+            **extra,
+        }
+        return PlannedEmail(dedupe_key=dedupe_key, kind=kind, registration_id=str(reg.id),
+                            recipient=reg.email, context=context)
+
+    def _insert(self, conn: Conn, item: LogItem, email: PlannedEmail) -> int:
+        """Message-ID = ``<kind.trigger-event-id.registration-id@domain>``: derived
+        from the triggering event, so a re-send after a crash carries the same one."""
+        message_id = f"<{email.kind}.{item.id}.{email.registration_id}@{self.domain}>"
+        cursor = conn.execute(
+            "INSERT INTO notify_outbox (dedupe_key, message_id, kind, registration_id, trigger_event_id,"
+            " trigger_position, recipient, context, composed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (email.dedupe_key, message_id, email.kind, email.registration_id, item.id, item.position,
+             email.recipient, Jsonb(email.context), item.occurred_at),
+        )
+        return cursor.rowcount
