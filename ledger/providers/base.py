@@ -159,6 +159,12 @@ class PaymentGateway(Protocol):
         with another key or (where the scheme carries a time) older than the
         tolerance relative to ``now`` (default: the current UTC time).
         Returns ``[]`` for event types or objects the ledger does not track.
+
+        May call the provider (PayPal verifies through its API; refunds are
+        traced back to their checkout), so it can raise
+        ``ProviderUnavailable``: answer the webhook with a 5xx then, and the
+        provider delivers it again later.  A verified body that is not a JSON
+        object raises ``ProviderRejectedRequest``.
         """
         ...
 

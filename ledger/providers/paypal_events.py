@@ -66,9 +66,7 @@ def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
     if captures:
         capture = dict(captures[0])
         capture.setdefault("custom_id", unit.get("custom_id"))
-        capture.setdefault(
-            "supplementary_data", {"related_ids": {"order_id": order.get("id")}}
-        )
+        capture.setdefault("supplementary_data", {"related_ids": {"order_id": order.get("id")}})
         kind = _CAPTURE_KINDS.get(str(capture.get("status")))
         return from_capture(capture, kind, f"{raw_type} capture") if kind else None
     status = str(order.get("status"))
@@ -85,9 +83,7 @@ def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
     )
 
 
-def from_capture(
-    capture: JSON, kind: NotificationKind, raw_type: str
-) -> Notification | None:
+def from_capture(capture: JSON, kind: NotificationKind, raw_type: str) -> Notification | None:
     registration_id = capture.get("custom_id")
     order_id = order_id_of(capture)
     if not registration_id or not order_id or not capture.get("id"):
@@ -128,22 +124,17 @@ def check_transmission_age(transmission_time: str, now: datetime | None) -> None
     if current.tzinfo is None:
         current = current.replace(tzinfo=UTC)
     if abs((current - sent).total_seconds()) > TOLERANCE_SECONDS:
-        raise InvalidSignature(
-            f"PayPal transmission time is outside the {TOLERANCE_SECONDS} s tolerance"
-        )
+        raise InvalidSignature(f"PayPal transmission time is outside the {TOLERANCE_SECONDS} s tolerance")
 
 
-def _from_refund(
-    refund: JSON, raw_type: str, capture_by_id: CaptureLookup
-) -> Notification | None:
+def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
     if refund.get("status") != "COMPLETED" or not refund.get("id"):
         return None  # PENDING / FAILED / CANCELLED refunds moved no money
     capture_id = next(
         (
             m.group(1)
             for link in refund.get("links") or []
-            if link.get("rel") == "up"
-            and (m := _CAPTURE_LINK.search(str(link.get("href"))))
+            if link.get("rel") == "up" and (m := _CAPTURE_LINK.search(str(link.get("href"))))
         ),
         None,
     )

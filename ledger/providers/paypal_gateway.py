@@ -106,24 +106,16 @@ class PaypalGateway:
         answer = json_of(PROVIDER, response)
         if response.status_code not in (200, 201):
             raise _refusal(response.status_code, answer, "create the order")
-        links = {
-            link.get("rel"): link.get("href") for link in answer.get("links") or []
-        }
+        links = {link.get("rel"): link.get("href") for link in answer.get("links") or []}
         url = links.get("payer-action") or links.get("approve")
         if not url:
-            raise ProviderRejectedRequest(
-                "PayPal created an order without an approval link"
-            )
-        return Checkout(
-            provider=self.provider, url=str(url), reference=str(answer["id"])
-        )
+            raise ProviderRejectedRequest("PayPal created an order without an approval link")
+        return Checkout(provider=self.provider, url=str(url), reference=str(answer["id"]))
 
     def capture(self, creds: Credentials, reference: str) -> Notification:
         token = self._token(creds)
         path = f"/v2/checkout/orders/{quote(reference, safe='')}/capture"
-        response = self._call(
-            "POST", path, token, json={}, request_id=f"capture-{reference}"
-        )
+        response = self._call("POST", path, token, json={}, request_id=f"capture-{reference}")
         answer = json_of(PROVIDER, response)
         if response.status_code in (200, 201):
             found = from_order(answer, "capture")
@@ -143,15 +135,11 @@ class PaypalGateway:
         now: datetime | None = None,
     ) -> list[Notification]:
         event = self._verify(creds, headers, raw_body, now)
-        return map_event(
-            event, lambda capture_id: self._capture_by_id(creds, capture_id)
-        )
+        return map_event(event, lambda capture_id: self._capture_by_id(creds, capture_id))
 
     def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
         token = self._token(creds)
-        response = self._call(
-            "GET", f"/v2/checkout/orders/{quote(reference, safe='')}", token
-        )
+        response = self._call("GET", f"/v2/checkout/orders/{quote(reference, safe='')}", token)
         answer = json_of(PROVIDER, response)
         if response.status_code != 200:
             raise _refusal(response.status_code, answer, "retrieve the order")
@@ -176,9 +164,7 @@ class PaypalGateway:
             )
         token = json_of(PROVIDER, response).get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
-            raise ProviderRejectedRequest(
-                f"PayPal OAuth answered HTTP {response.status_code}"
-            )
+            raise ProviderRejectedRequest(f"PayPal OAuth answered HTTP {response.status_code}")
         return token
 
     def _call(
@@ -210,9 +196,7 @@ class PaypalGateway:
         now: datetime | None,
     ) -> JSON:
         fields = {name: header(headers, h) for name, h in _TRANSMISSION_HEADERS.items()}
-        missing = sorted(
-            h for name, h in _TRANSMISSION_HEADERS.items() if not fields[name]
-        )
+        missing = sorted(h for name, h in _TRANSMISSION_HEADERS.items() if not fields[name])
         if missing:
             raise InvalidSignature(f"PayPal headers missing: {', '.join(missing)}")
         check_transmission_age(str(fields["transmission_time"]), now)
@@ -223,14 +207,9 @@ class PaypalGateway:
             "webhook_id": creds.get("webhook_id"),
             "webhook_event": event,
         }
-        response = self._call(
-            "POST", "/v1/notifications/verify-webhook-signature", token, json=request
-        )
+        response = self._call("POST", "/v1/notifications/verify-webhook-signature", token, json=request)
         answer = json_of(PROVIDER, response)
-        if (
-            response.status_code != 200
-            or answer.get("verification_status") != "SUCCESS"
-        ):
+        if response.status_code != 200 or answer.get("verification_status") != "SUCCESS":
             raise InvalidSignature("PayPal did not verify this webhook's signature")
         return event
 
@@ -240,9 +219,7 @@ class PaypalGateway:
         response = self._call("GET", path, token)
         capture = json_of(PROVIDER, response)
         if response.status_code != 200:
-            raise _refusal(
-                response.status_code, capture, "retrieve the refunded capture"
-            )
+            raise _refusal(response.status_code, capture, "retrieve the refunded capture")
         return capture
 
 

@@ -101,8 +101,7 @@ class PayuGateway:
         require_fields(self.provider, creds)
         if not _SECOND_KEY.match(creds["second_key"]):
             raise ProviderCredentialsInvalid(
-                "second_key must be the POS's 'Second key (MD5)': "
-                "32 hexadecimal characters",
+                "second_key must be the POS's 'Second key (MD5)': 32 hexadecimal characters",
                 field="second_key",
             )
         self._token(creds)
@@ -158,8 +157,7 @@ class PayuGateway:
         now: datetime | None = None,
     ) -> list[Notification]:
         verify_signature(
-            header(headers, "OpenPayu-Signature")
-            or header(headers, "X-OpenPayU-Signature"),
+            header(headers, "OpenPayu-Signature") or header(headers, "X-OpenPayU-Signature"),
             raw_body,
             creds.get("second_key") or "",
         )
@@ -201,9 +199,7 @@ class PayuGateway:
         answer = json_of(PROVIDER, response)
         token = answer.get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
-            raise ProviderRejectedRequest(
-                f"PayU OAuth answered HTTP {response.status_code}"
-            )
+            raise ProviderRejectedRequest(f"PayU OAuth answered HTTP {response.status_code}")
         return token
 
     def _order(self, token: str, path: str) -> JSON | None:
@@ -226,14 +222,10 @@ class PayuGateway:
         path = f"/api/v2_1/orders/ext/{quote(req.registration_id, safe='')}"
         order = self._order(token, path)
         if order is None:
-            raise ProviderRejectedRequest(
-                "PayU says an order for this registration exists but cannot find it"
-            )
+            raise ProviderRejectedRequest("PayU says an order for this registration exists but cannot find it")
         reference = str(order["orderId"])
         if order.get("status") in ("COMPLETED", "WAITING_FOR_CONFIRMATION"):
-            return Checkout(
-                provider=self.provider, url=req.success_url, reference=reference
-            )
+            return Checkout(provider=self.provider, url=req.success_url, reference=reference)
         raise PayuPaymentLinkLost(reference)
 
 

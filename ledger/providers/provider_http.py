@@ -34,21 +34,13 @@ def send(
     query or the headers, which may carry tokens.
     """
     try:
-        response = requests.request(
-            method, url, timeout=timeout, allow_redirects=False, **kwargs
-        )
+        response = requests.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
-        raise ProviderUnavailable(
-            f"{provider} did not answer within {timeout:g} s; try again later"
-        ) from exc
+        raise ProviderUnavailable(f"{provider} did not answer within {timeout:g} s; try again later") from exc
     except requests.RequestException as exc:
-        raise ProviderUnavailable(
-            f"{provider} could not be reached ({type(exc).__name__}); try again later"
-        ) from exc
+        raise ProviderUnavailable(f"{provider} could not be reached ({type(exc).__name__}); try again later") from exc
     if response.status_code >= 500 or response.status_code == 429:
-        raise ProviderUnavailable(
-            f"{provider} is unavailable (HTTP {response.status_code}); try again later"
-        )
+        raise ProviderUnavailable(f"{provider} is unavailable (HTTP {response.status_code}); try again later")
     return response
 
 
@@ -57,9 +49,7 @@ def json_of(provider: str, response: requests.Response) -> JSON:
     try:
         body = response.json()
     except (ValueError, json.JSONDecodeError):
-        raise ProviderRejectedRequest(
-            f"{provider} answered HTTP {response.status_code} without a JSON body"
-        ) from None
+        raise ProviderRejectedRequest(f"{provider} answered HTTP {response.status_code} without a JSON body") from None
     if not isinstance(body, dict):
         raise ProviderRejectedRequest(f"{provider} answered with unexpected JSON")
     return body

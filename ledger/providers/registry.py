@@ -60,11 +60,9 @@ class ProviderEndpoints:
         default = cls()
         timeout = env.get("LEDGER_PROVIDER_TIMEOUT_SECONDS")
         return cls(
-            stripe_api_base=env.get("LEDGER_STRIPE_API_BASE")
-            or default.stripe_api_base,
+            stripe_api_base=env.get("LEDGER_STRIPE_API_BASE") or default.stripe_api_base,
             payu_api_base=env.get("LEDGER_PAYU_API_BASE") or default.payu_api_base,
-            paypal_api_base=env.get("LEDGER_PAYPAL_API_BASE")
-            or default.paypal_api_base,
+            paypal_api_base=env.get("LEDGER_PAYPAL_API_BASE") or default.paypal_api_base,
             timeout_seconds=float(timeout) if timeout else default.timeout_seconds,
         )
 
@@ -100,9 +98,7 @@ def required_fields(provider: str) -> tuple[str, ...]:
     try:
         return FIELDS[provider]
     except KeyError:
-        raise ProviderNotSupported(
-            f"no payment gateway for provider {provider!r}"
-        ) from None
+        raise ProviderNotSupported(f"no payment gateway for provider {provider!r}") from None
 
 
 def require_fields(provider: str, creds: Credentials) -> None:

@@ -46,9 +46,7 @@ def map_event(event: JSON, session_for_intent: SessionLookup) -> list[Notificati
         found = from_session(obj, kind, event_type)
         return [found] if found else []
     if event_type == "payment_intent.payment_failed":
-        return _from_failed_intent(
-            obj, event_type, str(event.get("id")), session_for_intent
-        )
+        return _from_failed_intent(obj, event_type, str(event.get("id")), session_for_intent)
     if event_type in REFUND_EVENTS:
         return _from_refunds([obj], event_type, session_for_intent)
     if event_type == "charge.refunded":
@@ -65,9 +63,7 @@ def session_status(session: JSON) -> Notification | None:
     """Where a retrieved Checkout Session stands; ``None`` while still open."""
     status = session.get("status")
     if status == "complete":
-        return from_session(
-            session, completed_kind(session), "checkout.session.complete"
-        )
+        return from_session(session, completed_kind(session), "checkout.session.complete")
     if status == "expired":
         return from_session(session, "expired", "checkout.session.expired")
     return None
@@ -79,13 +75,9 @@ def completed_kind(session: JSON) -> NotificationKind:
     return "pending" if session.get("payment_status") == "unpaid" else "paid"
 
 
-def from_session(
-    session: JSON, kind: NotificationKind, raw_type: str
-) -> Notification | None:
+def from_session(session: JSON, kind: NotificationKind, raw_type: str) -> Notification | None:
     metadata = session.get("metadata") or {}
-    registration_id = metadata.get("registration_id") or session.get(
-        "client_reference_id"
-    )
+    registration_id = metadata.get("registration_id") or session.get("client_reference_id")
     if not registration_id or not session.get("id"):
         return None
     amount = None
@@ -116,9 +108,7 @@ def check_signature_age(signature: str, now: datetime | None) -> None:
     if current.tzinfo is None:
         current = current.replace(tzinfo=UTC)
     if abs(current.timestamp() - stamp) > TOLERANCE_SECONDS:
-        raise InvalidSignature(
-            f"Stripe-Signature timestamp is outside the {TOLERANCE_SECONDS} s tolerance"
-        )
+        raise InvalidSignature(f"Stripe-Signature timestamp is outside the {TOLERANCE_SECONDS} s tolerance")
 
 
 def _from_failed_intent(
@@ -144,9 +134,7 @@ def _from_failed_intent(
     ]
 
 
-def _from_refunds(
-    refunds: list[JSON], raw_type: str, session_for_intent: SessionLookup
-) -> list[Notification]:
+def _from_refunds(refunds: list[JSON], raw_type: str, session_for_intent: SessionLookup) -> list[Notification]:
     found: list[Notification] = []
     for refund in refunds:
         if refund.get("status") != "succeeded" or not refund.get("payment_intent"):

@@ -59,9 +59,7 @@ class StripeGateway:
 
     provider = "stripe"
 
-    def __init__(
-        self, api_base: str, *, timeout: float = 10.0, max_network_retries: int = 0
-    ) -> None:
+    def __init__(self, api_base: str, *, timeout: float = 10.0, max_network_retries: int = 0) -> None:
         self._api_base = api_base.rstrip("/")
         self._retries = max_network_retries
         # One HTTP client per gateway: it keeps a requests.Session per thread.
@@ -73,8 +71,7 @@ class StripeGateway:
         require_fields(self.provider, creds)
         if not creds["webhook_secret"].startswith("whsec_"):
             raise ProviderCredentialsInvalid(
-                "webhook_secret must be the endpoint's signing secret "
-                "(it starts with whsec_)",
+                "webhook_secret must be the endpoint's signing secret (it starts with whsec_)",
                 field="webhook_secret",
             )
         client = self._client(creds)
@@ -117,13 +114,9 @@ class StripeGateway:
                 "details (e.g. changed return URLs); it cannot be replayed"
             ) from exc
         except stripe.StripeError as exc:
-            raise _translate(
-                exc, SESSIONS_WRITE, "create the Checkout Session"
-            ) from exc
+            raise _translate(exc, SESSIONS_WRITE, "create the Checkout Session") from exc
         if not session.url:
-            raise ProviderRejectedRequest(
-                "Stripe returned a Checkout Session without a URL"
-            )
+            raise ProviderRejectedRequest("Stripe returned a Checkout Session without a URL")
         return Checkout(provider=self.provider, url=session.url, reference=session.id)
 
     def parse_notification(
@@ -136,17 +129,11 @@ class StripeGateway:
         secret = creds.get("webhook_secret") or ""
         signature = header(headers, "Stripe-Signature")
         try:
-            stripe.WebhookSignature.verify_header(
-                raw_body, signature, secret, tolerance=None
-            )
+            stripe.WebhookSignature.verify_header(raw_body, signature, secret, tolerance=None)
         except stripe.SignatureVerificationError as exc:
-            raise InvalidSignature(
-                f"Stripe-Signature rejected: {exc.user_message}"
-            ) from None
+            raise InvalidSignature(f"Stripe-Signature rejected: {exc.user_message}") from None
         except ValueError:  # body is not UTF-8
-            raise InvalidSignature(
-                "Stripe-Signature rejected: body is not UTF-8"
-            ) from None
+            raise InvalidSignature("Stripe-Signature rejected: body is not UTF-8") from None
         assert signature is not None  # verify_header refuses a missing header
         check_signature_age(signature, now)
         event = parse_json_body("Stripe", raw_body)
@@ -157,9 +144,7 @@ class StripeGateway:
         try:
             session = client.v1.checkout.sessions.retrieve(reference).to_dict()
         except stripe.StripeError as exc:
-            raise _translate(
-                exc, SESSIONS_WRITE, "retrieve the Checkout Session"
-            ) from exc
+            raise _translate(exc, SESSIONS_WRITE, "retrieve the Checkout Session") from exc
         return session_status(session)
 
     # -- checkout helpers ---------------------------------------------------
@@ -193,9 +178,7 @@ class StripeGateway:
             raise _translate(exc, PRODUCTS_WRITE, "create the Product") from exc
         return product_id
 
-    def _ensure_price(
-        self, client: stripe.StripeClient, req: CheckoutRequest, product_id: str
-    ) -> str:
+    def _ensure_price(self, client: stripe.StripeClient, req: CheckoutRequest, product_id: str) -> str:
         """One Price per event and amount; R7 makes the amount immutable, so
         the key never sees different parameters."""
         price = req.price
@@ -231,13 +214,9 @@ class StripeGateway:
     def _session_for_intent(self, creds: Credentials, intent_id: str) -> JSON | None:
         client = self._client(creds)
         try:
-            found = client.v1.checkout.sessions.list(
-                params={"payment_intent": intent_id, "limit": 1}
-            )
+            found = client.v1.checkout.sessions.list(params={"payment_intent": intent_id, "limit": 1})
         except stripe.StripeError as exc:
-            raise _translate(
-                exc, SESSIONS_WRITE, "look the Checkout Session up"
-            ) from exc
+            raise _translate(exc, SESSIONS_WRITE, "look the Checkout Session up") from exc
         return found.data[0].to_dict() if found.data else None
 
 
@@ -257,11 +236,7 @@ def _translate(exc: stripe.StripeError, permission: str, what: str) -> LedgerErr
             field="api_key",
         )
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
-        return ProviderUnavailable(
-            f"Stripe could not be reached to {what}; try again later"
-        )
+        return ProviderUnavailable(f"Stripe could not be reached to {what}; try again later")
     if isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500:
-        return ProviderUnavailable(
-            f"Stripe is unavailable (HTTP {exc.http_status}) to {what}; try again later"
-        )
+        return ProviderUnavailable(f"Stripe is unavailable (HTTP {exc.http_status}) to {what}; try again later")
     return ProviderRejectedRequest(f"Stripe refused to {what}: {exc.user_message}")

@@ -1,0 +1,1 @@
+"""Local HTTP servers implementing the provider APIs the gateways use."""

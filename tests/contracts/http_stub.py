@@ -75,6 +75,10 @@ class _Fault:
     status: int | None = None
     delay: float = 0.0
     execute: bool = True
+    path: re.Pattern[str] | None = None  # None: any request
+
+    def applies_to(self, request: Request) -> bool:
+        return self.path is None or self.path.fullmatch(request.path) is not None
 
 
 Handler = Callable[[Request, re.Match[str]], Response]
@@ -97,7 +101,7 @@ class ContractServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True  # a delayed handler must not block stop()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -115,29 +119,40 @@ class ContractServer:
 
     # -- test controls ------------------------------------------------------
 
-    def fail_next(self, count: int = 1, status: int = 500) -> None:
-        """The next ``count`` requests answer ``status`` without executing."""
+    def fail_next(self, count: int = 1, status: int = 500, *, path: str | None = None) -> None:
+        """The next ``count`` requests (to ``path``, a regex, if given) answer
+        ``status`` without executing."""
+        pattern = re.compile(path) if path else None
         with self._lock:
-            self._faults.extend(_Fault(status=status) for _ in range(count))
+            self._faults.extend(_Fault(status=status, path=pattern) for _ in range(count))
 
-    def delay_next(self, count: int = 1, seconds: float = 2.0, *, execute: bool = True) -> None:
-        """The next ``count`` requests answer only after ``seconds``.
+    def delay_next(
+        self,
+        count: int = 1,
+        seconds: float = 2.0,
+        *,
+        execute: bool = True,
+        path: str | None = None,
+    ) -> None:
+        """The next ``count`` requests (to ``path``, a regex, if given)
+        answer only after ``seconds``.
 
         With ``execute`` (default) the request takes effect first, so the
         client times out on something the provider did: a lost response.
         """
+        pattern = re.compile(path) if path else None
         with self._lock:
-            self._faults.extend(
-                _Fault(delay=seconds, execute=execute) for _ in range(count)
-            )
+            self._faults.extend(_Fault(delay=seconds, execute=execute, path=pattern) for _ in range(count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def requests_to(self, method: str, path_pattern: str) -> list[Request]:
         """Logged requests whose path matches ``path_pattern`` (a regex)."""
         pattern = re.compile(path_pattern)
         with self._lock:
-            return [
-                r for r in self.requests if r.method == method and pattern.fullmatch(r.path)
-            ]
+            return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
 
     @staticmethod
     def deliver(url: str, headers: Mapping[str, str], body: bytes) -> int:
@@ -167,7 +182,9 @@ class ContractServer:
     def dispatch(self, request: Request) -> tuple[Response, float]:
         with self._lock:
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.applies_to(request)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None and fault.status is not None:
             return self.outage(fault.status), 0.0
         if fault is not None and not fault.execute:
@@ -191,6 +208,7 @@ class ContractServer:
 def _make_handler(owner: ContractServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one small answer, no 40 ms delayed-ACK stall
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -216,11 +234,11 @@ def _make_handler(owner: ContractServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout test): nothing to answer
 
-        do_GET = do_POST = do_DELETE = _handle  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, *args: Any) -> None:
             pass  # keep test output quiet
 
+    for verb in ("GET", "POST", "DELETE"):  # http.server looks up do_<VERB>
+        setattr(_Handler, f"do_{verb}", _Handler._handle)
     return _Handler
 
 

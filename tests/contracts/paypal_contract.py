@@ -67,7 +67,7 @@ class PaypalContractServer(ContractServer):
         self.refunds: dict[str, JSON] = {}
         #: Status the next capture gets (COMPLETED, PENDING or DECLINED).
         self.next_capture_status = "COMPLETED"
-        self._replays: dict[tuple[str, str, str], Response] = {}
+        self._replays: dict[tuple[str, str], Response] = {}
         self.route("POST", r"/v1/oauth2/token", self._token)
         self.route("POST", r"/v2/checkout/orders", self._create_order)
         self.route("GET", r"/v2/checkout/orders/([^/]+)", self._get_order)
@@ -81,8 +81,11 @@ class PaypalContractServer(ContractServer):
         return f"{self.base_url}/v1/notifications/certs/CERT-contract"
 
     def credentials(self, **overrides: str) -> dict[str, str]:
-        creds = {"client_id": self.client_id, "client_secret": self.client_secret,
-                 "webhook_id": self.webhook_id}
+        creds = {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "webhook_id": self.webhook_id,
+        }
         return {**creds, **overrides}
 
     def outage(self, status: int) -> Response:
@@ -98,8 +101,7 @@ class PaypalContractServer(ContractServer):
             return None
         auth = request.header("Authorization") or ""
         if not (auth.startswith("Bearer ") and auth[7:] in self.tokens):
-            return _problem(401, "AUTHENTICATION_FAILURE",
-                            message="Authentication failed due to invalid credentials")
+            return _problem(401, "AUTHENTICATION_FAILURE", message="Authentication failed due to invalid credentials")
         slot = self._replay_slot(request)
         return self._replays.get(slot) if slot else None
 
@@ -111,29 +113,34 @@ class PaypalContractServer(ContractServer):
             self._replays.setdefault(slot, response)
 
     @staticmethod
-    def _replay_slot(request: Request) -> tuple[str, str, str] | None:
+    def _replay_slot(request: Request) -> tuple[str, str] | None:
+        """Request ids belong to the app, not to one access token."""
         request_id = request.header("PayPal-Request-Id")
         if request.method != "POST" or not request_id:
             return None
         if not any(p.fullmatch(request.path) for p in _RECORDED):
             return None
-        return (request.header("Authorization") or "", request.path, request_id)
+        return (request.path, request_id)
 
     def _token(self, request: Request, _: re.Match[str]) -> Response:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if request.header("Authorization") != f"Basic {expected}":
-            return json_response(401, {"error": "invalid_client",
-                                       "error_description": "Client Authentication failed"})
+            return json_response(401, {"error": "invalid_client", "error_description": "Client Authentication failed"})
         if dict(request.form()).get("grant_type") != "client_credentials":
-            return json_response(400, {"error": "unsupported_grant_type",
-                                       "error_description": "Grant Type is NULL"})
+            return json_response(400, {"error": "unsupported_grant_type", "error_description": "Grant Type is NULL"})
         token = "A21AA" + secrets.token_urlsafe(24)
         self.tokens.add(token)
-        return json_response(200, {
-            "scope": "https://uri.paypal.com/services/payments/payment",
-            "access_token": token, "token_type": "Bearer", "app_id": "APP-CONTRACT",
-            "expires_in": 32400, "nonce": secrets.token_hex(8),
-        })
+        return json_response(
+            200,
+            {
+                "scope": "https://uri.paypal.com/services/payments/payment",
+                "access_token": token,
+                "token_type": "Bearer",
+                "app_id": "APP-CONTRACT",
+                "expires_in": 32400,
+                "nonce": secrets.token_hex(8),
+            },
+        )
 
     # -- orders, captures, webhooks ------------------------------------------------
 
@@ -156,15 +163,14 @@ class PaypalContractServer(ContractServer):
         paypal_source = (body.get("payment_source") or {}).get("paypal")
         rel = "payer-action" if paypal_source is not None else "approve"
         order = {
-            "id": order_id, "intent": body["intent"],
+            "id": order_id,
+            "intent": body["intent"],
             "status": "PAYER_ACTION_REQUIRED" if paypal_source is not None else "CREATED",
             "purchase_units": [{k: v for k, v in units[0].items() if k != "payments"}],
             "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
             "links": [
-                {"href": f"{self.base_url}/v2/checkout/orders/{order_id}", "rel": "self",
-                 "method": "GET"},
-                {"href": f"{self.base_url}/checkoutnow?token={order_id}", "rel": rel,
-                 "method": "GET"},
+                {"href": f"{self.base_url}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"},
+                {"href": f"{self.base_url}/checkoutnow?token={order_id}", "rel": rel, "method": "GET"},
             ],
         }
         self.orders[order_id] = order
@@ -187,26 +193,34 @@ class PaypalContractServer(ContractServer):
         unit = order["purchase_units"][0]
         capture_id = _new_id()
         capture = {
-            "id": capture_id, "status": self.next_capture_status, "amount": unit["amount"],
-            "final_capture": True, "custom_id": unit.get("custom_id"),
+            "id": capture_id,
+            "status": self.next_capture_status,
+            "amount": unit["amount"],
+            "final_capture": True,
+            "custom_id": unit.get("custom_id"),
             "supplementary_data": {"related_ids": {"order_id": order["id"]}},
             "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
             "links": [
-                {"href": f"{self.base_url}/v2/payments/captures/{capture_id}",
-                 "rel": "self", "method": "GET"},
-                {"href": f"{self.base_url}/v2/checkout/orders/{order['id']}",
-                 "rel": "up", "method": "GET"},
+                {
+                    "href": f"{self.base_url}/v2/payments/captures/{capture_id}",
+                    "rel": "self",
+                    "method": "GET",
+                },
+                {"href": f"{self.base_url}/v2/checkout/orders/{order['id']}", "rel": "up", "method": "GET"},
             ],
         }
         self.captures[capture_id] = capture
         unit["payments"] = {"captures": [capture]}
         order["status"] = "COMPLETED"
-        return json_response(201, {
-            "id": order["id"], "status": "COMPLETED",
-            "purchase_units": [{"reference_id": unit.get("reference_id"),
-                                "payments": {"captures": [capture]}}],
-            "links": order["links"][:1],
-        })
+        return json_response(
+            201,
+            {
+                "id": order["id"],
+                "status": "COMPLETED",
+                "purchase_units": [{"reference_id": unit.get("reference_id"), "payments": {"captures": [capture]}}],
+                "links": order["links"][:1],
+            },
+        )
 
     def _get_capture(self, _: Request, match: re.Match[str]) -> Response:
         capture = self.captures.get(match.group(1))
@@ -217,18 +231,29 @@ class PaypalContractServer(ContractServer):
     def _get_webhook(self, _: Request, match: re.Match[str]) -> Response:
         if match.group(1) != self.webhook_id:
             return _problem(404, "INVALID_RESOURCE_ID", message="Webhook id not found")
-        return json_response(200, {"id": self.webhook_id, "url": "https://example.test/hook",
-                                   "event_types": [{"name": "*"}]})
+        return json_response(
+            200, {"id": self.webhook_id, "url": "https://example.test/hook", "event_types": [{"name": "*"}]}
+        )
 
     def _verify(self, request: Request, _: re.Match[str]) -> Response:
         body = request.json() or {}
-        names = ("transmission_id", "transmission_time", "transmission_sig", "cert_url",
-                 "auth_algo", "webhook_id", "webhook_event")
+        names = (
+            "transmission_id",
+            "transmission_time",
+            "transmission_sig",
+            "cert_url",
+            "auth_algo",
+            "webhook_id",
+            "webhook_event",
+        )
         if any(not body.get(name) for name in names):
             return _problem(400, "VALIDATION_ERROR", "MISSING_REQUIRED_PARAMETER")
         expected = paypal_signature(
-            self.signing_key, body["transmission_id"], body["transmission_time"],
-            body["webhook_id"], canonical_json(body["webhook_event"]),
+            self.signing_key,
+            body["transmission_id"],
+            body["transmission_time"],
+            body["webhook_id"],
+            canonical_json(body["webhook_event"]),
         )
         ok = (
             body["webhook_id"] == self.webhook_id
@@ -238,6 +263,11 @@ class PaypalContractServer(ContractServer):
         return json_response(200, {"verification_status": "SUCCESS" if ok else "FAILURE"})
 
     # -- dashboard: what payers and organizers do -------------------------------
+
+    def forget_request_ids(self) -> None:
+        """PayPal keeps request ids for a limited time; later retries run afresh."""
+        with self._lock:
+            self._replays.clear()
 
     def approve(self, order_id: str) -> JSON:
         """The payer approves the order on PayPal."""
@@ -253,17 +283,27 @@ class PaypalContractServer(ContractServer):
     def refund(self, capture_id: str, value: str | None = None) -> JSON:
         with self._lock:
             capture = self.captures[capture_id]
-            amount = {"currency_code": capture["amount"]["currency_code"],
-                      "value": value or capture["amount"]["value"]}
+            amount = {
+                "currency_code": capture["amount"]["currency_code"],
+                "value": value or capture["amount"]["value"],
+            }
             refund_id = _new_id()
             refund = {
-                "id": refund_id, "status": "COMPLETED", "amount": amount,
+                "id": refund_id,
+                "status": "COMPLETED",
+                "amount": amount,
                 "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
                 "links": [
-                    {"href": f"{self.base_url}/v2/payments/refunds/{refund_id}",
-                     "rel": "self", "method": "GET"},
-                    {"href": f"{self.base_url}/v2/payments/captures/{capture_id}",
-                     "rel": "up", "method": "GET"},
+                    {
+                        "href": f"{self.base_url}/v2/payments/refunds/{refund_id}",
+                        "rel": "self",
+                        "method": "GET",
+                    },
+                    {
+                        "href": f"{self.base_url}/v2/payments/captures/{capture_id}",
+                        "rel": "up",
+                        "method": "GET",
+                    },
                 ],
             }
             self.refunds[refund_id] = refund
@@ -271,18 +311,27 @@ class PaypalContractServer(ContractServer):
 
     def event(self, event_type: str, resource: JSON, resource_type: str = "capture") -> JSON:
         return {
-            "id": "WH-" + _new_id(), "event_version": "1.0",
+            "id": "WH-" + _new_id(),
+            "event_version": "1.0",
             "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "resource_type": resource_type, "resource_version": "2.0",
-            "event_type": event_type, "summary": event_type.replace(".", " ").lower(),
-            "resource": resource, "links": [],
+            "resource_type": resource_type,
+            "resource_version": "2.0",
+            "event_type": event_type,
+            "summary": event_type.replace(".", " ").lower(),
+            "resource": resource,
+            "links": [],
         }
 
-    def signed(self, event: JSON, *, variant: Variant = "valid",
-               transmission_time: datetime | None = None) -> SignedWebhook:
+    def signed(
+        self, event: JSON, *, variant: Variant = "valid", transmission_time: datetime | None = None
+    ) -> SignedWebhook:
         return paypal_signed(
-            event, signing_key=self.signing_key, webhook_id=self.webhook_id,
-            cert_url=self.cert_url, transmission_time=transmission_time, variant=variant,
+            event,
+            signing_key=self.signing_key,
+            webhook_id=self.webhook_id,
+            cert_url=self.cert_url,
+            transmission_time=transmission_time,
+            variant=variant,
         )
 
     def deliver_event(self, url: str, event: JSON, *, variant: Variant = "valid") -> int:

@@ -20,7 +20,7 @@ Contract points mirrored from PayU's documentation:
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import re
 import secrets
 import uuid
@@ -31,12 +31,19 @@ from tests.contracts.http_stub import ContractServer, Request, Response, json_re
 from tests.contracts.webhook_signing import SignedWebhook, Variant, payu_signed
 
 JSON = dict[str, Any]
-_REQUIRED = ("customerIp", "merchantPosId", "description", "currencyCode",
-             "totalAmount", "products")
+_REQUIRED = ("customerIp", "merchantPosId", "description", "currencyCode", "totalAmount", "products")
 
 
 def _status(http: int, code: str, desc: str = "", **extra: str) -> Response:
     return json_response(http, {"status": {"statusCode": code, "statusDesc": desc, **extra}})
+
+
+def _valid_ip(value: object) -> bool:
+    """PayU wants the payer's address; 0.0.0.0 is refused by name."""
+    try:
+        return not ipaddress.ip_address(str(value)).is_unspecified
+    except ValueError:
+        return False
 
 
 class PayuContractServer(ContractServer):
@@ -47,8 +54,8 @@ class PayuContractServer(ContractServer):
         self.shop_id = "shop_contract"
         self.pos_id = "412345"
         self.client_id = self.pos_id  # PayU's REST POS: client_id == pos id
-        self.client_secret = hashlib.md5(secrets.token_bytes(16)).hexdigest()  # noqa: S324
-        self.second_key = hashlib.md5(secrets.token_bytes(16)).hexdigest()  # noqa: S324
+        self.client_secret = secrets.token_hex(16)
+        self.second_key = secrets.token_hex(16)  # 32 hex digits, like PayU's MD5 key
         self.currencies = frozenset({"PLN"})
         self.tokens: set[str] = set()
         self.orders: dict[str, JSON] = {}
@@ -60,8 +67,11 @@ class PayuContractServer(ContractServer):
 
     def credentials(self, **overrides: str) -> dict[str, str]:
         creds = {
-            "shop_id": self.shop_id, "pos_id": self.pos_id, "client_id": self.client_id,
-            "client_secret": self.client_secret, "second_key": self.second_key,
+            "shop_id": self.shop_id,
+            "pos_id": self.pos_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "second_key": self.second_key,
         }
         return {**creds, **overrides}
 
@@ -76,17 +86,22 @@ class PayuContractServer(ContractServer):
     def _authorize(self, request: Request, _: re.Match[str]) -> Response:
         form = dict(request.form())
         if form.get("grant_type") != "client_credentials":
-            return json_response(400, {"error": "unsupported_grant_type",
-                                       "error_description": "Unsupported grant type"})
-        if (form.get("client_id"), form.get("client_secret")) != (
-            self.client_id, self.client_secret
-        ):
-            return json_response(401, {"error": "invalid_client",
-                                       "error_description": "Bad client credentials"})
+            return json_response(
+                400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
+            )
+        if (form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
+            return json_response(401, {"error": "invalid_client", "error_description": "Bad client credentials"})
         token = str(uuid.uuid4())
         self.tokens.add(token)
-        return json_response(200, {"access_token": token, "token_type": "bearer",
-                                   "expires_in": 43199, "grant_type": "client_credentials"})
+        return json_response(
+            200,
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": 43199,
+                "grant_type": "client_credentials",
+            },
+        )
 
     def _authorized(self, request: Request) -> bool:
         auth = request.header("Authorization") or ""
@@ -104,28 +119,42 @@ class PayuContractServer(ContractServer):
         if str(body["merchantPosId"]) != self.pos_id:
             return _status(403, "UNAUTHORIZED_REQUEST", "POS does not belong to this client")
         if body["currencyCode"] not in self.currencies:
-            return _status(400, "ERROR_VALUE_INVALID", "Currency not supported by the POS",
-                           codeLiteral="INVALID_CURRENCY")
-        if not str(body["totalAmount"]).isdigit() or body["customerIp"] == "0.0.0.0":  # noqa: S104
+            return _status(
+                400,
+                "ERROR_VALUE_INVALID",
+                "Currency not supported by the POS",
+                codeLiteral="INVALID_CURRENCY",
+            )
+        if not str(body["totalAmount"]).isdigit() or not _valid_ip(body["customerIp"]):
             return _status(400, "ERROR_VALUE_INVALID", "Invalid totalAmount or customerIp")
         ext = body.get("extOrderId")
         if ext and any(o["extOrderId"] == ext for o in self.orders.values()):
             return _status(400, "ERROR_ORDER_NOT_UNIQUE", "Order with this extOrderId exists")
         order_id = secrets.token_hex(13).upper()[:20] + "GUEST000P01"
         order = {
-            "orderId": order_id, "extOrderId": ext,
+            "orderId": order_id,
+            "extOrderId": ext,
             "orderCreateDate": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "notifyUrl": body.get("notifyUrl"), "customerIp": body["customerIp"],
-            "merchantPosId": body["merchantPosId"], "description": body["description"],
-            "currencyCode": body["currencyCode"], "totalAmount": str(body["totalAmount"]),
-            "buyer": body.get("buyer", {}), "products": body["products"], "status": "NEW",
+            "notifyUrl": body.get("notifyUrl"),
+            "customerIp": body["customerIp"],
+            "merchantPosId": body["merchantPosId"],
+            "description": body["description"],
+            "currencyCode": body["currencyCode"],
+            "totalAmount": str(body["totalAmount"]),
+            "buyer": body.get("buyer", {}),
+            "products": body["products"],
+            "status": "NEW",
         }
         self.orders[order_id] = order
         redirect = f"{self.base_url}/pay/?orderId={order_id}&token={secrets.token_urlsafe(16)}"
         return json_response(
             302,
-            {"status": {"statusCode": "SUCCESS"}, "redirectUri": redirect,
-             "orderId": order_id, "extOrderId": ext},
+            {
+                "status": {"statusCode": "SUCCESS"},
+                "redirectUri": redirect,
+                "orderId": order_id,
+                "extOrderId": ext,
+            },
             headers={"Location": redirect},
         )
 
@@ -141,10 +170,13 @@ class PayuContractServer(ContractServer):
             return _status(401, "UNAUTHORIZED", "Invalid or expired token")
         if order is None:
             return _status(404, "DATA_NOT_FOUND", "Could not find data for given criteria.")
-        return json_response(200, {
-            "orders": [order],
-            "status": {"statusCode": "SUCCESS", "statusDesc": "Request processing successful"},
-        })
+        return json_response(
+            200,
+            {
+                "orders": [order],
+                "status": {"statusCode": "SUCCESS", "statusDesc": "Request processing successful"},
+            },
+        )
 
     # -- dashboard: what the payer and the organizer do -------------------------
 
@@ -154,16 +186,17 @@ class PayuContractServer(ContractServer):
             self.orders[order_id]["status"] = status
             return dict(self.orders[order_id])
 
-    def refund(self, order_id: str, amount: int | None = None,
-               *, status: str = "FINALIZED") -> JSON:
+    def refund(self, order_id: str, amount: int | None = None, *, status: str = "FINALIZED") -> JSON:
         with self._lock:
             order = self.orders[order_id]
             refund = {
                 "refundId": str(secrets.randbelow(10**9)),
                 "amount": str(amount if amount is not None else order["totalAmount"]),
-                "currencyCode": order["currencyCode"], "status": status,
+                "currencyCode": order["currencyCode"],
+                "status": status,
                 "statusDateTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "reason": "refund", "reasonDescription": "on customer's request",
+                "reason": "refund",
+                "reasonDescription": "on customer's request",
             }
             self.refunds[refund["refundId"]] = refund
             return dict(refund)
@@ -179,11 +212,11 @@ class PayuContractServer(ContractServer):
         order = self.orders[order_id]
         return {"orderId": order_id, "extOrderId": order["extOrderId"], "refund": refund}
 
-    def signed(self, payload: JSON, *, algorithm: str = "MD5",
-               variant: Variant = "valid") -> SignedWebhook:
+    def signed(self, payload: JSON, *, algorithm: str = "MD5", variant: Variant = "valid") -> SignedWebhook:
         return payu_signed(payload, self.second_key, algorithm=algorithm, variant=variant)
 
-    def deliver_notification(self, url: str, payload: JSON, *, algorithm: str = "MD5",
-                             variant: Variant = "valid") -> int:
+    def deliver_notification(
+        self, url: str, payload: JSON, *, algorithm: str = "MD5", variant: Variant = "valid"
+    ) -> int:
         headers, body = self.signed(payload, algorithm=algorithm, variant=variant)
         return self.deliver(url, headers, body)

@@ -30,23 +30,18 @@ import time
 from typing import Any
 
 from tests.contracts.http_stub import ContractServer, Request, Response, json_response
-from tests.contracts.stripe_form import decode_form, fingerprint
+from tests.contracts.stripe_wire import (
+    decode_form,
+    fingerprint,
+    missing,
+    new_id,
+    resource_of,
+    stripe_error,
+)
 from tests.contracts.webhook_signing import SignedWebhook, Variant, stripe_signed
 
 JSON = dict[str, Any]
 FULL_ACCESS = frozenset({"products", "prices", "checkout_sessions"})
-
-
-def _id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def _error(status: int, message: str, *, type_: str = "invalid_request_error",
-           code: str | None = None, param: str | None = None) -> Response:
-    error: JSON = {"type": type_, "code": code, "message": message}
-    if param:
-        error["param"] = param
-    return json_response(status, {"error": error})
 
 
 class StripeContractServer(ContractServer):
@@ -92,10 +87,10 @@ class StripeContractServer(ContractServer):
             self._idempotency.clear()
 
     def outage(self, status: int) -> Response:
-        return _error(status, "An unknown error occurred", type_="api_error")
+        return stripe_error(status, "An unknown error occurred", type_="api_error")
 
     def not_found(self, request: Request) -> Response:
-        return _error(404, f"Unrecognized request URL ({request.method}: {request.path}).")
+        return stripe_error(404, f"Unrecognized request URL ({request.method}: {request.path}).")
 
     # -- dispatch: auth, permissions, idempotency ---------------------------
 
@@ -103,10 +98,10 @@ class StripeContractServer(ContractServer):
         key = (request.header("Authorization") or "").removeprefix("Bearer ").strip()
         if key not in self.keys:
             masked = f"{key[:8]}****{key[-4:]}" if len(key) > 12 else "****"
-            return _error(401, f"Invalid API Key provided: {masked}", code="api_key_invalid")
-        resource = _resource(request.path)
+            return stripe_error(401, f"Invalid API Key provided: {masked}", code="api_key_invalid")
+        resource = resource_of(request.path)
         if resource and resource not in self.keys[key]:
-            return _error(
+            return stripe_error(
                 403,
                 f"The provided key '{key[:8]}***{key[-4:]}' does not have the required "
                 "permissions for this endpoint on account 'acct_contract'. Having the "
@@ -117,10 +112,9 @@ class StripeContractServer(ContractServer):
         if stored is None:
             return None
         if stored[0] != fingerprint(request):
-            return _error(
+            return stripe_error(
                 400,
-                "Keys for idempotent requests can only be used with the same "
-                "parameters they were first used with.",
+                "Keys for idempotent requests can only be used with the same parameters they were first used with.",
                 type_="idempotency_error",
             )
         replay = stored[1]
@@ -146,14 +140,18 @@ class StripeContractServer(ContractServer):
     def _create_product(self, request: Request, _: re.Match[str]) -> Response:
         params = decode_form(request.form())
         if not params.get("name"):
-            return _missing("name")
-        product_id = params.get("id") or _id("prod")
+            return missing("name")
+        product_id = params.get("id") or new_id("prod")
         if product_id in self.products:
-            return _error(400, "Product already exists.", code="resource_already_exists")
+            return stripe_error(400, "Product already exists.", code="resource_already_exists")
         product = {
-            "id": product_id, "object": "product", "name": params["name"],
-            "active": True, "metadata": params.get("metadata", {}),
-            "created": int(time.time()), "livemode": False,
+            "id": product_id,
+            "object": "product",
+            "name": params["name"],
+            "active": True,
+            "metadata": params.get("metadata", {}),
+            "created": int(time.time()),
+            "livemode": False,
         }
         self.products[product_id] = product
         return json_response(200, product)
@@ -168,20 +166,26 @@ class StripeContractServer(ContractServer):
         params = decode_form(request.form())
         for name in ("currency", "product", "unit_amount"):
             if not params.get(name):
-                return _missing(name)
+                return missing(name)
         if params["product"] not in self.products:
-            return _error(400, f"No such product: '{params['product']}'",
-                          code="resource_missing", param="product")
+            return stripe_error(
+                400, f"No such product: '{params['product']}'", code="resource_missing", param="product"
+            )
         lookup_key = params.get("lookup_key")
         taken = [p for p in self.prices.values() if lookup_key and p["lookup_key"] == lookup_key]
         if taken:
-            return _error(400, f"A price (`{taken[0]['id']}`) already uses that lookup key.",
-                          param="lookup_key")
+            return stripe_error(400, f"A price (`{taken[0]['id']}`) already uses that lookup key.", param="lookup_key")
         price = {
-            "id": _id("price"), "object": "price", "product": params["product"],
-            "unit_amount": int(params["unit_amount"]), "currency": params["currency"],
-            "lookup_key": lookup_key, "metadata": params.get("metadata", {}),
-            "type": "one_time", "active": True, "livemode": False,
+            "id": new_id("price"),
+            "object": "price",
+            "product": params["product"],
+            "unit_amount": int(params["unit_amount"]),
+            "currency": params["currency"],
+            "lookup_key": lookup_key,
+            "metadata": params.get("metadata", {}),
+            "type": "one_time",
+            "active": True,
+            "livemode": False,
         }
         self.prices[price["id"]] = price
         return json_response(200, price)
@@ -192,26 +196,38 @@ class StripeContractServer(ContractServer):
         params = decode_form(request.form())
         for name in ("mode", "line_items"):
             if not params.get(name):
-                return _missing(name)
+                return missing(name)
         total, currency = 0, None
         for item in params["line_items"]:
             price = self.prices.get(item.get("price", ""))
             if price is None:
-                return _error(400, f"No such price: '{item.get('price')}'",
-                              code="resource_missing", param="line_items[0][price]")
+                return stripe_error(
+                    400,
+                    f"No such price: '{item.get('price')}'",
+                    code="resource_missing",
+                    param="line_items[0][price]",
+                )
             total += price["unit_amount"] * int(item.get("quantity", 1))
             currency = price["currency"]
         session_id = "cs_test_" + secrets.token_hex(16)
         session = {
-            "id": session_id, "object": "checkout.session", "mode": params["mode"],
-            "status": "open", "payment_status": "unpaid", "amount_total": total,
-            "currency": currency, "success_url": params.get("success_url"),
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": params["mode"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": total,
+            "currency": currency,
+            "success_url": params.get("success_url"),
             "cancel_url": params.get("cancel_url"),
             "client_reference_id": params.get("client_reference_id"),
             "customer_email": params.get("customer_email"),
-            "metadata": params.get("metadata", {}), "payment_intent": None,
-            "url": f"{self.base_url}/c/pay/{session_id}", "livemode": False,
-            "created": int(time.time()), "expires_at": int(time.time()) + 86400,
+            "metadata": params.get("metadata", {}),
+            "payment_intent": None,
+            "url": f"{self.base_url}/c/pay/{session_id}",
+            "livemode": False,
+            "created": int(time.time()),
+            "expires_at": int(time.time()) + 86400,
         }
         self.sessions[session_id] = session
         intent_data = params.get("payment_intent_data", {})
@@ -221,8 +237,9 @@ class StripeContractServer(ContractServer):
     def _get_session(self, _: Request, match: re.Match[str]) -> Response:
         session = self.sessions.get(match.group(1))
         if session is None:
-            return _error(404, f"No such checkout.session: '{match.group(1)}'",
-                          code="resource_missing", param="session")
+            return stripe_error(
+                404, f"No such checkout.session: '{match.group(1)}'", code="resource_missing", param="session"
+            )
         return json_response(200, session)
 
     def _list_sessions(self, request: Request, _: re.Match[str]) -> Response:
@@ -233,8 +250,7 @@ class StripeContractServer(ContractServer):
 
     def _list(self, url: str, items: list[JSON], request: Request) -> Response:
         limit = int(decode_form(request.query_pairs()).get("limit", 10))
-        return json_response(200, {"object": "list", "url": url,
-                                   "has_more": len(items) > limit, "data": items[:limit]})
+        return json_response(200, {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]})
 
     # -- dashboard: what participants and organizers do ---------------------
 
@@ -243,8 +259,7 @@ class StripeContractServer(ContractServer):
         with self._lock:
             session = self.sessions[session_id]
             intent = self._intent(session, "succeeded" if payment_status == "paid" else "processing")
-            session.update(status="complete", payment_status=payment_status,
-                           payment_intent=intent["id"])
+            session.update(status="complete", payment_status=payment_status, payment_intent=intent["id"])
             if payment_status == "paid":
                 self._charge(intent)
             return dict(session)
@@ -276,16 +291,22 @@ class StripeContractServer(ContractServer):
             self.sessions[session_id]["status"] = "expired"
             return dict(self.sessions[session_id])
 
-    def refund(self, session_id: str, amount: int | None = None,
-               *, status: str = "succeeded") -> JSON:
+    def refund(self, session_id: str, amount: int | None = None, *, status: str = "succeeded") -> JSON:
         """The organizer refunds (part of) a paid session in the dashboard."""
         with self._lock:
             intent_id = self.sessions[session_id]["payment_intent"]
             charge = next(c for c in self.charges.values() if c["payment_intent"] == intent_id)
             value = amount if amount is not None else charge["amount"] - charge["amount_refunded"]
-            refund = {"id": _id("re"), "object": "refund", "amount": value,
-                      "currency": charge["currency"], "charge": charge["id"],
-                      "payment_intent": intent_id, "status": status, "metadata": {}}
+            refund = {
+                "id": new_id("re"),
+                "object": "refund",
+                "amount": value,
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": intent_id,
+                "status": status,
+                "metadata": {},
+            }
             self.refunds[refund["id"]] = refund
             if status == "succeeded":
                 charge["amount_refunded"] += value
@@ -296,13 +317,19 @@ class StripeContractServer(ContractServer):
         data: JSON = {"object": obj}
         if previous is not None:
             data["previous_attributes"] = previous
-        return {"id": _id("evt"), "object": "event", "api_version": "2025-01-27.acacia",
-                "created": int(time.time()), "type": event_type, "data": data,
-                "livemode": False, "pending_webhooks": 1,
-                "request": {"id": None, "idempotency_key": None}}
+        return {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": "2025-01-27.acacia",
+            "created": int(time.time()),
+            "type": event_type,
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+        }
 
-    def signed(self, event: JSON, *, variant: Variant = "valid",
-               timestamp: int | None = None) -> SignedWebhook:
+    def signed(self, event: JSON, *, variant: Variant = "valid", timestamp: int | None = None) -> SignedWebhook:
         return stripe_signed(event, self.webhook_secret, timestamp=timestamp, variant=variant)
 
     def deliver_event(self, url: str, event: JSON, *, variant: Variant = "valid") -> int:
@@ -310,30 +337,31 @@ class StripeContractServer(ContractServer):
         return self.deliver(url, headers, body)
 
     def _intent(self, session: JSON, status: str) -> JSON:
-        intent_id = session["payment_intent"] or _id("pi")
-        intent = self.payment_intents.setdefault(intent_id, {
-            "id": intent_id, "object": "payment_intent", "amount": session["amount_total"],
-            "currency": session["currency"],
-            "metadata": dict(self._intent_metadata.get(session["id"], {})),
-        })
+        intent_id = session["payment_intent"] or new_id("pi")
+        intent = self.payment_intents.setdefault(
+            intent_id,
+            {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": session["amount_total"],
+                "currency": session["currency"],
+                "metadata": dict(self._intent_metadata.get(session["id"], {})),
+            },
+        )
         intent["status"] = status
         return intent
 
     def _charge(self, intent: JSON) -> JSON:
-        charge = {"id": _id("ch"), "object": "charge", "amount": intent["amount"],
-                  "amount_refunded": 0, "currency": intent["currency"], "refunded": False,
-                  "payment_intent": intent["id"], "metadata": {}, "paid": True}
+        charge = {
+            "id": new_id("ch"),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": 0,
+            "currency": intent["currency"],
+            "refunded": False,
+            "payment_intent": intent["id"],
+            "metadata": {},
+            "paid": True,
+        }
         self.charges[charge["id"]] = charge
         return charge
-
-
-def _resource(path: str) -> str | None:
-    for prefix, resource in (("/v1/products", "products"), ("/v1/prices", "prices"),
-                             ("/v1/checkout/sessions", "checkout_sessions")):
-        if path.startswith(prefix):
-            return resource
-    return None
-
-
-def _missing(name: str) -> Response:
-    return _error(400, f"Missing required param: {name}.", code="parameter_missing", param=name)
