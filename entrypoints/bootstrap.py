@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from entrypoints.providers_wiring import install as install_providers
 from ledger.application import LedgerStore
 from ledger.config import Settings
 from ledger.database import SCHEMA_LOCK_KEY, Database, embedded_server_url, eventsourcing_env
@@ -56,7 +57,9 @@ def bootstrap(
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
     service = LedgerService(store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds))
-    return Ledger(
+    ledger = Ledger(
         settings=settings, database_url=url, db=db, store=store, service=service,
         secret_box=SecretBox(settings.secret_key),
     )
+    install_providers(ledger)
+    return ledger

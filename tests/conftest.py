@@ -30,6 +30,11 @@ def make_settings(tmp_path: Path, **overrides: str) -> Settings:
         "LEDGER_SECRET_KEY": "11" * 32,
         "LEDGER_PUBLIC_URL": "http://ledger.test",
         "LEDGER_SEAT_HOLD_SECONDS": "1800",
+        # No test may ever reach a real provider: unroutable unless a test points
+        # these at its contract server.
+        "LEDGER_STRIPE_API_BASE": "http://127.0.0.1:9",
+        "LEDGER_PAYU_API_BASE": "http://127.0.0.1:9",
+        "LEDGER_PAYPAL_API_BASE": "http://127.0.0.1:9",
     }
     env.update(overrides)
     return Settings.from_env(env)

@@ -121,8 +121,10 @@ class Providers(MethodView):
                 ledger.db, ledger.secret_box, connection_id=cid, organizer_id=org, creds=creds
             ),
         )
-        return json_response({"id": cid, "provider": provider, "masked": masked}, 201,
-                             version=organizer.version)
+        payload: dict[str, Any] = {"id": cid, "provider": provider, "masked": masked}
+        if provider != "manual":
+            payload["webhook_url"] = f"{ledger.settings.public_url}/v1/webhooks/{provider}/{cid}"
+        return json_response(payload, 201, version=organizer.version)
 
     @authenticated("organizer", "finance")
     @blp.response(200, ConnectionSchema(many=True))

@@ -1,0 +1,232 @@
+"""Opening the provider's hosted checkout for a registration (R1-R3), never
+half-recorded.
+
+The sequence, and why each step is where it is:
+
+1. The registration (with its held seat, R9) is already recorded by
+   ``LedgerService.register_participant``.
+2. The gateway opens the checkout.  Its provider-side keys derive from the
+   registration id (Stripe ``Idempotency-Key``, PayPal ``PayPal-Request-Id``,
+   PayU ``extOrderId``), so calling it again returns the *same* session.
+3. The answer is written to ``provider_checkouts`` at once, then
+   ``CheckoutStarted`` is recorded.  A crash between 2 and 3 is healed by the
+   provider's idempotency; a crash between the row and the event is healed
+   from the row without calling the provider again.
+
+A provider outage at step 2 records nothing beyond step 1 and raises
+:class:`CheckoutNotStarted` (503): the registration stays ``awaiting_payment``
+and a retry -- the same ``Idempotency-Key`` on the registration POST, or
+``POST /v1/registrations/{id}/checkout`` -- continues from step 2.
+
+Credentials are decrypted just before each provider call and dropped after it;
+nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from ledger import connections
+from ledger.database import Database
+from ledger.domain.registration import Registration
+from ledger.errors import InvalidState, NotFound, ProviderUnavailable
+from ledger.providers import inbox
+from ledger.providers.base import CheckoutRequest, Credentials, PaymentGateway
+from ledger.providers.payu_gateway import PayuPaymentLinkLost
+from ledger.providers.registry import ProviderEndpoints, gateway_for
+from ledger.secret_box import SecretBox
+from ledger.service import LedgerService
+
+#: Failure reasons after which a checkout can no longer be paid: a retry would
+#: only find the same dead session (every provider replays it by our ids).
+CLOSED_REASONS = frozenset({"expired", "failed"})
+
+GATEWAY_PROVIDERS = ("stripe", "payu", "paypal")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connected provider account: whose it is and which provider."""
+
+    id: str
+    organizer_id: str
+    provider: str
+
+
+class CheckoutNotStarted(ProviderUnavailable):
+    """The provider was unreachable: the registration is kept and retryable.
+
+    ``extensions`` names the registration and the retry endpoint so that a
+    client without an ``Idempotency-Key`` can still continue.
+    """
+
+    def __init__(self, registration_id: str, cause: ProviderUnavailable) -> None:
+        retry = f"/v1/registrations/{registration_id}/checkout"
+        super().__init__(
+            f"{cause.detail}. Registration {registration_id} is kept with its seat held; "
+            f"retry with POST {retry} or the same Idempotency-Key"
+        )
+        self.registration_id = registration_id
+        self.extensions = {"registration_id": registration_id, "retry": retry}
+
+
+class ProviderAccess:
+    """Gateways, connections and decrypted credentials, in one place.
+
+    Gateways are stateless and thread-safe (``PaymentGateway``), so one per
+    provider is shared by every request and worker thread.
+    """
+
+    def __init__(
+        self, *, db: Database, secret_box: SecretBox, service: LedgerService, endpoints: ProviderEndpoints
+    ) -> None:
+        self.db = db
+        self.service = service
+        self.endpoints = endpoints
+        self._box = secret_box
+        self._gateways: dict[str, PaymentGateway] = {}
+        self._lock = threading.Lock()
+
+    def gateway(self, provider: str) -> PaymentGateway:
+        with self._lock:
+            found = self._gateways.get(provider)
+            if found is None:
+                found = self._gateways[provider] = gateway_for(provider, self.endpoints)
+            return found
+
+    def validate_credentials(self, provider: str, creds: Mapping[str, str]) -> None:
+        """``ledger.extras["validate_credentials"]``: one harmless call at the
+        provider (R1: Stripe probes each restricted-key permission)."""
+        self.gateway(provider).validate_credentials(creds)
+
+    def connection(self, connection_id: str) -> Connection:
+        """The connection behind a webhook URL; unknown ids are 404.
+
+        The owner comes from ``provider_secrets`` (written before the
+        ``ProviderConnected`` event), the provider from the organizer's
+        events: secrets orphaned by a crash before the event are no
+        connection.
+        """
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT organizer_id FROM provider_secrets WHERE connection_id = %s", (connection_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no provider connection {connection_id}")
+        organizer = self.service.organizer(str(row[0]))
+        found = organizer.connections.get(connection_id)
+        if found is None:
+            raise NotFound(f"no provider connection {connection_id}")
+        return Connection(connection_id, str(organizer.id), str(found["provider"]))
+
+    def credentials(self, connection_id: str) -> Credentials:
+        return connections.load_secrets(self.db, self._box, connection_id)
+
+
+class CheckoutStarter:
+    """``ledger.extras["start_checkout"]``: registration -> (registration, checkout)."""
+
+    def __init__(self, *, service: LedgerService, access: ProviderAccess, public_url: str) -> None:
+        self.service = service
+        self.access = access
+        self.db = access.db
+        self.public_url = public_url.rstrip("/")
+
+    def start(self, registration: Registration) -> tuple[Registration, dict[str, Any]]:
+        """Open (or find again) the checkout and record ``CheckoutStarted``.
+
+        Safe to call any number of times for one registration: it returns the
+        same session every time.  Raises ``CheckoutNotStarted`` (503) on an
+        outage, ``PayuPaymentLinkLost`` (409) when PayU has an order whose
+        link never reached us, ``InvalidState`` (409) when the registration is
+        no longer waiting for a payment or its checkout is dead.
+        """
+        rid = str(registration.id)
+        if registration.provider not in GATEWAY_PROVIDERS:
+            raise InvalidState(f"a {registration.provider} registration is paid outside any provider checkout")
+        if registration.status != "awaiting_payment":
+            raise InvalidState(f"a {registration.status} registration needs no checkout")
+        row = inbox.find_checkout(self.db, rid)
+        if row is None and registration.checkout:
+            # Recorded by an earlier version or another path: adopt it.
+            row = self._adopt(registration)
+        if row is not None:
+            self._refuse_dead(registration, row.reference)
+        else:
+            row = self._open_at_provider(registration)
+        if not row.url:
+            raise PayuPaymentLinkLost(row.reference)
+        if not registration.checkout or registration.checkout.get("reference") != row.reference:
+            registration = self.service.start_checkout(rid, provider=row.provider, url=row.url, reference=row.reference)
+        return registration, {"provider": row.provider, "url": row.url}
+
+    def urls(self, provider: str, connection_id: str, registration_id: str) -> tuple[str, str, str]:
+        """(success, cancel, notify) URLs under ``LEDGER_PUBLIC_URL``.
+
+        Deterministic per registration on purpose: Stripe replays a session
+        only for identical parameters.  Stripe fills ``{CHECKOUT_SESSION_ID}``
+        and PayPal appends ``token=<order id>``; both are fallbacks for the
+        return page when the crash window left us without a reference.
+        """
+        base = f"{self.public_url}/v1/webhooks/{provider}/{quote(connection_id, safe='')}"
+        query = f"registration_id={quote(registration_id, safe='')}"
+        success = f"{base}/return?{query}"
+        if provider == "stripe":
+            success += "&session_id={CHECKOUT_SESSION_ID}"
+        return success, f"{base}/cancel?{query}", base
+
+    # -- steps ----------------------------------------------------------------
+
+    def _open_at_provider(self, registration: Registration) -> inbox.CheckoutRow:
+        rid = str(registration.id)
+        paid_event = self.service.event(registration.event_id)
+        if not paid_event.connection_id:
+            raise InvalidState("the event has no provider connection")
+        connection = self.access.connection(paid_event.connection_id)
+        success, cancel, notify = self.urls(connection.provider, connection.id, rid)
+        request = CheckoutRequest(
+            registration_id=rid,
+            event_id=str(paid_event.id),
+            event_title=paid_event.title,
+            price=registration.price,
+            participant_name=registration.name,
+            participant_email=registration.email,
+            success_url=success,
+            cancel_url=cancel,
+            notify_url=notify,
+        )
+        gateway = self.access.gateway(connection.provider)
+        try:
+            checkout = gateway.start_checkout(self.access.credentials(connection.id), request)
+            url, reference = checkout.url, checkout.reference
+        except PayuPaymentLinkLost as lost:
+            # Keep the order so its notifications and the reconciler can still
+            # settle (release the seat of) this registration.
+            url, reference = "", lost.reference
+        except ProviderUnavailable as exc:
+            raise CheckoutNotStarted(rid, exc) from exc
+        row = inbox.CheckoutRow(rid, connection.provider, connection.id, connection.organizer_id, reference, url)
+        return inbox.save_checkout(self.db, row)
+
+    def _adopt(self, registration: Registration) -> inbox.CheckoutRow:
+        assert registration.checkout is not None
+        paid_event = self.service.event(registration.event_id)
+        row = inbox.CheckoutRow(
+            str(registration.id),
+            registration.checkout["provider"],
+            paid_event.connection_id or "",
+            registration.organizer_id,
+            registration.checkout["reference"],
+            registration.checkout["url"],
+        )
+        return inbox.save_checkout(self.db, row)
+
+    @staticmethod
+    def _refuse_dead(registration: Registration, reference: str) -> None:
+        for failure in registration.failures:
+            if failure["reference"] == reference and failure["reason"] in CLOSED_REASONS:
+                raise InvalidState(f"the checkout of this registration has {failure['reason']}; register again to pay")

@@ -1,0 +1,140 @@
+"""PayPal end to end through the HTTP API and the PayPal contract server (R2, R8, R15)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from entrypoints.bootstrap import Ledger
+from tests.e2e import test_providers_support as kit
+from tests.e2e.test_providers_support import SLOW, Servers, Shop, facts, inbox_rows, open_shop
+
+# The module's own ledger, app and provider wiring (see test_providers_support).
+app = kit.app
+provider_ledger = kit.provider_ledger
+servers = kit.servers
+tokens = kit.tokens
+
+
+@pytest.fixture
+def shop(client: FlaskClient, make_org: Any, servers: Servers) -> Shop:
+    return open_shop(client, make_org, servers, "paypal", price="25.00", currency="EUR")
+
+
+def _deliver(shop: Shop, servers: Servers, event_type: str, resource: dict[str, Any], **kw: Any) -> Any:
+    resource_type = "checkout-order" if event_type.startswith("CHECKOUT.") else "capture"
+    headers, body = servers.paypal.signed(servers.paypal.event(event_type, resource, resource_type), **kw)
+    return shop.webhook(headers, body)
+
+
+def _capture_of(servers: Servers, order_id: str) -> dict[str, Any]:
+    return next(
+        c for c in servers.paypal.captures.values() if c["supplementary_data"]["related_ids"]["order_id"] == order_id
+    )
+
+
+def test_approval_then_return_captures_and_the_capture_webhook_is_a_duplicate(
+    shop: Shop, servers: Servers, provider_ledger: Ledger
+) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    assert reg["checkout"]["url"] == f"{servers.paypal.base_url}/checkoutnow?token={order_id}"
+    order = servers.paypal.orders[order_id]
+    assert order["purchase_units"][0]["custom_id"] == reg["id"]
+    assert order["purchase_units"][0]["amount"] == {"currency_code": "EUR", "value": "25.00"}
+    # Back before approving: nothing to capture yet.
+    assert shop.back(reg["id"], token=order_id).get_json()["status"] == "awaiting_payment"
+    servers.paypal.approve(order_id)
+    r = shop.back(reg["id"], token=order_id, PayerID="PAYER1")
+    assert (r.status_code, r.get_json()["status"]) == (200, "paid")
+    capture = _capture_of(servers, order_id)
+    r = _deliver(shop, servers, "PAYMENT.CAPTURE.COMPLETED", capture)
+    assert r.get_json()["facts"][0]["outcome"] == "duplicate:payment_recorded"
+    got = shop.get(reg["id"])
+    assert got["payments"] == [
+        {"amount": {"amount": "25.00", "currency": "EUR"}, "provider": "paypal", "reference": order_id}
+    ]
+    assert len(servers.paypal.requests_to("POST", r"/v2/checkout/orders/[^/]+/capture")) == 1
+
+
+def test_approval_webhook_captures_without_the_participant_returning(shop: Shop, servers: Servers) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    approved = servers.paypal.approve(order_id)
+    r = _deliver(shop, servers, "CHECKOUT.ORDER.APPROVED", approved)
+    assert r.get_json()["facts"][0]["outcome"] == "captured:payment_recorded"
+    assert shop.get(reg["id"])["status"] == "paid"
+    # The same approval again, and the return afterwards: no second capture.
+    _deliver(shop, servers, "CHECKOUT.ORDER.APPROVED", approved)
+    assert shop.back(reg["id"]).get_json()["status"] == "paid"
+    assert len(servers.paypal.captures) == 1
+
+
+@pytest.mark.parametrize("variant", ["tampered", "stale", "wrong_key"])
+def test_bad_signatures_are_400_and_record_nothing(
+    shop: Shop, servers: Servers, provider_ledger: Ledger, variant: str
+) -> None:
+    reg = shop.registered()
+    approved = servers.paypal.approve(shop.reference(reg["id"]))
+    r = _deliver(shop, servers, "CHECKOUT.ORDER.APPROVED", approved, variant=variant)
+    assert (r.status_code, r.get_json()["code"]) == (400, "invalid_signature")
+    assert shop.get(reg["id"])["status"] == "awaiting_payment"
+    assert servers.paypal.captures == {}
+    assert inbox_rows(provider_ledger, shop.connection_id) == [("invalid_signature", 1)]
+    assert facts(provider_ledger, reg["id"]) == []
+
+
+def test_declined_capture_releases_the_seat(shop: Shop, servers: Servers) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    servers.paypal.approve(order_id)
+    servers.paypal.next_capture_status = "DECLINED"
+    assert shop.back(reg["id"]).get_json()["status"] == "awaiting_payment"
+    got = shop.get(reg["id"])
+    assert got["payment_failures"] == [{"reason": "failed", "reference": order_id}]
+    assert shop.event_now()["tickets_left"] == 50
+
+
+def test_capture_during_an_outage_is_retried_by_the_next_return(shop: Shop, servers: Servers) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    servers.paypal.approve(order_id)
+    servers.paypal.fail_next(1, 503, path=r"/v2/checkout/orders/[^/]+/capture")
+    r = shop.back(reg["id"])
+    assert (r.status_code, r.get_json()["code"]) == (503, "provider_unavailable")
+    assert shop.back(reg["id"]).get_json()["status"] == "paid"
+
+
+def test_partial_and_full_refunds(shop: Shop, servers: Servers) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    servers.paypal.approve(order_id)
+    shop.back(reg["id"])
+    capture = _capture_of(servers, order_id)
+    part = servers.paypal.refund(capture["id"], "5.00")
+    r = _deliver(
+        shop,
+        servers,
+        "PAYMENT.CAPTURE.REFUNDED",
+        part,
+    )
+    assert r.get_json()["facts"][0]["outcome"] == "refund_recorded"
+    assert shop.get(reg["id"])["refunded"]["amount"] == "5.00"
+    rest = servers.paypal.refund(capture["id"], "20.00")
+    _deliver(shop, servers, "PAYMENT.CAPTURE.REFUNDED", rest)
+    _deliver(shop, servers, "PAYMENT.CAPTURE.REFUNDED", rest)
+    got = shop.get(reg["id"])
+    assert (got["status"], got["refunded"]["amount"]) == ("refunded", "25.00")
+    assert sorted(r["reference"] for r in got["refunds"]) == sorted([part["id"], rest["id"]])
+
+
+def test_lost_order_answer_then_retry_returns_the_same_order(shop: Shop, servers: Servers) -> None:
+    servers.paypal.delay_next(1, SLOW, execute=True, path=r"/v2/checkout/orders")
+    assert shop.register(key="pp-lost").status_code == 503
+    assert len(servers.paypal.orders) == 1
+    r = shop.register(key="pp-lost")
+    assert r.status_code == 201, r.get_json()
+    assert len(servers.paypal.orders) == 1
+    assert r.get_json()["checkout"]["url"].endswith(next(iter(servers.paypal.orders)))
