@@ -19,7 +19,7 @@ def _settings() -> Settings:
 def main() -> None:
     """Event-sourced payment ledger for paid webinars."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @main.command()
@@ -61,7 +61,13 @@ def worker(name: str) -> None:
 
     if name not in WORKERS:
         raise click.BadParameter(f"unknown worker {name!r}; choose from {', '.join(WORKERS)}")
-    ledger = bootstrap(_settings())
+    settings = _settings()
+    broker = None
+    if name == "relay":  # standalone: bring the embedded broker unless one is configured or running
+        from workers.broker import ensure_broker
+
+        broker = ensure_broker(settings)
+    ledger = bootstrap(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -69,6 +75,8 @@ def worker(name: str) -> None:
         build(name, ledger).run(stop)
     finally:
         ledger.close()
+        if broker is not None:
+            broker.stop()
 
 
 @main.group()

@@ -42,11 +42,13 @@ def run(settings: Settings, *, admin_token: str, database_url: str, workers: lis
     env["LEDGER_DATA_DIR"] = str(settings.data_dir)
     env["LEDGER_SECRET_KEY"] = settings.secret_key.hex()
     broker = None
-    if settings.kafka_bootstrap is None and "relay" in workers:
-        from workers.broker import EmbeddedBroker  # type: ignore[import-not-found,unused-ignore]
+    if "relay" in workers:
+        from workers.broker import bootstrap_servers, ensure_broker
 
-        broker = EmbeddedBroker.start(settings.data_dir)
-        env["LEDGER_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        broker = ensure_broker(settings)  # None when configured or already running
+        found = bootstrap_servers(settings)
+        if found:
+            env["LEDGER_KAFKA_BOOTSTRAP"] = found
     ledger_bin = [sys.executable, "-m", "entrypoints.cli"]
     children = [Child("api", [*ledger_bin, "serve"])]
     children += [Child(name, [*ledger_bin, "worker", name]) for name in workers]

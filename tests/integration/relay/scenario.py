@@ -1,0 +1,69 @@
+"""Real ledger traffic for the relay tests: every public event type, through
+the application service (the same code path as the API)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from entrypoints.bootstrap import Ledger
+from ledger.money import Money
+from ledger.service import ANYONE
+
+
+def full_story(ledger: Ledger, *, participants: int = 3) -> str:
+    """One organizer's whole life: plan change, provider, an event edited and
+    rescheduled, participants paying, failing, confirmed, rejected, refunded,
+    and finally the event cancelled.  Emits every type in PUBLIC_TYPES.
+    Returns the organizer id."""
+    service = ledger.service
+    organizer = service.register_organizer(name="Acme Webinars", country="DE", plan_size=50)
+    org_id = str(organizer.id)
+    service.change_plan(org_id, 100)
+    service.connect_provider(org_id, provider="manual", masked={}, store_secrets=lambda cid: None)
+    starts = datetime.now(UTC) + timedelta(days=30)
+    event = service.create_event(
+        organizer_id=org_id, title="Ledgers 101", description="intro", sessions=[starts],
+        timezone="Europe/Berlin", permanent=False, price=Money(4900, "EUR"), provider="manual",
+    )
+    event_id = str(event.id)
+    service.edit_event(event_id, title="Ledgers 101 (live)", description=None, scope=ANYONE)
+    service.reschedule(event_id, starts_at=starts + timedelta(hours=2), session_id=None, scope=ANYONE)
+    regs = [
+        service.register_participant(
+            event_id, name=f"Person {i}", email=f"p{i}@example.org", fields={"company": "X"}
+        )
+        for i in range(max(participants, 3))
+    ]
+    paid, failed, rejected = (str(r.id) for r in regs[:3])
+    service.start_checkout(paid, provider="manual", url="https://pay.test/1", reference="chk-1")
+    service.record_payment(paid, amount=Money(4900, "EUR"), provider="manual", reference="pay-1")
+    service.confirm(paid, scope=ANYONE)
+    service.request_resend(paid, scope=ANYONE)
+    service.record_email_delivery_failure(
+        paid, message_id="<m1@ledger.test>", kind="resend", smtp_code=552, reason="mailbox full"
+    )
+    service.record_payment_mismatch(failed, amount=Money(100, "EUR"), provider="manual", reference="mm-1")
+    service.record_payment_failure(failed, reason="card_declined", reference="chk-2")
+    service.reject(rejected, reason="duplicate", scope=ANYONE)
+    service.record_refund(paid, amount=Money(4900, "EUR"), reference="ref-1")
+    service.cancel_event(event_id, reason="speaker ill", scope=ANYONE)
+    return org_id
+
+
+def busy_event(ledger: Ledger, *, registrations: int, payments: bool = True) -> list[str]:
+    """Many registrations on one event (interleaved aggregates); returns ids."""
+    service = ledger.service
+    organizer = service.register_organizer(name="Busy", country="US", plan_size=1_000_000)
+    org_id = str(organizer.id)
+    service.connect_provider(org_id, provider="manual", masked={}, store_secrets=lambda cid: None)
+    event = service.create_event(
+        organizer_id=org_id, title="Big", description="", sessions=[datetime.now(UTC) + timedelta(days=3)],
+        timezone="UTC", permanent=True, price=Money(1000, "USD"), provider="manual",
+    )
+    ids = []
+    for i in range(registrations):
+        reg = service.register_participant(str(event.id), name=f"N{i}", email=f"n{i}@x.org", fields={})
+        if payments:
+            service.record_payment(str(reg.id), amount=Money(1000, "USD"), provider="manual", reference=f"r{i}")
+        ids.append(str(reg.id))
+    return ids

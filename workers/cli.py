@@ -1,0 +1,87 @@
+"""``ledger tail`` and ``ledger status``, contributed to the console script
+through ``entrypoints.cli``'s optional-commands hook."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+@click.command("tail")
+@click.option("--from-beginning", is_flag=True, help="a new consumer group starts at the oldest event")
+@click.option("--group", default=None, help="Kafka consumer group (default: a new random one)")
+@click.option("--json", "json_lines", is_flag=True, help="print each message as one JSON line")
+def tail_command(from_beginning: bool, group: str | None, json_lines: bool) -> None:
+    """Print the Kafka event stream as other systems see it (de-duplicated by
+    event id).  Finds the broker from LEDGER_KAFKA_BOOTSTRAP or the one
+    ``ledger run`` started for this data dir."""
+    import logging
+    import secrets
+
+    from ledger.config import Settings
+    from workers.broker import BrokerUnavailable
+    from workers.tail import tail
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    settings = Settings.from_env()
+    try:
+        tail(settings, from_beginning, group or f"ledger-tail-{secrets.token_hex(4)}", sys.stdout,
+             json_lines=json_lines)
+    except BrokerUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status_command(as_json: bool) -> None:
+    """Where every consumer of the event log stands: head, projection lag,
+    relay position, e-mail backlog."""
+    from entrypoints.bootstrap import bootstrap
+    from ledger import event_log
+
+    ledger = bootstrap()
+    try:
+        report: dict[str, Any] = {"head": event_log.head(ledger.store)}
+        try:
+            from projections.runner import status
+
+            report["projections"] = status(ledger).as_dict()
+        except Exception as exc:
+            report["projections"] = {"error": type(exc).__name__}
+        with ledger.db.transaction() as conn:
+            rows = conn.execute("SELECT topic, published_position, resets FROM relay_position").fetchall()
+        report["relay"] = {
+            topic: {"published_position": pos, "lag": max(0, report["head"] - pos), "resets": resets}
+            for topic, pos, resets in rows
+        }
+        from workers.notify_sender import backlog
+
+        report["emails"] = backlog(ledger)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"event log head:   {report['head']}")
+    proj = report["projections"]
+    click.echo(f"projections:      position {proj.get('position')}  lag {proj.get('lag')}"
+               + ("  (rebuild in progress)" if proj.get("rebuilding") else ""))
+    relay: dict[str, dict[str, Any]] = report["relay"]
+    if not relay:
+        click.echo("relay:            not started")
+    for topic, r in relay.items():
+        click.echo(f"relay {topic}: published {r['published_position']}  lag {r['lag']}")
+    e = report["emails"]
+    click.echo(f"e-mails:          {e['pending']} pending, {e['sent']} sent, {e['failed']} failed")
+
+
+def register(main: click.Group) -> None:
+    for command in (tail_command, status_command):
+        if command.name not in main.commands:
+            main.add_command(command)
