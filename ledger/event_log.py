@@ -54,7 +54,8 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
 
 TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}
 
-#: Fields holding personal data: left out of Kafka unless LEDGER_KAFKA_INCLUDE_PII=1.
+#: Participants' personal data on registration events: left out of Kafka unless
+#: LEDGER_KAFKA_INCLUDE_PII=1.  (An organizer's ``name`` is a business name, kept.)
 PII_FIELDS = frozenset({"name", "email", "fields"})
 
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
@@ -79,7 +80,8 @@ class LogItem:
     domain_event: Any
 
     def as_dict(self, *, include_pii: bool = True) -> dict[str, Any]:
-        data = self.data if include_pii else {k: v for k, v in self.data.items() if k not in PII_FIELDS}
+        personal = not include_pii and self.aggregate_type == "registration"
+        data = {k: v for k, v in self.data.items() if k not in PII_FIELDS} if personal else self.data
         return {
             "position": self.position,
             "id": self.id,
