@@ -1,0 +1,107 @@
+"""Who paid (R14): ``GET /v1/events/{id}/participants`` — every registration of
+an event with its status and money, as JSON pages or (``Accept: text/csv``) as
+one CSV file.  Reads the ``projections`` view; organizers see their own events
+only (another organizer's id is a 404), finance sees all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from api.auth import authenticated
+from api.context import current_ledger
+from api.responses import json_response
+from api.schemas import MoneySchema
+from projections import runner, who_paid_query
+from projections.paging import MAX_LIMIT
+
+blp = Blueprint("participants", __name__, url_prefix="/v1", description="Who paid (R14)")
+
+
+@blp.record_once
+def _readiness_probe(state: Any) -> None:
+    """``/readyz`` reports the views' lag (events committed, not yet projected)."""
+    probes = state.app.extensions.setdefault("readiness_probes", {})
+    probes.setdefault("projections", lambda ledger: runner.status(ledger).as_dict())
+
+
+class ParticipantsQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(metadata={
+        "description": "only these statuses, comma-separated: " + ", ".join(who_paid_query.STATUSES)
+    })
+    after = fields.String(metadata={"description": "the `next` cursor of the previous page"})
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_LIMIT), metadata={"description": "page size, default 100"}
+    )
+
+
+class ParticipantSchema(Schema):
+    registration_id = fields.String()
+    event_id = fields.String()
+    organizer_id = fields.String()
+    name = fields.String()
+    email = fields.String()
+    status = fields.String(metadata={"enum": list(who_paid_query.STATUSES)})
+    price = fields.Nested(MoneySchema)
+    paid = fields.Nested(MoneySchema)
+    refunded = fields.Nested(MoneySchema)
+    refund_due = fields.Nested(MoneySchema, metadata={"description": "owed back to the participant (R15)"})
+    fee = fields.Nested(MoneySchema, metadata={"description": "service fee charged minus reversed (R16)"})
+    provider = fields.String()
+    provider_reference = fields.String(allow_none=True)
+    confirmed = fields.Boolean()
+    closed_reason = fields.String(allow_none=True)
+    close_note = fields.String(allow_none=True)
+    payment_failures = fields.Integer()
+    last_failure_reason = fields.String(allow_none=True)
+    resends = fields.Integer()
+    registered_at = fields.String()
+    checkout_started_at = fields.String(allow_none=True)
+    paid_at = fields.String(allow_none=True)
+    confirmed_at = fields.String(allow_none=True)
+    rejected_at = fields.String(allow_none=True)
+    cancelled_at = fields.String(allow_none=True)
+    refunded_at = fields.String(allow_none=True)
+    payment_failed_at = fields.String(allow_none=True)
+    updated_at = fields.String()
+
+
+class ParticipantPageSchema(Schema):
+    items = fields.List(fields.Nested(ParticipantSchema))
+    next = fields.String(allow_none=True, metadata={"description": "cursor for ?after=, null on the last page"})
+
+
+def wants_csv() -> bool:
+    """``Accept: text/csv`` (preferred over JSON) asks for the CSV form."""
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+@blp.route("/events/<event_id>/participants")
+class Participants(MethodView):
+    @authenticated("organizer", "finance")
+    @blp.arguments(ParticipantsQuerySchema, location="query")
+    @blp.response(200, ParticipantPageSchema)
+    def get(self, args: dict[str, Any], event_id: str) -> Any:
+        """Who paid: every registration with status, paid, refunded and refund due
+        (R14, R15), in registration order.  `Accept: text/csv` returns all of
+        them as CSV (pagination ignored)."""
+        ledger = current_ledger()
+        scope = g.principal.scope
+        if wants_csv():
+            lines = who_paid_query.csv_lines(ledger, event_id, scope=scope, status=args.get("status"))
+            return Response(
+                stream_with_context(lines), mimetype="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="participants-{event_id}.csv"'},
+            )
+        page = who_paid_query.page(
+            ledger, event_id, scope=scope, status=args.get("status"), after=args.get("after"),
+            limit=args.get("limit"),
+        )
+        return json_response(page.as_dict())

@@ -1,0 +1,73 @@
+"""Fee reports (R16): ``GET /v1/reports/fees`` — per organizer, currency and
+period: tickets, gross, refunds, net and the 5% service fee, with per-currency
+totals that are exact sums of the rows.  ``Accept: text/csv`` gives CSV.
+Organizers get their own figures; finance gets everyone's (or ``?organizer=``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import EXCLUDE, Schema, fields
+
+from api.auth import authenticated
+from api.blueprints.participants import wants_csv
+from api.context import current_ledger
+from api.responses import json_response
+from projections import fee_report
+
+blp = Blueprint("reports", __name__, url_prefix="/v1", description="Fee reports (R16)")
+
+
+class FeeQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = fields.String(data_key="from", metadata={"format": "date", "description": "first UTC day, inclusive"})
+    to = fields.String(metadata={"format": "date", "description": "last UTC day, inclusive"})
+    currency = fields.String(metadata={"example": "USD"})
+    organizer = fields.String(metadata={"description": "organizer id (finance); organizers see their own"})
+    period = fields.String(metadata={"enum": list(fee_report.PERIODS), "description": "default month"})
+
+
+class FeeFiguresSchema(Schema):
+    organizer_id = fields.String()
+    period = fields.String(metadata={"example": "2026-11"})
+    currency = fields.String()
+    tickets = fields.Integer()
+    payments = fields.Integer()
+    gross = fields.String(metadata={"example": "490.00"})
+    refunds = fields.String()
+    refund_count = fields.Integer()
+    net = fields.String()
+    fee_charged = fields.String()
+    fee_reversed = fields.String()
+    fee = fields.String(metadata={"description": "fee charged minus fee reversed by refunds"})
+
+
+class FeeReportSchema(Schema):
+    items = fields.List(fields.Nested(FeeFiguresSchema))
+    totals = fields.List(fields.Nested(FeeFiguresSchema))
+    filters = fields.Dict()
+    fee_policy = fields.String()
+
+
+@blp.route("/reports/fees")
+class FeeReport(MethodView):
+    @authenticated("organizer", "finance")
+    @blp.arguments(FeeQuerySchema, location="query")
+    @blp.response(200, FeeReportSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Service fees per organizer, currency and period (by payment date;
+        refunds by refund date), with per-currency totals."""
+        report = fee_report.query(
+            current_ledger().db, scope=g.principal.scope, organizer=args.get("organizer"),
+            currency=args.get("currency"), date_from=args.get("from_"), date_to=args.get("to"),
+            period=args.get("period"),
+        )
+        if wants_csv():
+            return Response(fee_report.to_csv(report), mimetype="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="fees.csv"'})
+        return json_response(report.as_dict())

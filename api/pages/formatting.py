@@ -1,0 +1,159 @@
+"""How the pages show money and time to people, and read times back from forms.
+
+Money: people read "$49.00" or "1 234,50 zł", not "49.00 USD".  The digits come
+from ``Money.amount`` (an exact decimal string, R8), so formatting only moves
+separators and symbols around — it never goes through a float and can never
+show a different amount than the ledger holds.
+
+Time: an event's times are shown, and typed, in the *event's* time zone (the
+organizer's audience is there), never in the server's or the browser's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ledger.errors import ValidationFailed
+from ledger.money import Money
+
+_NBSP = "\u00a0"
+_NNBSP = "\u202f"
+_MINUS = "\u2212"
+
+#: currency → (prefix, suffix, thousands separator, decimal separator), after
+#: the currency's customary national style.  Dollar-named currencies other than
+#: USD carry their country so that "$" is never ambiguous on a finance page.
+_STYLES: dict[str, tuple[str, str, str, str]] = {
+    "USD": ("$", "", ",", "."),
+    "EUR": ("€", "", ",", "."),
+    "GBP": ("£", "", ",", "."),
+    "AUD": ("A$", "", ",", "."),
+    "NZD": ("NZ$", "", ",", "."),
+    "CAD": ("CA$", "", ",", "."),
+    "HKD": ("HK$", "", ",", "."),
+    "SGD": ("S$", "", ",", "."),
+    "MXN": ("MX$", "", ",", "."),
+    "ILS": ("₪", "", ",", "."),
+    "PHP": ("₱", "", ",", "."),
+    "THB": ("฿", "", ",", "."),
+    "CHF": ("CHF" + _NBSP, "", "’", "."),
+    "PLN": ("", _NBSP + "zł", _NNBSP, ","),
+    "CZK": ("", _NBSP + "Kč", _NNBSP, ","),
+    "HUF": ("", _NBSP + "Ft", _NNBSP, ","),
+    "RUB": ("", _NBSP + "₽", _NNBSP, ","),
+    "BGN": ("", _NBSP + "лв.", _NNBSP, ","),
+    "RON": ("", _NBSP + "lei", ".", ","),
+    "DKK": ("", _NBSP + "kr.", ".", ","),
+    "NOK": ("", _NBSP + "kr", _NNBSP, ","),
+    "SEK": ("", _NBSP + "kr", _NNBSP, ","),
+}
+
+
+def _group(whole: str, separator: str) -> str:
+    parts: list[str] = []
+    while len(whole) > 3:
+        parts.insert(0, whole[-3:])
+        whole = whole[:-3]
+    parts.insert(0, whole)
+    return separator.join(parts)
+
+
+def format_amount(amount: str, currency: str) -> str:
+    """A decimal string in major units (``"1234.50"``) in the currency's style."""
+    prefix, suffix, thousands, decimal = _STYLES.get(currency, ("", _NBSP + currency, ",", "."))
+    negative = amount.startswith("-")
+    whole, _, frac = amount.lstrip("-").partition(".")
+    text = _group(whole, thousands) + (decimal + frac if frac else "")
+    return (_MINUS if negative else "") + prefix + text + suffix
+
+
+def money(value: Money | dict[str, str] | None, currency: str | None = None) -> str:
+    """Jinja filter: ``Money``, an API money object or minor units (with ``currency``)."""
+    if value is None:
+        return "—"
+    if isinstance(value, Money):
+        return format_amount(value.amount, value.currency)
+    if isinstance(value, dict):
+        return format_amount(value["amount"], value["currency"])
+    if isinstance(value, int) and currency:
+        return format_amount(Money(value, currency).amount, currency)
+    raise TypeError(f"cannot format {value!r} as money")
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The event's zone; UTC when it is unknown (never an error on a read page)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _aware(value: str | datetime) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def local_time(value: str | datetime | None, tz: str | None = "UTC", *, with_zone: bool = True) -> str:
+    """``Tue 1 Dec 2026, 18:00 CET`` in ``tz`` (the event's zone)."""
+    if value is None or value == "":
+        return "—"
+    moment = _aware(value).astimezone(zone(tz))
+    text = f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
+    return f"{text} {moment:%Z}" if with_zone else text
+
+
+def iso_local(value: str | datetime, tz: str | None) -> str:
+    """Machine-readable local time for ``<time datetime=…>``."""
+    return _aware(value).astimezone(zone(tz)).isoformat(timespec="minutes")
+
+
+def input_value(value: str | datetime, tz: str | None) -> str:
+    """The value of an ``<input type="datetime-local">`` in the event's zone."""
+    return _aware(value).astimezone(zone(tz)).strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_local(text: str, tz: str, *, field: str = "starts_at") -> datetime:
+    """A ``datetime-local`` value typed in the event's zone, as an aware time.
+
+    A wall time that falls in a daylight-saving gap does not exist: it is
+    refused rather than silently moved.  A repeated (autumn) wall time takes its
+    first occurrence (``fold=0``), the one people mean by default.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed({field: ["enter the new date and time"]})
+    try:
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed({field: ["use the form YYYY-MM-DDTHH:MM"]}) from None
+    if naive.tzinfo is not None:
+        naive = naive.replace(tzinfo=None)
+    place = zone(tz)
+    local = naive.replace(tzinfo=place)
+    if local.astimezone(UTC).astimezone(place).replace(tzinfo=None) != naive:
+        raise ValidationFailed({field: [f"{text} does not exist in {tz} (daylight-saving change)"]})
+    return local
+
+
+def short_id(value: Any) -> str:
+    """The first block of an id: enough to tell rows apart on screen."""
+    return str(value).split("-")[0]
+
+
+def pretty_json(value: Any) -> str:
+    """Event data for people: indented, keys sorted, non-ASCII names as typed
+    (the template escapes it as HTML)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+FILTERS = {
+    "money": money,
+    "local_time": local_time,
+    "iso_local": iso_local,
+    "input_value": input_value,
+    "short_id": short_id,
+    "pretty_json": pretty_json,
+}

@@ -1,0 +1,199 @@
+"""Signing people in to the pages, and CSRF protection for every form.
+
+Why a session cookie instead of the bearer token: a browser cannot attach an
+``Authorization`` header to a plain form post.  The person pastes a token once;
+the cookie then holds a *signed* session with the token's SHA-256 (the same hash
+``api_tokens`` stores) and the principal — never the raw token, so a leaked
+cookie or log line cannot be replayed against the API.  Every request re-checks
+the hash against ``api_tokens`` (cached for a few seconds, like ``api.auth``), so
+revoking a token also ends its page sessions.
+
+The cookie is HttpOnly (scripts cannot read it), SameSite=Lax (other sites'
+forms do not carry it), Secure when the ledger is served over https, and scoped
+to ``/app`` so API calls never carry it.  SameSite is defence in depth: every
+POST must also carry the per-session random CSRF token.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, g, has_request_context, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from api.auth import RequestPrincipal
+from api.context import current_ledger
+from ledger import api_tokens
+from ledger.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COOKIE_NAME = "ledger_session"
+SESSION_LIFETIME = timedelta(hours=8)
+CSRF_FIELD = "csrf_token"
+#: Domain separation: the session-signing key is derived from LEDGER_SECRET_KEY
+#: but can never equal a key the ledger uses for anything else (SecretBox).
+_KEY_CONTEXT = b"webinar-ledger/pages/session-signing/v1"
+_CACHE_SECONDS = 5.0
+_cache: dict[str, tuple[float, api_tokens.Principal | None]] = {}
+
+#: Roles allowed to change things through the pages (as in the API, admin may
+#: do what an organizer may; finance is read-only everywhere).
+ACTING_ROLES = ("organizer", "admin")
+
+
+class _PageSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, Secure also when the request itself came
+    over https (behind a TLS-terminating proxy that sets the scheme)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        secure = bool(app.config["SESSION_COOKIE_SECURE"])
+        return secure or (has_request_context() and request.is_secure)
+
+
+def derive_secret(master: bytes) -> bytes:
+    return hmac.new(master, _KEY_CONTEXT, hashlib.sha256).digest()
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.secret_key = derive_secret(settings.secret_key)
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        SESSION_COOKIE_PATH="/app",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
+    app.session_interface = _PageSessionInterface()
+
+
+# --- who is signed in ------------------------------------------------------------
+
+
+def _principal_for_hash(token_hash: str) -> api_tokens.Principal | None:
+    now = time.monotonic()
+    hit = _cache.get(token_hash)
+    if hit and now - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    with current_ledger().db.transaction() as conn:
+        row = conn.execute(
+            "SELECT role, organizer_id FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL",
+            (token_hash,),
+        ).fetchone()
+    principal = api_tokens.Principal(role=row[0], organizer_id=row[1]) if row else None
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[token_hash] = (now, principal)
+    return principal
+
+
+def current_user() -> RequestPrincipal | None:
+    """The signed-in principal, or None (also when the token was revoked)."""
+    token_hash = session.get("th")
+    if not isinstance(token_hash, str):
+        return None
+    principal = _principal_for_hash(token_hash)
+    if principal is None:
+        session.clear()
+        return None
+    return RequestPrincipal(principal.role, principal.organizer_id)
+
+
+def sign_in(token: str) -> RequestPrincipal | None:
+    """Start a fresh session for ``token``; None when it is not a valid token.
+    The old session is dropped first (no session fixation)."""
+    principal = api_tokens.lookup(current_ledger().db, token.strip())
+    if principal is None:
+        return None
+    session.clear()
+    session.permanent = True
+    session["th"] = api_tokens.hash_token(token.strip())
+    session["role"] = principal.role
+    session["org"] = principal.organizer_id
+    session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return RequestPrincipal(principal.role, principal.organizer_id)
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def session_credential() -> str:
+    """Who submits a form, for once-only submissions: the token hash's hash
+    (sessions of the same token share their submissions, like API callers)."""
+    return "pages:" + hashlib.sha256(str(session.get("th", "")).encode()).hexdigest()
+
+
+def home_for(principal: RequestPrincipal) -> str:
+    if principal.role == "organizer":
+        return url_for("pages.events")
+    return url_for("pages.fee_report")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path inside the pages: never an open redirect to another site."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/app/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 32 for ch in target):
+        return None
+    return target
+
+
+def signed_in(*roles: str) -> Callable[[F], F]:
+    """Require a session of one of ``roles``; otherwise go to the login form
+    (and come back afterwards).  Sets ``g.principal`` like ``api.auth``."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_user()
+            if principal is None:
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            if roles and principal.role not in roles:
+                abort(403)
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def can_act() -> bool:
+    principal = getattr(g, "principal", None)
+    return principal is not None and principal.role in ACTING_ROLES
+
+
+# --- CSRF ------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, created on first use (also before login, so
+    the login form itself is protected against login CSRF)."""
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf() -> None:
+    """Every POST to the pages must echo the session's token (constant-time
+    comparison).  Refused with 400 and a readable page otherwise."""
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return
+    expected = session.get(CSRF_FIELD)
+    sent = request.form.get(CSRF_FIELD, "")
+    if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(400, description="This form has expired or did not come from this site. Reload the page and try again.")

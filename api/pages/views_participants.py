@@ -1,0 +1,110 @@
+"""Decisions on one participant — Confirm, Reject with a reason, Resend the
+confirmation e-mail (R12, R14, R15) — and a registration's full history.
+
+The buttons appear in two places (each row of the Paid event tab, and the
+registration's own page); a refusal is shown where the button was pressed,
+next to the field it concerns.  The registration page renders from the
+aggregate, so its forms also carry the version they saw (the ``If-Match`` of
+the API): acting on a stale page is refused instead of guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import flash, g, render_template, request, url_for
+from marshmallow import ValidationError
+from werkzeug.wrappers import Response as BaseResponse
+
+from api.context import current_ledger
+from api.pages import log_browser, submissions
+from api.pages.blueprint import bp, field_errors, reason_from, status_of
+from api.pages.event_list import wait_for_views
+from api.pages.session_auth import ACTING_ROLES, safe_next, signed_in
+from api.pages.views_events import READ_ROLES, render_paid_tab
+from ledger.errors import LedgerError
+
+
+def render_registration(
+    registration_id: str, *, errors: dict[str, dict[str, list[str]]] | None = None,
+    open_form: str | None = None, values: dict[str, str] | None = None, status: int = 200,
+) -> tuple[str, int]:
+    ledger = current_ledger()
+    registration = ledger.service.registration(registration_id, g.principal.scope)
+    paid_event = ledger.service.event(registration.event_id)
+    events = log_browser.history(ledger, str(registration.id))
+    return render_template(
+        "registration.html", registration=registration, reg=registration.as_dict(), event=paid_event,
+        history=events, errors=errors or {}, open_form=open_form, values=values or {},
+        here=url_for("pages.registration", registration_id=registration.id),
+    ), status
+
+
+@bp.get("/registrations/<registration_id>")
+@signed_in(*READ_ROLES)
+def registration(registration_id: str) -> tuple[str, int]:
+    return render_registration(registration_id)
+
+
+def _decide(registration_id: str, kind: str, command: Callable[[int | None], object], done: str) -> (
+    BaseResponse | tuple[str, int]
+):
+    """Run one decision once per form submission; on refusal re-render the page
+    the form came from with the message next to its field."""
+    ledger = current_ledger()
+    raw_version = request.form.get("version", "")
+    version = int(raw_version) if raw_version.isdigit() else None
+    back = safe_next(request.form.get("next")) or url_for("pages.registration", registration_id=registration_id)
+    try:
+        def act() -> str:
+            command(version)
+            flash(done, "ok")
+            wait_for_views(ledger)
+            return back
+
+        return submissions.run_once(act)
+    except (LedgerError, ValidationError) as exc:
+        form_id = f"{kind}-{registration_id}"
+        errors = {form_id: field_errors(exc)}
+        values = {f"{form_id}:reason": request.form.get("reason", "")}
+        if request.form.get("view") == "event":
+            found = ledger.service.registration(registration_id, g.principal.scope)
+            return render_paid_tab(found.event_id, errors=errors, open_form=form_id, values=values,
+                                   status=status_of(exc))
+        return render_registration(registration_id, errors=errors, open_form=form_id, values=values,
+                                   status=status_of(exc))
+
+
+@bp.post("/registrations/<registration_id>/confirm")
+@signed_in(*ACTING_ROLES)
+def confirm(registration_id: str) -> BaseResponse | tuple[str, int]:
+    service = current_ledger().service
+
+    def command(version: int | None) -> object:
+        return service.confirm(registration_id, scope=g.principal.scope, expected_version=version)
+
+    return _decide(registration_id, "confirm", command, "Participant confirmed (R14).")
+
+
+@bp.post("/registrations/<registration_id>/reject")
+@signed_in(*ACTING_ROLES)
+def reject(registration_id: str) -> BaseResponse | tuple[str, int]:
+    service = current_ledger().service
+
+    def command(version: int | None) -> object:
+        reason = reason_from(request.form.get("reason", ""), who="the participant")
+        return service.reject(registration_id, reason=reason, scope=g.principal.scope, expected_version=version)
+
+    return _decide(registration_id, "reject", command,
+                   "Participant rejected and notified. Anything they paid is now refund due (R15).")
+
+
+@bp.post("/registrations/<registration_id>/resend")
+@signed_in(*ACTING_ROLES)
+def resend(registration_id: str) -> BaseResponse | tuple[str, int]:
+    service = current_ledger().service
+
+    def command(version: int | None) -> object:
+        return service.request_resend(registration_id, scope=g.principal.scope, expected_version=version)
+
+    return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again (R12).")

@@ -1,0 +1,88 @@
+"""``ledger rebuild`` and ``ledger report fees``, contributed to the console
+script through ``entrypoints.cli``'s optional-commands hook.  Commands the
+entry point already defines are left alone (it stays in charge)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Ledger
+
+
+def _ledger() -> Ledger:
+    from entrypoints.bootstrap import bootstrap
+    from ledger.config import Settings
+
+    return bootstrap(Settings.from_env())
+
+
+@click.command("rebuild")
+@click.option("--restart", is_flag=True, help="discard an unfinished rebuild instead of resuming it")
+@click.option("--no-progress", is_flag=True, help="no progress bar (e.g. in logs)")
+@click.option("--batch-size", default=5000, show_default=True, help="events per transaction")
+def rebuild_command(restart: bool, no_progress: bool, batch_size: int) -> None:
+    """Rebuild every view from position 0 into fresh tables, then switch over
+    atomically; the API keeps serving the old tables meanwhile.  An interrupted
+    rebuild is resumed by the next run."""
+    from ledger.errors import LedgerError
+    from projections.rebuild import rebuild
+
+    ledger = _ledger()
+    try:
+        result = rebuild(ledger, progress=not no_progress, restart=restart, batch_size=batch_size)
+    except LedgerError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    finally:
+        ledger.close()
+    how = "resumed" if result.resumed else "built"
+    click.echo(f"generation {result.generation} {how} and active at position {result.position}: "
+               f"{result.events} events in {result.seconds:.1f}s ({result.rate:,.0f} events/s)")
+
+
+@click.command("fees")
+@click.option("--from", "date_from", default=None, help="first UTC day, YYYY-MM-DD")
+@click.option("--to", "date_to", default=None, help="last UTC day, YYYY-MM-DD (inclusive)")
+@click.option("--currency", default=None, help="one currency, e.g. USD")
+@click.option("--organizer", default=None, help="one organizer id")
+@click.option("--period", type=click.Choice(["day", "month", "year"]), default="month", show_default=True)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table")
+def fees_command(
+    date_from: str | None, date_to: str | None, currency: str | None, organizer: str | None,
+    period: str, as_csv: bool,
+) -> None:
+    """Service fees (R16) per organizer, currency and period, with totals."""
+    from rich.console import Console
+
+    from ledger.errors import LedgerError
+    from projections import fee_report
+
+    ledger = _ledger()
+    try:
+        report = fee_report.query(ledger.db, organizer=organizer, currency=currency, date_from=date_from,
+                                  date_to=date_to, period=period)
+    except LedgerError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    finally:
+        ledger.close()
+    if as_csv:
+        click.echo(fee_report.to_csv(report), nl=False)
+    else:
+        Console().print(fee_report.to_table(report))
+
+
+def register(main: click.Group) -> None:
+    """Add the projection commands to the ``ledger`` group (unless present)."""
+    if "rebuild" not in main.commands:
+        main.add_command(rebuild_command)
+    report = main.commands.get("report")
+    if report is None:
+        report = click.Group("report", help="Reports from the read models.")
+        main.add_command(report)
+    if isinstance(report, click.Group) and "fees" not in report.commands:
+        report.add_command(fees_command)

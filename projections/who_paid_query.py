@@ -1,0 +1,183 @@
+"""Reading the "who paid" view (R14): one event's registrations, a page at a
+time (JSON) or all of them (CSV).
+
+Tenancy: an organizer only ever sees its own events; another organizer's event
+id is answered exactly like an unknown id (404), so ids cannot be probed.
+Finance (scope without organizer) sees every event.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from ledger.errors import NotFound, ValidationFailed
+from ledger.money import Money, minor_digits
+from ledger.service import Scope
+from projections.paging import Page, decode_int_cursor, encode_cursor, parse_limit
+
+if TYPE_CHECKING:
+    from entrypoints.bootstrap import Ledger
+
+#: Registration statuses (API.md), the values ``?status=`` accepts.
+STATUSES = ("awaiting_payment", "paid", "confirmed", "rejected", "cancelled", "refund_due", "refunded")
+
+TIMESTAMP_FIELDS = (
+    "registered_at", "checkout_started_at", "paid_at", "confirmed_at", "rejected_at", "cancelled_at",
+    "refunded_at", "payment_failed_at", "updated_at",
+)
+#: Selected columns, in this order (ids as text: no UUID objects to build and print).
+_COLUMNS = (
+    "registration_id::text", "seq", "event_id::text", "organizer_id", "name", "email", "status",
+    "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
+    "fee_minor - fee_reversed_minor", "provider", "provider_reference", "confirmed", "closed_reason",
+    "close_note", "payment_failures", "last_failure_reason", "resends", *TIMESTAMP_FIELDS,
+)
+_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM projections.who_paid"
+_SEQ = 1
+
+
+def _amount(minor: int, currency: str) -> str:
+    if minor >= 0 and minor_digits(currency) == 2:  # the common case, without a Money object
+        return f"{minor // 100}.{minor % 100:02d}"
+    return Money(minor, currency).amount
+
+
+def as_item(r: Sequence[Any]) -> dict[str, Any]:
+    """A selected row as API.md's participants item (money as objects)."""
+    currency = r[7]
+    return {
+        "registration_id": r[0], "event_id": r[2], "organizer_id": r[3], "name": r[4], "email": r[5],
+        "status": r[6],
+        "price": {"amount": _amount(r[8], currency), "currency": currency},
+        "paid": {"amount": _amount(r[9], currency), "currency": currency},
+        "refunded": {"amount": _amount(r[10], currency), "currency": currency},
+        "refund_due": {"amount": _amount(r[11], currency), "currency": currency},
+        "fee": {"amount": _amount(r[12], currency), "currency": currency},
+        "provider": r[13], "provider_reference": r[14], "confirmed": r[15], "closed_reason": r[16],
+        "close_note": r[17], "payment_failures": r[18], "last_failure_reason": r[19], "resends": r[20],
+        **{name: (v.isoformat() if v is not None else None)
+           for name, v in zip(TIMESTAMP_FIELDS, r[21:], strict=True)},
+    }
+
+
+def parse_statuses(value: str | None) -> list[str]:
+    """``?status=paid`` or a comma-separated list (``paid,confirmed``)."""
+    if value is None or value == "":
+        return []
+    wanted = [s.strip() for s in value.split(",")]
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise ValidationFailed({"status": [f"{unknown[0]!r} is not one of {', '.join(STATUSES)}"]})
+    return wanted
+
+
+def _check_event(conn: psycopg.Connection[Any], ledger: Ledger, event_id: str, scope: Scope) -> UUID:
+    """The event's id if ``scope`` may see it; ``NotFound`` otherwise.  The view
+    answers first; an event too new to be in it yet is checked in the event
+    store, so a just-created event lists (empty) instead of 404."""
+    try:
+        uid = UUID(str(event_id))
+    except ValueError:
+        raise NotFound(f"no event {event_id}") from None
+    row = conn.execute("SELECT organizer_id FROM projections.paid_events WHERE event_id = %s", (uid,)).fetchone()
+    if row is None:
+        ledger.service.event(str(uid), scope)  # raises NotFound (unknown or foreign)
+    elif not scope.allows(row[0]):
+        raise NotFound(f"no event {event_id}")  # another tenant's id: 404, not 403
+    return uid
+
+
+def check_event(ledger: Ledger, event_id: str, scope: Scope) -> UUID:
+    with ledger.db.transaction() as conn:
+        return _check_event(conn, ledger, event_id, scope)
+
+
+def _rows(
+    conn: psycopg.Connection[Any], uid: UUID, statuses: list[str], after: int | None, limit: int
+) -> list[Any]:
+    conditions = ["event_id = %s"]
+    params: list[Any] = [uid]
+    if statuses:
+        conditions.append("status = ANY(%s)")
+        params.append(statuses)
+    if after is not None:
+        conditions.append("seq > %s")
+        params.append(after)
+    params.append(limit)
+    query = _SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY seq LIMIT %s"
+    return conn.execute(sql.SQL(query), params).fetchall()  # type: ignore[arg-type]
+
+
+def page(
+    ledger: Ledger, event_id: str, *, scope: Scope, status: str | None = None,
+    after: str | None = None, limit: str | int | None = None,
+) -> Page:
+    """One page of an event's participants in registration order.  ``next`` is
+    the cursor for ``?after=`` or ``None`` on the last page."""
+    size = parse_limit(limit)
+    position = decode_int_cursor(after)
+    statuses = parse_statuses(status)
+    with ledger.db.transaction() as conn:
+        uid = _check_event(conn, ledger, event_id, scope)
+        rows = _rows(conn, uid, statuses, position, size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    following = encode_cursor(rows[-1][_SEQ]) if more and rows else None
+    return Page(items=[as_item(r) for r in rows], next=following)
+
+
+CSV_COLUMNS = (
+    "registration_id", "name", "email", "status", "currency", "price", "paid", "refunded", "refund_due",
+    "fee", "provider", "provider_reference", "confirmed", "closed_reason", *TIMESTAMP_FIELDS,
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str | None) -> str:
+    """Participant-typed text is defused against spreadsheet formula injection
+    (OWASP: prefix a quote), since organizers open these files in Excel."""
+    if not text:
+        return ""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_lines(
+    ledger: Ledger, event_id: str, *, scope: Scope, status: str | None = None, chunk: int = 2000
+) -> Iterator[str]:
+    """Every participant of the event as RFC 4180 CSV, streamed in chunks.  The
+    tenant check and input validation happen before the first line is yielded
+    (so an error is still a proper 404/422, not a truncated file)."""
+    statuses = parse_statuses(status)
+    uid = check_event(ledger, event_id, scope)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        after: int | None = None
+        while True:
+            with ledger.db.transaction() as conn:
+                rows = _rows(conn, uid, statuses, after, chunk)
+            for r in rows:
+                currency = r[7]
+                writer.writerow([
+                    r[0], _cell(r[4]), _cell(r[5]), r[6], currency,
+                    *(_amount(m, currency) for m in r[8:13]),
+                    r[13], _cell(r[14]), "true" if r[15] else "false", r[16] or "",
+                    *((v.isoformat() if v is not None else "") for v in r[21:]),
+                ])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < chunk:
+                return
+            after = rows[-1][_SEQ]
+
+    return lines()
