@@ -6,16 +6,40 @@ the same store (to read the notification log) without the command machinery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
-from eventsourcing.persistence import Transcoder
+from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    """The library's recorder, with one change: large saves skip pipeline mode.
+
+    Why: saving ~1,500+ events in one pipelined transaction (e.g. cancelling an
+    event with thousands of registrations) deadlocks psycopg's pipeline while the
+    table lock is held, which would stop every writer.  Large batches therefore
+    run as plain statements in one transaction — same lock, same NOTIFY, same
+    atomicity — at the price of a few more round trips.
+    """
+
+    PIPELINE_LIMIT = 500
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if len(stored_events) <= self.PIPELINE_LIMIT:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
 
 class LedgerStore(Application[UUID]):
@@ -37,6 +61,7 @@ class LedgerStore(Application[UUID]):
         "AGGREGATE_CACHE_MAXSIZE": "2000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "COMPRESSOR_TOPIC": "",
+        "APPLICATION_RECORDER_TOPIC": "ledger.application:LedgerRecorder",
     }
 
     def register_transcodings(self, transcoder: Transcoder) -> None:

@@ -77,3 +77,24 @@ def service_scope():  # type: ignore[no-untyped-def]
     from ledger.service import ANYONE
 
     return ANYONE
+
+
+def test_a_very_large_atomic_save_completes(fresh_ledger: Ledger) -> None:
+    """Regression: ~1,500+ events in one pipelined save deadlocked psycopg while
+    holding the table lock (it would stop every writer).  Cancelling an event
+    with thousands of registrations is such a save."""
+    import threading
+
+    from ledger.domain.organizer import Organizer
+
+    aggregates = [Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5) for _ in range(3000)]
+    done = threading.Event()
+
+    def save() -> None:
+        fresh_ledger.store.save(*aggregates)
+        done.set()
+
+    threading.Thread(target=save, daemon=True).start()
+    assert done.wait(30), "the save hung"
+    assert event_log.head(fresh_ledger.store) == 3000
+    assert [i.position for i in event_log.read(fresh_ledger.store, after=2998, limit=5)] == [2999, 3000]
