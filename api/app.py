@@ -58,5 +58,20 @@ def create_app(ledger: Ledger) -> Flask:
         if importlib.util.find_spec(optional) is not None:
             importlib.import_module(optional).register(app)
     errors.register(app)
+    app.before_request(_default_actor)
     idempotency.register(app)
     return app
+
+
+def _default_actor() -> None:
+    """Every request starts anonymous (threads are reused); authenticated views
+    and verified webhooks narrow it down.  See ``ledger.actor``."""
+    from flask import request
+
+    from ledger.actor import current_actor
+
+    parts = request.path.strip("/").split("/")
+    if parts[:2] == ["v1", "webhooks"] and len(parts) >= 4:
+        current_actor.set(f"provider:{parts[2]}:{parts[3]}"[:120])
+    else:
+        current_actor.set("public")

@@ -13,6 +13,7 @@ from flask import g, request
 
 from api.context import current_ledger
 from ledger import api_tokens
+from ledger.actor import acting_as
 from ledger.errors import Forbidden, Unauthenticated
 from ledger.service import Scope
 
@@ -26,6 +27,7 @@ _cache: dict[str, tuple[float, api_tokens.Principal | None]] = {}
 class RequestPrincipal:
     role: str
     organizer_id: str | None
+    token_id: str = ""  # first 12 hex digits of the token's SHA-256 (for the audit log)
 
     @property
     def scope(self) -> Scope:
@@ -59,7 +61,9 @@ def current_principal() -> RequestPrincipal | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     principal = _principal_for(token.strip())
-    return RequestPrincipal(principal.role, principal.organizer_id) if principal else None
+    if principal is None:
+        return None
+    return RequestPrincipal(principal.role, principal.organizer_id, api_tokens.hash_token(token.strip())[:12])
 
 
 def authenticated(*roles: str) -> Callable[[F], F]:
@@ -77,7 +81,8 @@ def authenticated(*roles: str) -> Callable[[F], F]:
             if principal.role == "finance" and request.method not in ("GET", "HEAD"):
                 raise Forbidden("the finance role is read-only")
             g.principal = principal
-            return view(*args, **kwargs)
+            with acting_as(f"{principal.role}:{principal.token_id}"):
+                return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 

@@ -57,6 +57,7 @@ def worker(name: str) -> None:
     import signal
 
     from entrypoints.bootstrap import bootstrap
+    from ledger.actor import current_actor
     from workers.base import WORKERS, build
 
     if name not in WORKERS:
@@ -68,6 +69,7 @@ def worker(name: str) -> None:
 
         broker = ensure_broker(settings)
     ledger = bootstrap(settings)
+    current_actor.set(f"worker:{name}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

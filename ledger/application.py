@@ -12,9 +12,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 
+from ledger.actor import current_actor
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
@@ -42,6 +44,20 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
 
+class ActorMapper(Mapper[UUID]):
+    """Stores the current actor (see ``ledger.actor``) with each new event.
+
+    The ``actor`` key travels in the stored state beside the event's own fields;
+    replaying ignores it (mutators take only their own parameters), and the
+    event log lifts it into the envelope for auditors.
+    """
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        if "actor" not in vars(domain_event):
+            object.__setattr__(domain_event, "actor", current_actor.get())
+        return super().to_stored_event(domain_event)
+
+
 class LedgerStore(Application[UUID]):
     """Organizers, paid events and registrations in one append-only store.
 
@@ -63,6 +79,9 @@ class LedgerStore(Application[UUID]):
         "COMPRESSOR_TOPIC": "",
         "APPLICATION_RECORDER_TOPIC": "ledger.application:LedgerRecorder",
     }
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ActorMapper)
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]

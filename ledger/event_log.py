@@ -58,7 +58,7 @@ TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}
 #: LEDGER_KAFKA_INCLUDE_PII=1.  (An organizer's ``name`` is a business name, kept.)
 PII_FIELDS = frozenset({"name", "email", "fields"})
 
-_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "actor"})
 
 
 def event_id(aggregate_id: UUID | str, version: int) -> str:
@@ -78,6 +78,7 @@ class LogItem:
     schema_version: int
     data: dict[str, Any]
     domain_event: Any
+    actor: str = "system"
 
     def as_dict(self, *, include_pii: bool = True) -> dict[str, Any]:
         personal = not include_pii and self.aggregate_type == "registration"
@@ -92,6 +93,7 @@ class LogItem:
             "organizer_id": self.organizer_id,
             "occurred_at": self.occurred_at.isoformat(),
             "schema_version": self.schema_version,
+            "actor": self.actor,
             "data": data,
         }
 
@@ -150,6 +152,7 @@ def to_item(store: LedgerStore, notification: Notification) -> LogItem:
         schema_version=getattr(type(domain_event), "class_version", 1),
         data=data,
         domain_event=domain_event,
+        actor=str(domain_event.__dict__.get("actor", "system")),
     )
 
 

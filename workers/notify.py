@@ -50,10 +50,13 @@ def record_delivery_failure(ledger: Ledger, failure: DeliveryFailure) -> None:
     idempotent per ``message_id`` (a crash after recording and before the
     outbox row is closed repeats the call).
     """
-    ledger.service.record_email_delivery_failure(
-        failure.registration_id, message_id=failure.message_id, kind=failure.kind,
-        smtp_code=failure.smtp_code, reason=failure.reason,
-    )
+    from ledger.actor import acting_as
+
+    with acting_as("worker:notify"):
+        ledger.service.record_email_delivery_failure(
+            failure.registration_id, message_id=failure.message_id, kind=failure.kind,
+            smtp_code=failure.smtp_code, reason=failure.reason,
+        )
 
 
 def default_mailer(ledger: Ledger) -> Mailer:

@@ -77,6 +77,9 @@ class Reconciler:
         self.retry_min_age = retry_min_age
 
     def run(self, stop: threading.Event) -> None:
+        from ledger.actor import current_actor
+
+        current_actor.set("worker:reconcile")  # recorded with every event it causes
         while not stop.is_set():
             try:
                 done = self.run_once(stop)

@@ -102,6 +102,10 @@ def current_user() -> RequestPrincipal | None:
     if not isinstance(token_hash, str):
         return None
     principal = _principal_for_hash(token_hash)
+    if principal is not None:
+        from ledger.actor import current_actor
+
+        current_actor.set(f"{principal.role}:{token_hash[:12]}")  # this request's actor, for the audit log
     if principal is None:
         session.clear()
         return None

@@ -78,3 +78,32 @@ def test_cli_token_create_prints_a_token_the_api_accepts(fresh_ledger: Ledger, t
     bad = subprocess.run([sys.executable, "-m", "entrypoints.cli", "token", "create", "--role", "organizer",
                           "--organizer", "nope"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
+
+
+def test_every_event_records_its_actor(fresh_ledger: Ledger) -> None:
+    """Auditors see who caused each event: the token (by id), the public, a worker."""
+    import hashlib
+
+    app = create_app(fresh_ledger)
+    client = app.test_client()
+    admin_token = api_tokens.create_token(fresh_ledger.db, role="admin")
+    admin_id = hashlib.sha256(admin_token.encode()).hexdigest()[:12]
+    org = client.post("/v1/organizers", json={"name": "O", "country": "US", "plan_size": 3},
+                      headers=bearer(admin_token)).get_json()
+    org_token = api_tokens.create_token(fresh_ledger.db, role="organizer", organizer_id=org["id"])
+    org_id = hashlib.sha256(org_token.encode()).hexdigest()[:12]
+    client.post(f"/v1/organizers/{org['id']}/providers", json={"provider": "manual"}, headers=bearer(org_token))
+    event = client.post("/v1/events", headers=bearer(org_token), json={
+        "title": "T", "starts_at": "2026-12-01T10:00:00+00:00", "price": {"amount": "5.00", "currency": "USD"},
+        "provider": "manual"}).get_json()
+    client.post(f"/v1/events/{event['id']}/registrations", json={"name": "A", "email": "a@b.co"})
+    items = event_log.read(fresh_ledger.store, after=0, limit=20)
+    actors = [(i.type, i.actor) for i in items]
+    assert actors == [
+        ("OrganizerRegistered", f"admin:{admin_id}"),
+        ("ProviderConnected", f"organizer:{org_id}"),
+        ("PaidEventCreated", f"organizer:{org_id}"),
+        ("SeatHeld", "public"),
+        ("ParticipantRegistered", "public"),
+    ]
+    assert all("actor" not in i.data and i.as_dict()["actor"] == i.actor for i in items)

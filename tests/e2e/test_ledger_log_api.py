@@ -51,3 +51,12 @@ def test_bad_input_is_a_422_problem(client: FlaskClient, tokens: Tokens, query: 
     r = client.get(f"/v1/ledger/events?{query}", headers=bearer(tokens.finance))
     assert r.status_code == 422 and r.mimetype == "application/problem+json"
     assert query.split("=")[0] in r.get_json()["errors"]
+
+
+def test_ledger_log_items_name_their_actor(client, tokens, make_event) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.conftest import bearer
+
+    make_event()
+    items = client.get("/v1/ledger/events?limit=500", headers=bearer(tokens.finance)).get_json()["items"]
+    assert items and all(isinstance(i["actor"], str) and i["actor"] for i in items)
+    assert any(i["actor"].startswith("organizer:") for i in items)
