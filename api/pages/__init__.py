@@ -25,8 +25,10 @@ def register(app: Flask) -> None:
     )
     from api.pages.blueprint import bp
     from api.pages.formatting import FILTERS
+    from api.pages.join_page import join_bp
     from api.pages.session_auth import configure
 
     configure(app, app.extensions["ledger"].settings)
     app.jinja_env.filters.update(FILTERS)
     app.register_blueprint(bp)
+    app.register_blueprint(join_bp)

@@ -89,3 +89,26 @@ def test_a_revoked_row_is_404_even_while_the_registration_is_open(
     assert client.get(f"/v1/join/{token}").status_code == 404
     # The public endpoint needs no credentials, and credentials change nothing.
     assert client.get(f"/v1/join/{token}", headers=bearer(tokens.admin)).status_code == 404
+
+
+def test_the_join_link_in_the_email_opens_a_page(
+    client: FlaskClient, make_event: Any, shared_ledger: Ledger
+) -> None:
+    """API.md: the Join link is {LEDGER_PUBLIC_URL}/join/{token}: a page, in the
+    event's time zone, agreeing with GET /v1/join/{token}."""
+    event = make_event(permanent=True, timezone="Europe/Warsaw",
+                       sessions=[{"starts_at": "2026-12-01T18:00:00+01:00"}, {"starts_at": "2026-12-08T18:00:00+01:00"}])
+    rid = _paid_registration(client, event)
+    token = _issue(shared_ledger, rid, event["id"])
+    page = client.get(f"/join/{token}")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "Your access is valid" in html and "every session" in html
+    assert "18:00" in html and "1 Dec 2026" in html and "8 Dec 2026" in html
+    assert page.headers["Cache-Control"] == "no-store"
+    client.post(f"/v1/registrations/{rid}/reject", json={"reason": "test"}, headers=event["_org"].headers)
+    with shared_ledger.db.transaction() as conn:
+        access_tokens.revoke_registration(conn, rid, reason="rejected", at=datetime.now(UTC))
+    gone = client.get(f"/join/{token}")
+    assert gone.status_code == 404 and "Link not valid" in gone.get_data(as_text=True)
+    assert client.get("/join/nonsense").status_code == 404
