@@ -34,5 +34,5 @@ def test_no_input_makes_a_server_error(app: Any, tokens: Tokens) -> None:
 
         check()
     assert operations >= 15
-    assert len(calls) >= 5 * operations  # the fuzzer really sent requests
+    assert len(calls) >= 3 * operations, len(calls)  # the fuzzer really sent requests
     assert failures == []

@@ -1,0 +1,73 @@
+"""Group commit in the event store's recorder: concurrent saves share commits,
+each stays atomic, and only the callers that really conflict get the conflict."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from eventsourcing.persistence import IntegrityError
+
+from entrypoints.bootstrap import Ledger
+from ledger import event_log
+from ledger.application import LedgerRecorder
+from ledger.domain.organizer import Organizer
+
+
+def test_concurrent_saves_are_grouped_and_all_committed(fresh_ledger: Ledger) -> None:
+    recorder = fresh_ledger.store.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    commits: list[int] = []
+    original = recorder._insert_now
+
+    def counting(events, **kwargs):  # type: ignore[no-untyped-def]
+        commits.append(len(events))
+        return original(events, **kwargs)
+
+    recorder._insert_now = counting  # type: ignore[method-assign]
+    start = threading.Barrier(16)
+
+    def save(_: int) -> None:
+        organizer = Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5)
+        organizer.change_plan(6)  # two events: they must land together
+        start.wait()
+        fresh_ledger.store.save(organizer)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(save, range(160)))
+    assert event_log.head(fresh_ledger.store) == 320
+    assert len(commits) < 160  # some commits carried several saves
+    items = event_log.read(fresh_ledger.store, after=0, limit=400)
+    by_aggregate: dict[str, list[int]] = {}
+    for item in items:
+        by_aggregate.setdefault(item.aggregate_id, []).append(item.aggregate_version)
+    assert all(versions == [1, 2] for versions in by_aggregate.values())
+
+
+def test_only_the_conflicting_saves_fail(fresh_ledger: Ledger) -> None:
+    store = fresh_ledger.store
+    organizer = Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5)
+    store.save(organizer)
+    start = threading.Barrier(12)
+
+    def change(i: int) -> str:
+        if i % 2:  # six rivals for version 2 of the same organizer
+            mine = store.repository.get(organizer.id)
+            mine.change_plan(10 + i)
+        else:  # six unrelated new organizers
+            mine = Organizer.register(id=uuid.uuid4(), name="y", country="US", plan_size=5)
+        start.wait()
+        try:
+            store.save(mine)
+            return "saved"
+        except IntegrityError:
+            return "conflict"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(change, range(12)))
+    rivals = [r for i, r in enumerate(results) if i % 2]
+    others = [r for i, r in enumerate(results) if not i % 2]
+    assert rivals.count("saved") == 1 and rivals.count("conflict") == 5
+    assert others == ["saved"] * 6
+    assert store.repository.get(organizer.id).version == 2
