@@ -97,7 +97,7 @@ TRIVIAL_APP = textwrap.dedent('''
         return jsonify({"status": "ok"})
     class S(BaseApplication):
         def load_config(self):
-            for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": 2, "threads": 8,
+            for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": int(sys.argv[2]), "threads": int(sys.argv[3]),
                          "worker_class": "gthread", "loglevel": "warning"}.items():
                 self.cfg.set(k, v)
         def load(self):
@@ -163,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn processes (both servers)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per process (both servers)")
     args = parser.parse_args()
     wrk = ensure_wrk()
     server = TestServer()
@@ -174,7 +176,7 @@ def main() -> None:
         port_t = free_port()
         script = tmp / "trivial.py"
         script.write_text(TRIVIAL_APP)
-        procs.append(subprocess.Popen([PY, str(script), str(port_t)]))
+        procs.append(subprocess.Popen([PY, str(script), str(port_t), str(args.workers), str(args.threads)]))
         wait_http(port_t)
         lua_t = lua_post(["/echo"], json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
         trivial, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
@@ -197,7 +199,8 @@ def main() -> None:
         port_l = free_port()
         env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_DATA_DIR": str(tmp / "data"),
                "LEDGER_HTTP_PORT": str(port_l), "LEDGER_SECRET_KEY": "22" * 32, "PYTHONPATH": str(ROOT)}
-        procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve"], env=env))
+        procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve", "--workers", str(args.workers),
+                                       "--threads", str(args.threads)], env=env))
         wait_http(port_l)
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
@@ -212,7 +215,8 @@ def main() -> None:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
 
-    print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; 2 gunicorn workers x 8 threads; 2 cores")
+    print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; {args.workers} gunicorn workers x "
+          f"{args.threads} threads; {os.cpu_count()} cores")
     print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s")
     print(f"raw PostgreSQL insert per txn:    {raw_insert:8.0f} tx/s  (pgbench)")
     print(f"ledger registrations (durable):   {ledger_rate:8.0f} commands/s "
