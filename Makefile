@@ -27,6 +27,8 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/projections.py
+	$(BIN)/python bench/relay.py
 
 clean:
 	rm -rf $(VENV) .ledger
