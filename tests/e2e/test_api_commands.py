@@ -260,3 +260,14 @@ def test_openapi_is_served_and_lists_the_contract(client: FlaskClient) -> None:
 def test_health(client: FlaskClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").get_json()["database"] == "up"
+
+
+def test_nul_characters_are_refused_with_422_not_500(client: FlaskClient, tokens: Tokens, make_event: Any) -> None:
+    """PostgreSQL text cannot store U+0000 (found by the schemathesis run)."""
+    r = client.post("/v1/tokens", json={"role": "finance", "label": "a\u0000b"}, headers=bearer(tokens.admin))
+    assert (r.status_code, r.get_json()["code"]) == (422, "validation_failed") and "label" in r.get_json()["errors"]
+    event = make_event()
+    r = client.post(f"/v1/events/{event['id']}/registrations", json={"name": "A\u0000", "email": "a@b.co"})
+    assert r.status_code == 422 and "name" in r.get_json()["errors"]
+    r = client.get("/v1/reports/fees?currency=US%00D", headers=bearer(tokens.finance))
+    assert r.status_code == 422

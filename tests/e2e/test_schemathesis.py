@@ -7,6 +7,7 @@ schemathesis' pytest plugin, which does not support this pytest version.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import schemathesis
@@ -25,7 +26,7 @@ def test_no_input_makes_a_server_error(app: Any, tokens: Tokens) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "20")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: Any) -> None:
             response = case.call(headers=bearer(tokens.admin))
             calls.append(response.status_code)
