@@ -15,7 +15,6 @@ commands are idempotent by state or by provider reference.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from datetime import timedelta
@@ -139,6 +138,3 @@ def register(app: Flask) -> None:
     app.before_request(_before)
     app.after_request(_after)
 
-
-def dumps(payload: object) -> str:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True)

@@ -11,7 +11,7 @@ kept outside the event store (see ``ledger.secret_box``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -174,12 +174,3 @@ def store_topic(cls: type[Any]) -> str:
 def head(store: LedgerStore) -> int:
     """The position of the newest stored event (0 when empty)."""
     return store.recorder.max_notification_id() or 0
-
-
-def follow(store: LedgerStore, *, after: int) -> Iterator[Notification]:
-    """Every notification after ``after`` and then each new one as it commits
-    (LISTEN/NOTIFY inside the library's subscription; no sleep loop).  The
-    iterator blocks; stop it with ``.stop()`` on the returned subscription or by
-    breaking out of the loop."""
-    with store.recorder.subscribe(gt=after) as subscription:
-        yield from subscription

@@ -84,6 +84,7 @@ class LedgerService:
         self.max_attempts = max_attempts
         self._locks: dict[UUID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._event_of: dict[str, str] = {}  # registration id -> its event's id (never changes)
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -124,9 +125,13 @@ class LedgerService:
             raise NotFound(f"no {what} {aggregate_id}")  # another tenant's id: 404, not 403
         return aggregate
 
-    def _exists(self, uid: UUID) -> Any | None:
+    def _existing(self, new_id: UUID | None) -> Any | None:
+        """The aggregate a retried request already created under its derived id.
+        A fresh random id cannot exist yet, so only derived ids are looked up."""
+        if new_id is None:
+            return None
         try:
-            return self.store.repository.get(uid)
+            return self.store.repository.get(new_id)
         except AggregateNotFoundError:
             return None
 
@@ -157,7 +162,7 @@ class LedgerService:
         self, *, name: str, country: str, plan_size: int, new_id: UUID | None = None
     ) -> Organizer:
         uid = new_id or uuid.uuid4()
-        existing = self._exists(uid)
+        existing = self._existing(new_id)
         if isinstance(existing, Organizer):
             return existing
         organizer = Organizer.register(id=uid, name=name, country=country, plan_size=plan_size)
@@ -207,7 +212,7 @@ class LedgerService:
     ) -> PaidEvent:
         organizer = self.organizer(organizer_id, scope)
         uid = new_id or uuid.uuid4()
-        existing = self._exists(uid)
+        existing = self._existing(new_id)
         if isinstance(existing, PaidEvent):
             return existing
         check_provider_country(provider, organizer.country)
@@ -284,9 +289,7 @@ class LedgerService:
         uid = new_id or uuid.uuid4()
 
         def run() -> Registration:
-            # A fresh random id cannot exist yet: only a derived id (a retried
-            # request) is worth a look-up.
-            existing = self._exists(uid) if new_id is not None else None
+            existing = self._existing(new_id)
             if isinstance(existing, Registration):
                 return existing
             paid_event = self.event(event_id)
@@ -455,8 +458,13 @@ class LedgerService:
     def _retrying_for_registration(self, registration_id: str, run: Callable[[], T]) -> T:
         """Registration commands also touch their event's seats: serialize on the
         event so the in-process lock matches the aggregate that conflicts."""
-        registration = self.registration(registration_id)
-        return self._retrying(parse_uuid(registration.event_id, "event"), run)
+        event_id = self._event_of.get(registration_id)
+        if event_id is None:
+            event_id = self.registration(registration_id).event_id
+            if len(self._event_of) > 100_000:
+                self._event_of.clear()
+            self._event_of[registration_id] = event_id
+        return self._retrying(parse_uuid(event_id, "event"), run)
 
     def _save_new(self, aggregate: Any) -> None:
         try:

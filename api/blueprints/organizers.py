@@ -23,6 +23,7 @@ from api.schemas import (
 from ledger import api_tokens, connections
 from ledger.domain.organizer import Organizer
 from ledger.errors import ValidationFailed
+from ledger.pricing import check_provider_country
 from ledger.providers import registry
 
 blp = Blueprint("organizers", __name__, url_prefix="/v1", description="Organizers and providers")
@@ -104,10 +105,9 @@ class Providers(MethodView):
             registry.require_fields(provider, body)
             creds = {k: str(v).strip() for k, v in body.items()}
             masked = registry.mask(provider, creds)
-            organizer = ledger.service.organizer(org, g.principal.scope)
-            from ledger.pricing import check_provider_country
-
-            check_provider_country(provider, organizer.country)
+            # R3 before any network call: no credential check for a provider the
+            # organizer may not use anyway.
+            check_provider_country(provider, ledger.service.organizer(org, g.principal.scope).country)
             validate = ledger.extras.get("validate_credentials")
             if validate is not None:
                 validate(provider, creds)

@@ -26,10 +26,6 @@ from ledger.domain.registration import Registration
 blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Registrations")
 
 
-def registration_json(registration: Registration) -> dict[str, Any]:
-    return registration.as_dict()
-
-
 @blp.route("/events/<event_id>/registrations")
 class Registrations(MethodView):
     @blp.arguments(RegistrationCreateSchema)
@@ -65,11 +61,11 @@ class RegistrationResource(MethodView):
     def get(self, registration_id: str) -> Any:
         """One registration, its status and money fields."""
         registration = current_ledger().service.registration(registration_id, g.principal.scope)
-        return json_response(registration_json(registration), version=registration.version)
+        return _respond(registration)
 
 
-def _respond(registration: Registration) -> Any:
-    return json_response(registration_json(registration), version=registration.version)
+def _respond(registration: Registration, status: int = 200) -> Any:
+    return json_response(registration.as_dict(), status, version=registration.version)
 
 
 @blp.route("/registrations/<registration_id>/payments")
@@ -122,7 +118,7 @@ class Resend(MethodView):
         registration = current_ledger().service.request_resend(
             registration_id, scope=g.principal.scope, expected_version=if_match()
         )
-        return json_response(registration_json(registration), 202, version=registration.version)
+        return _respond(registration, 202)
 
 
 @blp.route("/registrations/<registration_id>/refunds")
@@ -136,4 +132,4 @@ class Refunds(MethodView):
             registration_id, amount=money_from(body["amount"], "amount.amount"),
             reference=body["reference"], scope=g.principal.scope, expected_version=if_match(),
         )
-        return json_response(registration_json(registration), 201, version=registration.version)
+        return _respond(registration, 201)

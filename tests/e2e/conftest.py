@@ -20,6 +20,15 @@ class Tokens:
     finance: str
     ledger: Ledger
 
+    @classmethod
+    def issue(cls, ledger: Ledger) -> Tokens:
+        """An admin and a finance token on ``ledger``."""
+        return cls(
+            admin=api_tokens.create_token(ledger.db, role="admin"),
+            finance=api_tokens.create_token(ledger.db, role="finance"),
+            ledger=ledger,
+        )
+
     def organizer(self, organizer_id: str) -> str:
         return api_tokens.create_token(self.ledger.db, role="organizer", organizer_id=organizer_id)
 
@@ -41,11 +50,7 @@ def client(app: Any) -> Iterator[FlaskClient]:
 
 @pytest.fixture(scope="session")
 def tokens(shared_ledger: Ledger) -> Tokens:
-    return Tokens(
-        admin=api_tokens.create_token(shared_ledger.db, role="admin"),
-        finance=api_tokens.create_token(shared_ledger.db, role="finance"),
-        ledger=shared_ledger,
-    )
+    return Tokens.issue(shared_ledger)
 
 
 @dataclass

@@ -21,7 +21,6 @@ from werkzeug.test import TestResponse
 from api.app import create_app
 from entrypoints.bootstrap import Ledger, bootstrap
 from entrypoints.providers_wiring import install
-from ledger import api_tokens
 from ledger.providers.registry import ProviderEndpoints
 from tests.conftest import make_settings
 from tests.contracts.paypal_contract import PaypalContractServer
@@ -50,11 +49,7 @@ def app(provider_ledger: Ledger) -> Any:
 
 @pytest.fixture(scope="module")
 def tokens(provider_ledger: Ledger) -> Tokens:
-    return Tokens(
-        admin=api_tokens.create_token(provider_ledger.db, role="admin"),
-        finance=api_tokens.create_token(provider_ledger.db, role="finance"),
-        ledger=provider_ledger,
-    )
+    return Tokens.issue(provider_ledger)
 
 
 @dataclass
