@@ -19,11 +19,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger projections api workers entrypoints
+	$(BIN)/mypy ledger projections api workers entrypoints tests
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger projections api workers entrypoints
+	$(BIN)/mypy ledger projections api workers entrypoints tests
 
 bench: install
 	$(BIN)/python bench/commands.py

@@ -15,7 +15,7 @@ from api.context import current_ledger
 from ledger import api_tokens
 from ledger.actor import acting_as
 from ledger.errors import Forbidden, Unauthenticated
-from ledger.service import Scope
+from ledger.scope import Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,12 +1,14 @@
 """``Idempotency-Key`` for every POST (API.md).
 
-The first response to (credential, key) is stored in PostgreSQL and replayed
-byte for byte for 24 hours with ``Idempotent-Replayed: true``.  A claim row
-(``in_progress``) is inserted *before* the command runs, so a concurrent
-duplicate sees it and waits (then replays) or gets 409 — it never runs twice.
+The first response to (credential, key) is stored in the idempotency store
+(``ledger.idempotency_store``: claim before the command, replay for 24 hours,
+take-over of stale claims) and replayed byte for byte with
+``Idempotent-Replayed: true``.  A concurrent duplicate waits (then replays) or
+gets 409 — it never runs twice.  This module adds only the HTTP side: the
+header, the request's fingerprint (method, path, body) and the response bytes.
 
 If the process dies after the command but before the response is stored, the
-claim is left ``in_progress``; it is taken over after ``STALE_CLAIM`` and the
+claim is left ``in_progress``; it is taken over after the store's ``STALE_CLAIM`` and the
 command re-runs.  It still records nothing twice, because creating commands
 derive the new aggregate's id from the key (:func:`derived_id`) and the other
 commands are idempotent by state or by provider reference.
@@ -15,20 +17,15 @@ commands are idempotent by state or by provider reference.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
-from datetime import timedelta
 
 from flask import Flask, Response, g, request
-from psycopg.types.json import Jsonb
 
 from api.context import current_ledger
 from ledger.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
+from ledger.idempotency_store import ClaimResult, IdempotencyStore, KeySlot, Outcome
 
 HEADER = "Idempotency-Key"
-REPLAY_WINDOW = timedelta(hours=24)
-STALE_CLAIM = timedelta(seconds=60)
-WAIT_FOR_FIRST = 5.0
 _REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 #: Responses that must never be stored: a new token is shown once only.
 NOT_STORED_PATHS = frozenset({"/v1/tokens"})
@@ -64,72 +61,34 @@ def _before() -> Response | None:
     key = request.headers[HEADER]
     if not key or len(key) > 255 or not key.isprintable():
         raise ValidationFailed({HEADER: ["must be 1 to 255 printable characters"]})
-    credential, request_hash = _credential(), _request_hash()
-    db = current_ledger().db
-    deadline = time.monotonic() + WAIT_FOR_FIRST
-    while True:
-        with db.transaction() as conn:
-            claimed = conn.execute(
-                "INSERT INTO idempotency_keys (credential, key, request_hash, state) "
-                "VALUES (%s, %s, %s, 'in_progress') ON CONFLICT DO NOTHING RETURNING 1",
-                (credential, key, request_hash),
-            ).fetchone()
-            if claimed:
-                g.idempotency_key, g.idempotency_credential = key, credential
-                return None
-            row = conn.execute(
-                "SELECT request_hash, state, status, headers, body, "
-                "now() - created_at AS age FROM idempotency_keys "
-                "WHERE credential = %s AND key = %s FOR UPDATE",
-                (credential, key),
-            ).fetchone()
-            if row is None:
-                continue
-            stored_hash, state, status, headers, body, age = row
-            if age > REPLAY_WINDOW or (state == "in_progress" and age > STALE_CLAIM):
-                conn.execute(
-                    "UPDATE idempotency_keys SET request_hash = %s, state = 'in_progress', "
-                    "status = NULL, headers = NULL, body = NULL, created_at = now() "
-                    "WHERE credential = %s AND key = %s",
-                    (request_hash, credential, key),
-                )
-                g.idempotency_key, g.idempotency_credential = key, credential
-                return None
-            if stored_hash != request_hash:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used with a different request", field=HEADER
-                )
-            if state == "done":
-                response = Response(bytes(body), status=status)
-                response.headers.clear()
-                for name, value in (headers or {}).items():
-                    response.headers[name] = value
-                response.headers["Idempotent-Replayed"] = "true"
-                return response
-        if time.monotonic() > deadline:
-            raise RequestInProgress("the first request with this key has not finished yet")
-        time.sleep(0.05)
+    slot = KeySlot(_credential(), key)
+    claim = IdempotencyStore(current_ledger().db).claim(slot, _request_hash())
+    if claim.result is ClaimResult.CLAIMED:
+        g.idempotency_key, g.idempotency_credential = key, slot.credential
+        return None
+    if claim.result is ClaimResult.REUSED:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request", field=HEADER)
+    if claim.result is ClaimResult.BUSY or claim.outcome is None:
+        raise RequestInProgress("the first request with this key has not finished yet")
+    response = Response(claim.outcome.body, status=claim.outcome.status)
+    response.headers.clear()
+    for name, value in claim.outcome.headers.items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _after(response: Response) -> Response:
     key = getattr(g, "idempotency_key", None)
     if key is None:
         return response
-    db = current_ledger().db
-    with db.transaction() as conn:
+    slot = KeySlot(g.idempotency_credential, key)
+    with current_ledger().db.transaction() as conn:
         if response.status_code >= 500:
-            conn.execute(
-                "DELETE FROM idempotency_keys WHERE credential = %s AND key = %s AND state = 'in_progress'",
-                (g.idempotency_credential, key),
-            )
+            IdempotencyStore.release(conn, slot)
         else:
             headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
-            conn.execute(
-                "UPDATE idempotency_keys SET state = 'done', status = %s, headers = %s, body = %s "
-                "WHERE credential = %s AND key = %s",
-                (response.status_code, Jsonb(headers), response.get_data(),
-                 g.idempotency_credential, key),
-            )
+            IdempotencyStore.complete(conn, slot, Outcome(response.status_code, headers, response.get_data()))
     g.idempotency_key = None
     return response
 
@@ -137,4 +96,3 @@ def _after(response: Response) -> Response:
 def register(app: Flask) -> None:
     app.before_request(_before)
     app.after_request(_after)
-

@@ -1,20 +1,48 @@
-"""Small helpers every view uses: JSON bodies, ETags and If-Match."""
+"""How every JSON answer is made: dumped through its documented schema, plus
+ETags and If-Match.
+
+The schema a view passes to :func:`respond` is the one its ``@blp.response``
+documents, so the bytes sent and ``/openapi.json`` cannot drift apart: a key
+the schema does not declare is never sent (marshmallow dumps declared fields
+only), and the keys come out in the schema's declaration order.  The body is
+compact JSON (no spaces, keys not sorted, non-ASCII escaped), the form the API
+has always sent and the idempotency store replays byte for byte.
+"""
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from flask import Response, request
+from marshmallow import Schema
 
 from ledger.errors import ValidationFailed
 
+SchemaLike = Schema | type[Schema]
 
-def json_response(
-    payload: Any, status: int = 200, *, version: int | None = None, location: str | None = None
+
+@cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class: dumping keeps no state between calls."""
+    return schema()
+
+
+def serialize(schema: SchemaLike, obj: Any) -> str:
+    """``obj`` (a mapping or an object with those attributes) as the JSON text
+    of ``schema``: declared fields only, absent ones left out."""
+    dumper = _instance(schema) if isinstance(schema, type) else schema
+    return json.dumps(dumper.dump(obj), separators=(",", ":"))
+
+
+def respond(
+    schema: SchemaLike, obj: Any, status: int = 200, *, version: int | None = None,
+    location: str | None = None,
 ) -> Response:
-    response = Response(json.dumps(payload, separators=(",", ":")), status=status,
-                        mimetype="application/json")
+    """The JSON answer of a view: ``obj`` dumped through ``schema``, with
+    ``ETag: "<version>"`` and ``Location`` when given."""
+    response = Response(serialize(schema, obj), status=status, mimetype="application/json")
     if version is not None:
         response.headers["ETag"] = f'"{version}"'
     if location:
@@ -31,3 +59,4 @@ def if_match() -> int | None:
     if not value.isdigit():
         raise ValidationFailed({"If-Match": ['must be an ETag from a GET, e.g. "3"']})
     return int(value)
+

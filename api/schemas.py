@@ -1,5 +1,8 @@
 """Marshmallow schemas: the request and response shapes of API.md.
 
+Response schemas are what is sent (``api.responses.respond`` dumps through
+them): they declare every field an answer carries, in the order it is sent.
+
 Amounts are taken as *raw* values here and parsed by ``ledger.money.Money``,
 so a JSON number gets the precise ``amount_invalid`` refusal rather than a
 generic type error, and the rule lives in one place.
@@ -15,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ledger.money import Money
 from ledger.pricing import PROVIDERS
+from projections.who_paid_query import STATUSES
 
 STRICT = {"unknown": "raise"}
 
@@ -62,12 +66,25 @@ class PlanChangeSchema(Schema):
     plan_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
 
 
+def _text(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(metadata={"description": description}, **kwargs)
+
+
+def _time(description: str, *, example: str | None = None, **kwargs: Any) -> fields.String:
+    """A time the API sends: already RFC 3339 text in UTC when it is dumped."""
+    metadata = {"format": "date-time", "description": description}
+    if example is not None:
+        metadata["example"] = example
+    return fields.String(metadata=metadata, **kwargs)
+
+
 class OrganizerSchema(Schema):
-    id = fields.String()
-    version = fields.Integer()
+    id = _text("organizer id")
+    version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
     name = fields.String()
-    country = fields.String()
-    plan_size = fields.Integer()
+    country = fields.String(metadata={"description": "ISO 3166-1 alpha-2", "example": "PL"})
+    plan_size = fields.Integer(metadata={"description": "seats the plan allows to sell (R9)"})
+    created_at = _time("when the organizer was registered")
 
 
 class ProviderConnectSchema(Schema):
@@ -80,15 +97,29 @@ class ProviderConnectSchema(Schema):
 
 
 class ConnectionSchema(Schema):
-    id = fields.String()
-    provider = fields.String()
-    masked = fields.Dict(keys=fields.String(), values=fields.String())
+    id = _text("connection id, part of the webhook URL")
+    provider = fields.String(metadata={"enum": list(PROVIDERS)})
+    masked = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "credential fields, secrets masked"})
+    webhook_url = _text("where the provider must send notifications; only in the answer to "
+                        "connecting a provider that sends them")
+
+
+class ConnectionPageSchema(Schema):
+    items = fields.List(fields.Nested(ConnectionSchema))
+    next = fields.String(allow_none=True, metadata={"description": "always null: one page"})
 
 
 class TokenCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(("admin", "finance", "organizer")))
     organizer_id = fields.String(load_default=None)
     label = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class TokenSchema(Schema):
+    token = _text("the bearer token: shown this once, only its hash is kept")
+    role = fields.String(metadata={"enum": ["admin", "finance", "organizer"]})
+    organizer_id = fields.String(allow_none=True, metadata={"description": "for an organizer token"})
 
 
 # --- events ------------------------------------------------------------------------
@@ -132,23 +163,29 @@ class ReasonSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class EventSessionSchema(Schema):
+    id = fields.String(metadata={"example": "s1"})
+    starts_at = _time("in UTC", example="2026-12-01T17:00:00+00:00")
+
+
 class EventSchema(Schema):
-    id = fields.String()
-    version = fields.Integer()
+    id = _text("event id")
+    version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
     organizer_id = fields.String()
     title = fields.String()
     description = fields.String()
-    status = fields.String()
-    permanent = fields.Boolean()
-    timezone = fields.String()
-    starts_at = fields.String()
-    sessions = fields.List(fields.Dict())
-    price = fields.Nested(MoneySchema)
-    provider = fields.String()
-    capacity = fields.Integer()
-    tickets_sold = fields.Integer()
-    tickets_left = fields.Integer()
+    status = fields.String(metadata={"enum": ["scheduled", "cancelled"]})
+    permanent = fields.Boolean(metadata={"description": "paid once, every session included (R10)"})
+    timezone = fields.String(metadata={"example": "Europe/Warsaw"})
+    starts_at = _time("the first session's start, in UTC")
+    sessions = fields.List(fields.Nested(EventSessionSchema))
+    price = fields.Nested(MoneySchema, metadata={"description": "fixed forever (R7)"})
+    provider = fields.String(metadata={"enum": list(PROVIDERS)})
     cancel_reason = fields.String(allow_none=True)
+    created_at = _time("when the event was created")
+    tickets_sold = fields.Integer()
+    tickets_left = fields.Integer(metadata={"description": "0 unless scheduled (R9)"})
+    capacity = fields.Integer(metadata={"description": "seats the organizer's plan leaves for it (R9)"})
 
 
 # --- registrations -----------------------------------------------------------------
@@ -175,15 +212,85 @@ class RefundSchema(Schema):
     reference = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-class RegistrationSchema(Schema):
-    class Meta:
-        unknown = "include"
+class CheckoutSchema(Schema):
+    """Where the participant pays."""
 
-    id = fields.String()
-    version = fields.Integer()
+    provider = fields.String(metadata={"enum": list(PROVIDERS)})
+    url = fields.String(allow_none=True, metadata={"description": "the provider's payment page; null when "
+                                                   "the provider has no checkout (manual)"})
+
+
+class RegistrationCheckoutSchema(CheckoutSchema):
+    reference = _text("the provider's id of the checkout session or order")
+
+
+class RegistrationCreatedSchema(Schema):
+    """The public answer to a registration: no personal or money details."""
+
+    id = _text("registration id")
+    version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
     event_id = fields.String()
-    status = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    price = fields.Nested(MoneySchema)
+    checkout = fields.Nested(CheckoutSchema)
+
+
+class RecordedPaymentSchema(Schema):
+    amount = fields.Nested(MoneySchema)
+    provider = fields.String()
+    reference = _text("the provider's (or the organizer's) payment reference")
+
+
+class RecordedRefundSchema(Schema):
+    amount = fields.Nested(MoneySchema)
+    reference = fields.String()
+
+
+class PaymentFailureSchema(Schema):
+    reason = fields.String()
+    reference = fields.String()
+
+
+class EmailFailureSchema(Schema):
+    message_id = fields.String()
+    kind = fields.String(metadata={"description": "which e-mail could not be delivered"})
+    smtp_code = fields.Integer(allow_none=True)
+    reason = fields.String()
+    at = _time("when the failure was reported")
+
+
+class PaymentMismatchSchema(Schema):
+    """A payment that did not match the registration (e.g. another currency)."""
+
+    amount = fields.Nested(MoneySchema)
+    provider = fields.String()
+    reference = fields.String()
+
+
+class RegistrationSchema(Schema):
+    id = _text("registration id")
+    version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
+    event_id = fields.String()
+    organizer_id = fields.String()
+    name = fields.String()
+    email = fields.String()
+    fields_ = fields.Dict(attribute="fields", data_key="fields", keys=fields.String(), values=fields.String(),
+                          metadata={"description": "the extra form fields the participant filled in"})
+    language = fields.String(allow_none=True, metadata={"enum": ["en", "pl"]})
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    price = fields.Nested(MoneySchema)
     paid = fields.Nested(MoneySchema)
     refunded = fields.Nested(MoneySchema)
-    refund_due = fields.Nested(MoneySchema)
-    checkout = fields.Dict(allow_none=True)
+    refund_due = fields.Nested(MoneySchema, metadata={"description": "owed back to the participant (R15)"})
+    fee = fields.Nested(MoneySchema, metadata={"description": "service fee charged minus reversed (R16)"})
+    provider = fields.String(metadata={"enum": list(PROVIDERS)})
+    checkout = fields.Nested(RegistrationCheckoutSchema, allow_none=True)
+    payments = fields.List(fields.Nested(RecordedPaymentSchema))
+    refunds = fields.List(fields.Nested(RecordedRefundSchema))
+    payment_failures = fields.List(fields.Nested(PaymentFailureSchema))
+    email_failures = fields.List(fields.Nested(EmailFailureSchema))
+    payment_mismatches = fields.List(fields.Nested(PaymentMismatchSchema))
+    closed_reason = fields.String(allow_none=True, metadata={"description": "why it was rejected or cancelled"})
+    close_note = fields.String(allow_none=True)
+    created_at = _time("when the participant registered")
+    updated_at = _time("the last change")

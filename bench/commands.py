@@ -207,8 +207,9 @@ def main() -> None:
         lua_l = lua_post(event_paths, body, {})
         ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
         with psycopg.connect(url) as conn:
-            registered = conn.execute(
-                "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()[0]
+            row = conn.execute(
+                "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()
+            registered = row[0] if row else 0
         latencies = paced_latency(port_l, event_paths, body.encode(), ledger_rate / 2, args.seconds)
     finally:
         for p in procs:

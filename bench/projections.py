@@ -41,7 +41,7 @@ from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 
 CURRENCIES = ("USD", "EUR", "GBP", "PLN", "CHF", "SEK")
 CHUNK = 10_000  # events per insert transaction

@@ -1,49 +1,60 @@
-"""The composition root: settings → database → event store → service.
+"""The composition root: settings → database → event store → services.
 
-Everything with a connection or a thread is built here and passed in, so the
-CLI, the API, the workers and the tests build the very same object graph.
+Everything with a connection, a thread or a key is built here and passed in,
+so the CLI, the API, the workers and the tests build the very same object
+graph (:class:`ledger.container.Ledger`).  Nothing imports this module but
+the entry points and the tests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 
-from entrypoints.providers_wiring import install as install_providers
 from ledger.application import LedgerStore
+from ledger.checkout import CheckoutStarter
+from ledger.clock import Clock, utc_now
 from ledger.config import Settings
+from ledger.container import Ledger
 from ledger.database import SCHEMA_LOCK_KEY, Database, embedded_server_url, eventsourcing_env
+from ledger.payment_intake import PaymentIntake
+from ledger.provider_access import ProviderAccess
+from ledger.provider_connections import ProviderConnector
+from ledger.provider_notifications import NotificationReceiver
+from ledger.providers.endpoints import ProviderEndpoints
+from ledger.registration_desk import RegistrationDesk
 from ledger.secret_box import SecretBox
-from ledger.service import Clock, LedgerService, utc_now
+from ledger.service import LedgerService
 
-
-@dataclass
-class Ledger:
-    """The wired-up core, as every entry point sees it."""
-
-    settings: Settings
-    database_url: str
-    db: Database
-    store: LedgerStore
-    service: LedgerService
-    secret_box: SecretBox
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def close(self) -> None:
-        self.store.close()
-        self.db.close()
+__all__ = ["Ledger", "bootstrap", "database_url", "endpoints_for"]
 
 
 def database_url(settings: Settings) -> str:
     return settings.database_url or embedded_server_url(settings.data_dir)
 
 
+def endpoints_for(settings: Settings, env: Mapping[str, str] | None = None) -> ProviderEndpoints:
+    """``ProviderEndpoints.from_env(os.environ)``, except that the API bases
+    the settings were built with win: in production both come from the same
+    environment, and tests build settings with ``make_settings(...,
+    LEDGER_STRIPE_API_BASE=...)`` without touching ``os.environ``."""
+    merged = dict(os.environ if env is None else env)
+    merged.update(
+        {
+            "LEDGER_STRIPE_API_BASE": settings.stripe_api_base,
+            "LEDGER_PAYU_API_BASE": settings.payu_api_base,
+            "LEDGER_PAYPAL_API_BASE": settings.paypal_api_base,
+        }
+    )
+    return ProviderEndpoints.from_env(merged)
+
+
 def bootstrap(
     settings: Settings | None = None, *, clock: Clock = utc_now, pool_size: int = 10,
-    url: str | None = None,
+    url: str | None = None, endpoints: ProviderEndpoints | None = None,
 ) -> Ledger:
     settings = settings or Settings.from_env()
     url = url or database_url(settings)
@@ -57,9 +68,17 @@ def bootstrap(
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
     service = LedgerService(store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds))
-    ledger = Ledger(
-        settings=settings, database_url=url, db=db, store=store, service=service,
-        secret_box=SecretBox(settings.secret_key),
+    secret_box = SecretBox(settings.secret_key)
+    providers = ProviderAccess(
+        db=db, secret_box=secret_box, service=service, endpoints=endpoints or endpoints_for(settings)
     )
-    install_providers(ledger)
-    return ledger
+    intake = PaymentIntake(service=service, access=providers)
+    checkout = CheckoutStarter(service=service, access=providers, public_url=settings.public_url)
+    return Ledger(
+        settings=settings, database_url=url, db=db, store=store, service=service,
+        secret_box=secret_box, clock=clock, providers=providers,
+        connector=ProviderConnector(service=service, providers=providers, public_url=settings.public_url),
+        registrations=RegistrationDesk(service=service, checkout=checkout),
+        checkout=checkout, intake=intake,
+        notifications=NotificationReceiver(service=service, providers=providers, intake=intake),
+    )

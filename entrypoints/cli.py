@@ -27,15 +27,15 @@ def run() -> None:
     """Embedded PostgreSQL and broker, the API and every worker; Ctrl-C stops all."""
     from entrypoints.bootstrap import bootstrap
     from entrypoints.supervisor import run as supervise
+    from entrypoints.worker_registry import WORKERS
     from ledger import api_tokens
-    from workers.base import available
 
     settings = _settings()
     ledger = bootstrap(settings)
     token = api_tokens.create_token(ledger.db, role="admin", label="ledger run")
     url = ledger.database_url
     ledger.close()
-    supervise(settings, admin_token=token, database_url=url, workers=available())
+    supervise(settings, admin_token=token, database_url=url, workers=list(WORKERS))
 
 
 @main.command()
@@ -57,8 +57,8 @@ def worker(name: str) -> None:
     import signal
 
     from entrypoints.bootstrap import bootstrap
+    from entrypoints.worker_registry import WORKERS, build
     from ledger.actor import current_actor
-    from workers.base import WORKERS, build
 
     if name not in WORKERS:
         raise click.BadParameter(f"unknown worker {name!r}; choose from {', '.join(WORKERS)}")
@@ -108,17 +108,15 @@ def token_create(role: str, organizer_id: str | None, label: str) -> None:
         ledger.close()
 
 
-def _register_optional_commands() -> None:
-    """Commands contributed by components present in this checkout."""
-    import importlib
-    import importlib.util
+def _register_component_commands() -> None:
+    """Commands kept in their own modules (rebuild, reports, tail, status)."""
+    from entrypoints import cli_status, cli_views
 
-    for module_name in ("projections.cli", "workers.cli"):
-        if importlib.util.find_spec(module_name) is not None:
-            importlib.import_module(module_name).register(main)
+    cli_views.register(main)
+    cli_status.register(main)
 
 
-_register_optional_commands()
+_register_component_commands()
 
 if __name__ == "__main__":
     main()

@@ -24,37 +24,21 @@ nothing here logs them.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ledger import connections
-from ledger.database import Database
 from ledger.domain.registration import Registration
-from ledger.errors import InvalidState, NotFound, ProviderUnavailable
+from ledger.errors import InvalidState, ProviderUnavailable
+from ledger.provider_access import ProviderAccess
 from ledger.providers import inbox
-from ledger.providers.base import CheckoutRequest, Credentials, PaymentGateway
+from ledger.providers.base import CheckoutRequest
 from ledger.providers.payu_gateway import PayuPaymentLinkLost
-from ledger.providers.registry import ProviderEndpoints, gateway_for
-from ledger.secret_box import SecretBox
+from ledger.providers.registry import GATEWAY_PROVIDERS
 from ledger.service import LedgerService
 
 #: Failure reasons after which a checkout can no longer be paid: a retry would
 #: only find the same dead session (every provider replays it by our ids).
 CLOSED_REASONS = frozenset({"expired", "failed"})
-
-GATEWAY_PROVIDERS = ("stripe", "payu", "paypal")
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A connected provider account: whose it is and which provider."""
-
-    id: str
-    organizer_id: str
-    provider: str
 
 
 class CheckoutNotStarted(ProviderUnavailable):
@@ -74,61 +58,8 @@ class CheckoutNotStarted(ProviderUnavailable):
         self.extensions = {"registration_id": registration_id, "retry": retry}
 
 
-class ProviderAccess:
-    """Gateways, connections and decrypted credentials, in one place.
-
-    Gateways are stateless and thread-safe (``PaymentGateway``), so one per
-    provider is shared by every request and worker thread.
-    """
-
-    def __init__(
-        self, *, db: Database, secret_box: SecretBox, service: LedgerService, endpoints: ProviderEndpoints
-    ) -> None:
-        self.db = db
-        self.service = service
-        self.endpoints = endpoints
-        self._box = secret_box
-        self._gateways: dict[str, PaymentGateway] = {}
-        self._lock = threading.Lock()
-
-    def gateway(self, provider: str) -> PaymentGateway:
-        with self._lock:
-            found = self._gateways.get(provider)
-            if found is None:
-                found = self._gateways[provider] = gateway_for(provider, self.endpoints)
-            return found
-
-    def validate_credentials(self, provider: str, creds: Mapping[str, str]) -> None:
-        """``ledger.extras["validate_credentials"]``: one harmless call at the
-        provider (R1: Stripe probes each restricted-key permission)."""
-        self.gateway(provider).validate_credentials(creds)
-
-    def connection(self, connection_id: str) -> Connection:
-        """The connection behind a webhook URL; unknown ids are 404.
-
-        The owner comes from ``provider_secrets`` (written before the
-        ``ProviderConnected`` event), the provider from the organizer's
-        events: secrets orphaned by a crash before the event are no
-        connection.
-        """
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT organizer_id FROM provider_secrets WHERE connection_id = %s", (connection_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"no provider connection {connection_id}")
-        organizer = self.service.organizer(str(row[0]))
-        found = organizer.connections.get(connection_id)
-        if found is None:
-            raise NotFound(f"no provider connection {connection_id}")
-        return Connection(connection_id, str(organizer.id), str(found["provider"]))
-
-    def credentials(self, connection_id: str) -> Credentials:
-        return connections.load_secrets(self.db, self._box, connection_id)
-
-
 class CheckoutStarter:
-    """``ledger.extras["start_checkout"]``: registration -> (registration, checkout)."""
+    """Opens (or finds again) the provider checkout of one registration."""
 
     def __init__(self, *, service: LedgerService, access: ProviderAccess, public_url: str) -> None:
         self.service = service

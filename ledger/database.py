@@ -105,14 +105,11 @@ class Database:
         self.pool.close()
 
     def create_schema(self) -> None:
-        """Apply every ``SCHEMA_FILES`` entry that exists; the caller holds the
+        """Apply every ``SCHEMA_FILES`` entry; the caller holds the
         schema advisory lock (see ``entrypoints.bootstrap``) so concurrent starts
         do not race.  Each file is idempotent (IF NOT EXISTS)."""
         with self.pool.connection() as conn:
             for package, filename in SCHEMA_FILES:
-                try:
-                    path = resources.files(package).joinpath(filename)
-                except ModuleNotFoundError:
-                    continue
-                if path.is_file():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                # A missing file is a packaging error: fail loudly, never skip.
+                sql = resources.files(package).joinpath(filename).read_text()
+                conn.execute(sql)  # type: ignore[call-overload]

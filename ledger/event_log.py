@@ -18,6 +18,9 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresAggregateRecorder
+from psycopg import sql
+from psycopg.rows import tuple_row
 
 from ledger.application import LedgerStore
 from ledger.domain.organizer import Organizer
@@ -163,6 +166,34 @@ def read(store: LedgerStore, *, after: int, limit: int, types: Sequence[str] = (
         start=after, limit=limit, topics=topics, inclusive_of_start=False
     )
     return [to_item(store, n) for n in notifications]
+
+
+def read_aggregate(store: LedgerStore, aggregate_id: str, *, after: int, limit: int) -> list[LogItem]:
+    """One aggregate's items with position > ``after``, in global order (that
+    is also a registration's full history).  On PostgreSQL one indexed query on
+    the event store's table (primary key on originator id); other recorders do
+    not expose a table, so the log is scanned (fine for their small test logs)."""
+    recorder = store.recorder
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        found: list[LogItem] = []
+        position = after
+        while len(found) < limit:
+            batch = read(store, after=position, limit=1000)
+            if not batch:
+                break
+            found += [i for i in batch if i.aggregate_id == aggregate_id]
+            position = batch[-1].position
+        return found[:limit]
+    query = sql.SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {table}"
+        " WHERE originator_id = %s AND notification_id > %s ORDER BY notification_id LIMIT %s"
+    ).format(table=sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+        rows = cursor.execute(query, (UUID(aggregate_id), after, limit)).fetchall()
+    return [
+        to_item(store, Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state)))
+        for i, o, v, t, state in rows
+    ]
 
 
 def store_topic(cls: type[Any]) -> str:

@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ledger.checkout import Connection, ProviderAccess
 from ledger.domain.registration import Registration
 from ledger.errors import AmountMismatch, LedgerError, NotFound, RefundExceedsPaid, VersionConflict
 from ledger.money import MINOR_UNIT_DIGITS
+from ledger.provider_access import Connection, ProviderAccess
 from ledger.providers import inbox
 from ledger.providers.base import CapturingGateway, Notification
 from ledger.service import LedgerService

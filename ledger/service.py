@@ -4,8 +4,9 @@ events saved atomically (cosmicpython's service layer).
 Concurrency: every command reads the aggregates it needs, decides, and saves
 all their new events in one transaction with optimistic concurrency.  When
 another writer got there first the save fails with a conflict and the whole
-command is re-run against the new state — so R9 (no oversell) holds across
-threads and processes without any lock held between requests.
+command is re-run against the new state (``ledger.command_retry``) — so R9 (no
+oversell) holds across threads and processes without any lock held between
+requests.
 
 Idempotency: creating commands accept the id of the aggregate to create; the
 API derives it from the ``Idempotency-Key``, so a retry after a crash finds the
@@ -14,20 +15,19 @@ aggregate already there and returns it instead of creating a second one.
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
 from ledger.application import LedgerStore
+from ledger.clock import Clock, utc_now
+from ledger.command_retry import MAX_CACHED_EVENT_IDS, CommandRetry, LruCache
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
@@ -41,36 +41,12 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
+from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
-T = TypeVar("T")
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Who is asking: ``organizer_id`` None means every organizer (admin, finance,
-    webhooks already bound to a connection)."""
-
-    organizer_id: str | None = None
-
-    def allows(self, organizer_id: str) -> bool:
-        return self.organizer_id is None or self.organizer_id == organizer_id
-
-
-ANYONE = Scope()
-
-
-def parse_uuid(value: str | UUID, what: str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"no {what} {value!r}") from None
+A = TypeVar("A")
+OwnedT = TypeVar("OwnedT", bound=Owned)
+Saved = Sequence[Aggregate]
+"""The aggregates a command's change saves together; empty when it changed nothing."""
 
 
 class LedgerService:
@@ -81,47 +57,66 @@ class LedgerService:
         self.store = store
         self.clock = clock
         self.seat_hold = seat_hold
-        self.max_attempts = max_attempts
-        self._locks: dict[UUID, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        self._event_of: dict[str, str] = {}  # registration id -> its event's id (never changes)
+        self._retry = CommandRetry(max_attempts=max_attempts)
+        # registration id -> its event's id (never changes, so a bounded cache is safe)
+        self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
 
     # --- plumbing ---------------------------------------------------------------
 
-    def _retrying(self, key: UUID | None, command: Callable[[], T]) -> T:
-        """Run ``command`` until its save does not conflict.  An in-process lock
-        per hot aggregate cuts conflicts between threads; the retry covers other
-        processes."""
-        lock = self._lock_for(key) if key is not None else None
-        for attempt in range(self.max_attempts):
-            try:
-                if lock is None:
-                    return command()
-                with lock:
-                    return command()
-            except RecordConflictError:
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise VersionConflict("too many concurrent changes; try again")
+    def _change(
+        self, key: UUID, load: Callable[[], A], change: Callable[[A], Saved],
+        expected_version: int | None = None,
+    ) -> A:
+        """Every command on existing aggregates, written once: load the aggregate
+        the command is about, check the caller's If-Match against its version, let
+        ``change`` decide (it may load more aggregates) and return what to save,
+        save that in one transaction, and re-run all of it when the save conflicts.
+        ``key`` is the aggregate whose in-process lock serializes the attempts."""
 
-    def _lock_for(self, key: UUID) -> threading.Lock:
-        with self._locks_guard:
-            lock = self._locks.get(key)
-            if lock is None:
-                if len(self._locks) > 10_000:
-                    self._locks.clear()
-                lock = self._locks[key] = threading.Lock()
-            return lock
+        def attempt() -> A:
+            aggregate = load()
+            self._check_version(aggregate, expected_version)
+            to_save = change(aggregate)
+            if to_save:
+                self.store.save(*to_save)
+            return aggregate
 
-    def _get(self, cls: type[T], aggregate_id: str | UUID, what: str, scope: Scope) -> T:
+        return self._retry.run(key, attempt)
+
+    def _change_event(
+        self, event_id: str, change: Callable[[PaidEvent], Saved], *, scope: Scope,
+        expected_version: int | None,
+    ) -> PaidEvent:
+        key = parse_uuid(event_id, "event")
+        return self._change(key, lambda: self.event(event_id, scope), change, expected_version)
+
+    def _change_registration(
+        self, registration_id: str, change: Callable[[Registration], Saved], *, scope: Scope = ANYONE,
+        expected_version: int | None = None, lock_event: bool = True,
+    ) -> Registration:
+        """``lock_event``: the change also touches the event's seats, so attempts
+        serialize on the event's lock rather than the registration's."""
+        key = self._event_key(registration_id) if lock_event else parse_uuid(registration_id, "registration")
+        return self._change(key, lambda: self.registration(registration_id, scope), change, expected_version)
+
+    def _event_key(self, registration_id: str) -> UUID:
+        """Registration commands also touch their event's seats: serialize on the
+        event so the in-process lock matches the aggregate that conflicts."""
+        event_id = self._event_of.get(registration_id)
+        if event_id is None:
+            event_id = self.registration(registration_id).event_id
+            self._event_of.put(registration_id, event_id)
+        return parse_uuid(event_id, "event")
+
+    def _get(self, cls: type[OwnedT], aggregate_id: str | UUID, what: str, scope: Scope) -> OwnedT:
         uid = parse_uuid(aggregate_id, what)
         try:
-            aggregate: Any = self.store.repository.get(uid)
+            aggregate: object = self.store.repository.get(uid)
         except AggregateNotFoundError:
             raise NotFound(f"no {what} {aggregate_id}") from None
         if not isinstance(aggregate, cls):
             raise NotFound(f"no {what} {aggregate_id}")
-        organizer_id = str(aggregate.id) if isinstance(aggregate, Organizer) else aggregate.organizer_id  # type: ignore[attr-defined]
-        if not scope.allows(organizer_id):
+        if not scope.allows(aggregate.owner_id):
             raise NotFound(f"no {what} {aggregate_id}")  # another tenant's id: 404, not 403
         return aggregate
 
@@ -141,6 +136,12 @@ class LedgerService:
             raise PreconditionFailed(
                 f"If-Match {expected} does not match the current version {aggregate.version}"
             )
+
+    def _save_new(self, aggregate: Any) -> None:
+        try:
+            self.store.save(aggregate)
+        except RecordConflictError:
+            raise VersionConflict("created concurrently by an identical request") from None
 
     # --- queries on aggregates -------------------------------------------------------
 
@@ -172,14 +173,13 @@ class LedgerService:
     def change_plan(
         self, organizer_id: str, plan_size: int, *, expected_version: int | None = None
     ) -> Organizer:
-        def run() -> Organizer:
-            organizer = self.organizer(organizer_id)
-            self._check_version(organizer, expected_version)
+        def change(organizer: Organizer) -> Saved:
             organizer.change_plan(plan_size)
-            self.store.save(organizer)
-            return organizer
+            return (organizer,)
 
-        return self._retrying(parse_uuid(organizer_id, "organizer"), run)
+        return self._change(
+            parse_uuid(organizer_id, "organizer"), lambda: self.organizer(organizer_id), change, expected_version
+        )
 
     def connect_provider(
         self, organizer_id: str, *, provider: str, masked: Mapping[str, str],
@@ -191,17 +191,18 @@ class LedgerService:
         connection event never exists without its credentials."""
         cid = connection_id or str(uuid.uuid4())
 
-        def run() -> tuple[Organizer, str]:
-            organizer = self.organizer(organizer_id, scope)
+        def change(organizer: Organizer) -> Saved:
             if cid in organizer.connections:
-                return organizer, cid
+                return ()
             check_provider_country(provider, organizer.country)
             store_secrets(cid)
             organizer.connect_provider(cid, provider, dict(masked))
-            self.store.save(organizer)
-            return organizer, cid
+            return (organizer,)
 
-        return self._retrying(parse_uuid(organizer_id, "organizer"), run)
+        organizer = self._change(
+            parse_uuid(organizer_id, "organizer"), lambda: self.organizer(organizer_id, scope), change
+        )
+        return organizer, cid
 
     # --- events ------------------------------------------------------------------------
 
@@ -236,30 +237,29 @@ class LedgerService:
         return paid_event
 
     def edit_event(
-        self, event_id: str, *, title: str | None, description: str | None, scope: Scope,
-        expected_version: int | None = None,
+        self, event_id: str, changes: Mapping[str, Any], *, scope: Scope, expected_version: int | None = None,
     ) -> PaidEvent:
-        def run() -> PaidEvent:
-            paid_event = self.event(event_id, scope)
-            self._check_version(paid_event, expected_version)
-            paid_event.edit(title, description)
-            self.store.save(paid_event)
-            return paid_event
+        """Title and description; any price field is refused (R7).  Checked
+        after the event is found (another tenant's id stays a 404) and before
+        the If-Match version."""
+        self.event(event_id, scope)
+        PaidEvent.check_edit(changes)
 
-        return self._retrying(parse_uuid(event_id, "event"), run)
+        def change(paid_event: PaidEvent) -> Saved:
+            paid_event.edit(changes.get("title"), changes.get("description"))
+            return (paid_event,)
+
+        return self._change_event(event_id, change, scope=scope, expected_version=expected_version)
 
     def reschedule(
         self, event_id: str, *, starts_at: datetime, session_id: str | None, scope: Scope,
         expected_version: int | None = None,
     ) -> PaidEvent:
-        def run() -> PaidEvent:
-            paid_event = self.event(event_id, scope)
-            self._check_version(paid_event, expected_version)
+        def change(paid_event: PaidEvent) -> Saved:
             paid_event.reschedule(starts_at.astimezone(UTC), session_id)
-            self.store.save(paid_event)
-            return paid_event
+            return (paid_event,)
 
-        return self._retrying(parse_uuid(event_id, "event"), run)
+        return self._change_event(event_id, change, scope=scope, expected_version=expected_version)
 
     def cancel_event(
         self, event_id: str, *, reason: str, scope: Scope, expected_version: int | None = None
@@ -267,17 +267,14 @@ class LedgerService:
         """R15: the event and every open registration close in one transaction;
         paid ones become ``refund_due``."""
 
-        def run() -> PaidEvent:
-            paid_event = self.event(event_id, scope)
-            self._check_version(paid_event, expected_version)
+        def change(paid_event: PaidEvent) -> Saved:
             paid_event.cancel(reason)
             registrations = [self.registration(rid) for rid in paid_event.registrations]
             for registration in registrations:
                 registration.cancel(reason)
-            self.store.save(paid_event, *registrations)
-            return paid_event
+            return (paid_event, *registrations)
 
-        return self._retrying(parse_uuid(event_id, "event"), run)
+        return self._change_event(event_id, change, scope=scope, expected_version=expected_version)
 
     # --- registrations ----------------------------------------------------------------
 
@@ -285,7 +282,8 @@ class LedgerService:
         self, event_id: str, *, name: str, email: str, fields: Mapping[str, str],
         language: str | None = None, new_id: UUID | None = None,
     ) -> Registration:
-        """Hold a seat (R9) and record the registration, atomically."""
+        """Hold a seat (R9) and record the registration, atomically.  Not a
+        ``_change``: it creates the registration instead of loading one."""
         uid = new_id or uuid.uuid4()
 
         def run() -> Registration:
@@ -306,16 +304,14 @@ class LedgerService:
             self.store.save(paid_event, registration)
             return registration
 
-        return self._retrying(parse_uuid(event_id, "event"), run)
+        return self._retry.run(parse_uuid(event_id, "event"), run)
 
     def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
-        def run() -> Registration:
-            registration = self.registration(registration_id)
+        def change(registration: Registration) -> Saved:
             registration.start_checkout(provider, url, reference)
-            self.store.save(registration)
-            return registration
+            return (registration,)
 
-        return self._retrying(parse_uuid(registration_id, "registration"), run)
+        return self._change_registration(registration_id, change, lock_event=False)
 
     def record_payment(
         self, registration_id: str, *, amount: Money, provider: str, reference: str,
@@ -324,11 +320,9 @@ class LedgerService:
         """Money received is a fact (R9): it is recorded even when no seat is left,
         and then owed back (``refund_due``, reason ``capacity_exhausted``)."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id, scope)
-            self._check_version(registration, expected_version)
+        def change(registration: Registration) -> Saved:
             if registration.has_payment(provider, reference):
-                return registration
+                return ()
             paid_event = self.event(registration.event_id)
             granted = False
             if registration.is_open and paid_event.status == "scheduled":
@@ -338,10 +332,9 @@ class LedgerService:
             registration.record_payment(
                 amount, provider, reference, seat_granted=granted, exact=exact
             )
-            self.store.save(registration, paid_event)
-            return registration
+            return (registration, paid_event)
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
 
     def record_payment_mismatch(
         self, registration_id: str, *, amount: Money, provider: str, reference: str
@@ -349,35 +342,30 @@ class LedgerService:
         """A provider says money arrived that is not the price: kept for the
         organizer to resolve, never counted as a normal payment."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id)
+        def change(registration: Registration) -> Saved:
             if registration.record_payment_mismatch(amount, provider, reference):
-                self.store.save(registration)
-            return registration
+                return (registration,)
+            return ()
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change)
 
     def record_payment_failure(self, registration_id: str, *, reason: str, reference: str) -> Registration:
         """A failed or expired checkout gives its held seat back."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id)
+        def change(registration: Registration) -> Saved:
             paid_event = self.event(registration.event_id)
             if registration.record_payment_failure(reason, reference) and (
                 str(registration.id) not in paid_event.sold
             ):
                 paid_event.release_seat(str(registration.id), reason)
-            self.store.save(registration, paid_event)
-            return registration
+            return (registration, paid_event)
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change)
 
     def confirm(self, registration_id: str, *, scope: Scope, expected_version: int | None = None) -> Registration:
         """R14: confirming an unpaid participant gives them a seat, if one is left."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id, scope)
-            self._check_version(registration, expected_version)
+        def change(registration: Registration) -> Saved:
             paid_event = self.event(registration.event_id)
             if paid_event.status == "cancelled":
                 raise InvalidState("the event is cancelled")
@@ -386,38 +374,31 @@ class LedgerService:
             ):
                 raise CapacityExhausted("no seat is left to confirm this participant (R9)")
             registration.confirm()
-            self.store.save(registration, paid_event)
-            return registration
+            return (registration, paid_event)
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
 
     def reject(
         self, registration_id: str, *, reason: str, scope: Scope, expected_version: int | None = None
     ) -> Registration:
         """R15: the seat goes back; money received becomes ``refund_due``."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id, scope)
-            self._check_version(registration, expected_version)
+        def change(registration: Registration) -> Saved:
             paid_event = self.event(registration.event_id)
             registration.reject(reason)
             paid_event.release_seat(str(registration.id), "rejected")
-            self.store.save(registration, paid_event)
-            return registration
+            return (registration, paid_event)
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
 
     def request_resend(
         self, registration_id: str, *, scope: Scope, expected_version: int | None = None
     ) -> Registration:
-        def run() -> Registration:
-            registration = self.registration(registration_id, scope)
-            self._check_version(registration, expected_version)
+        def change(registration: Registration) -> Saved:
             registration.request_resend()
-            self.store.save(registration)
-            return registration
+            return (registration,)
 
-        return self._retrying_for_registration(registration_id, run)
+        return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
 
     def record_email_delivery_failure(
         self, registration_id: str, *, message_id: str, kind: str, smtp_code: int | None, reason: str
@@ -426,48 +407,25 @@ class LedgerService:
         on the registration, so the organizer sees it in GET /v1/registrations/{id}.
         Idempotent per ``message_id``."""
 
-        def run() -> Registration:
-            registration = self.registration(registration_id)
+        def change(registration: Registration) -> Saved:
             if registration.record_email_failure(
                 message_id=message_id, kind=kind, smtp_code=smtp_code, reason=reason
             ):
-                self.store.save(registration)
-            return registration
+                return (registration,)
+            return ()
 
-        return self._retrying(parse_uuid(registration_id, "registration"), run)
+        return self._change_registration(registration_id, change, lock_event=False)
 
     def record_refund(
         self, registration_id: str, *, amount: Money, reference: str, scope: Scope = ANYONE,
         expected_version: int | None = None,
     ) -> Registration:
-        def run() -> Registration:
-            registration = self.registration(registration_id, scope)
-            self._check_version(registration, expected_version)
+        def change(registration: Registration) -> Saved:
             if registration.has_refund(reference):
-                return registration
+                return ()
             paid_event = self.event(registration.event_id)
             if registration.record_refund(amount, reference):
                 paid_event.release_seat(str(registration.id), "refunded")
-            self.store.save(registration, paid_event)
-            return registration
+            return (registration, paid_event)
 
-        return self._retrying_for_registration(registration_id, run)
-
-    # --- helpers ---------------------------------------------------------------------
-
-    def _retrying_for_registration(self, registration_id: str, run: Callable[[], T]) -> T:
-        """Registration commands also touch their event's seats: serialize on the
-        event so the in-process lock matches the aggregate that conflicts."""
-        event_id = self._event_of.get(registration_id)
-        if event_id is None:
-            event_id = self.registration(registration_id).event_id
-            if len(self._event_of) > 100_000:
-                self._event_of.clear()
-            self._event_of[registration_id] = event_id
-        return self._retrying(parse_uuid(event_id, "event"), run)
-
-    def _save_new(self, aggregate: Any) -> None:
-        try:
-            self.store.save(aggregate)
-        except RecordConflictError:
-            raise VersionConflict("created concurrently by an identical request") from None
+        return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)

@@ -18,7 +18,7 @@ from ledger import event_log
 from projections.paging import Page, parse_limit, parse_position
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 SECRET_FIELDS = frozenset({
     "api_key", "secret_key", "client_secret", "second_key", "webhook_secret", "password", "token",

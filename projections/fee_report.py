@@ -25,10 +25,11 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from ledger.errors import NotFound, ValidationFailed
 from ledger.money import Money, minor_digits
-from ledger.service import ANYONE, Scope
+from ledger.scope import ANYONE, Scope
 from projections.paging import InvalidDateRange
 
 if TYPE_CHECKING:
@@ -216,6 +217,11 @@ def _label(start: date, period: str) -> str:
     return f"{start.year:04d}"
 
 
+#: The summed columns of a report query, named as ``FeeFigures`` fields.
+_SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "fee_charged_minor",
+         "fee_reversed_minor")
+
+
 def query(
     db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, currency: str | None = None,
     date_from: str | date | None = None, date_to: str | date | None = None, period: str | None = "month",
@@ -243,18 +249,18 @@ def query(
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     statement = sql.SQL(
         "SELECT organizer_id, currency, date_trunc(%s, day::timestamp)::date AS p,"
-        " sum(tickets), sum(payments), sum(gross_minor), sum(refund_count), sum(refunded_minor),"
-        " sum(fee_minor), sum(fee_reversed_minor)"
+        " sum(tickets) AS tickets, sum(payments) AS payments, sum(gross_minor) AS gross_minor,"
+        " sum(refund_count) AS refund_count, sum(refunded_minor) AS refunded_minor,"
+        " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor"
         " FROM projections.fee_daily{where} GROUP BY organizer_id, currency, p"
         " ORDER BY p, organizer_id, currency"
     ).format(where=where)
-    with db.transaction() as conn:
-        rows = conn.execute(statement, params).fetchall()
+    with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(statement, params).fetchall()
     items = [
         FeeFigures(
-            organizer_id=r[0], currency=r[1], period=_label(r[2], period), tickets=int(r[3]),
-            payments=int(r[4]), gross_minor=int(r[5]), refund_count=int(r[6]),
-            refunded_minor=int(r[7]), fee_charged_minor=int(r[8]), fee_reversed_minor=int(r[9]),
+            organizer_id=r["organizer_id"], currency=r["currency"], period=_label(r["p"], period),
+            **{name: int(r[name]) for name in _SUMS},  # sums of bigint are numeric: back to int
         )
         for r in rows
     ]

@@ -30,7 +30,7 @@ from projections.generations import Generation
 from projections.paging import RebuildInProgress
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 REBUILD_LOCK_KEY = 0x1ED6E8  # advisory lock: one rebuild at a time
 DEFAULT_BATCH_SIZE = 5000

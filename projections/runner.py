@@ -1,13 +1,12 @@
 """The projection runner: keeps the read models current with the event store.
 
 ``ledger worker projections`` (and ``ledger run``) start it through
-:func:`build`.  It reads the notification log in global order, a batch at a
-time, and applies each batch to the active generation's tables in one
-transaction together with the generation's tracking position (see
-``projections.batch``): killed at any line, it neither skips nor repeats an
-event.  When it has caught up it blocks on PostgreSQL ``LISTEN`` for the event
-store's channel (``ledger_events``), which every committing writer ``NOTIFY``s,
-so a new event is in the views within milliseconds and nothing polls.
+:func:`build`.  It follows the notification log with ``ledger.log_follower``
+(woken by the event store's NOTIFY, so a new event is in the views within
+milliseconds and nothing polls) and applies each batch to the active
+generation's tables in one transaction together with the generation's tracking
+position (see ``projections.batch``): killed at any line, it neither skips nor
+repeats an event.
 
 Several runners may run at once (say ``ledger run`` and a stray ``ledger worker
 projections``): each batch locks the generation's row first, so they take turns
@@ -18,19 +17,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
-
 from ledger.event_log import head
+from ledger.log_follower import LogBatch, LogConsumer, LogFollower
 from projections import generations
-from projections.batch import Reader, apply_batch
+from projections.batch import Batch, Reader, apply_batch
 from projections.decoding import EventDecoder
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +41,11 @@ class LayoutOutdated(Exception):
     """The active generation was built by code with another table layout."""
 
 
-class ProjectionRunner:
-    """A ``workers.base.Worker``: ``run(stop)`` returns within about
-    ``idle_timeout`` seconds of ``stop`` being set (or one batch, if busy)."""
+class ProjectionRunner(LogConsumer):
+    """A ``workers.base.Worker``: ``run(stop)`` returns within about a quarter
+    of a second of ``stop`` being set (or one batch, if busy).  Its
+    ``LogConsumer`` side is what the follower calls; ``step`` and ``catch_up``
+    apply batches synchronously (tests, benchmarks)."""
 
     name = "projections"
 
@@ -54,8 +54,11 @@ class ProjectionRunner:
     ) -> None:
         self.ledger = ledger
         self.batch_size = batch_size
-        self.idle_timeout = idle_timeout
+        self.idle_timeout = idle_timeout  #: seconds between safety-net re-reads while idle
         self.decoder = EventDecoder(ledger.store.mapper)
+        self.follower: LogFollower | None = None  #: while ``run`` follows: its health
+        self._reader: Reader | None = None
+        self._stop: threading.Event | None = None
 
     def step(self, reader: Reader | None = None) -> int:
         """Apply one batch in one transaction; how far the position moved (0
@@ -63,19 +66,7 @@ class ProjectionRunner:
         if reader is None:
             with Reader(self.ledger.store.recorder, self.batch_size) as own:
                 return self.step(own)
-        for _ in range(5):
-            with self.ledger.db.transaction() as conn:
-                generation = generations.active(conn, lock=True)
-                if generation is None:
-                    continue  # a rebuild switched generations while we waited: look again
-                if generation.layout != generations.LAYOUT:
-                    raise LayoutOutdated(
-                        f"generation {generation.generation} has layout {generation.layout}, "
-                        f"this code writes layout {generations.LAYOUT}"
-                    )
-                batch = reader.read(generation.position)
-                return apply_batch(conn, generation, self.decoder, batch)
-        raise RuntimeError("no active projection generation (is projections/schema.sql applied?)")
+        return self._apply_locked(reader.read)[0]
 
     def catch_up(self, stop: threading.Event | None = None) -> int:
         """Apply batches until the views are at the head; how far the position
@@ -89,54 +80,81 @@ class ProjectionRunner:
                 total += done
         return total
 
-    def _listen(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self.ledger.database_url, autocommit=True)
-        channel = self.ledger.store.recorder.channel_name  # type: ignore[attr-defined]
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        return conn
+    def _apply_locked(self, read: Callable[[int], Batch]) -> tuple[int, int]:
+        """Lock the active generation's row, read the batch after its position
+        and apply it in the same transaction: (how far it moved, new position)."""
+        for _ in range(5):
+            with self.ledger.db.transaction() as conn:
+                generation = generations.active(conn, lock=True)
+                if generation is None:
+                    continue  # a rebuild switched generations while we waited: look again
+                if generation.layout != generations.LAYOUT:
+                    raise LayoutOutdated(
+                        f"generation {generation.generation} has layout {generation.layout}, "
+                        f"this code writes layout {generations.LAYOUT}"
+                    )
+                moved = apply_batch(conn, generation, self.decoder, read(generation.position))
+                return moved, generation.position + moved
+        raise RuntimeError("no active projection generation (is projections/schema.sql applied?)")
 
     def run(self, stop: threading.Event) -> None:
-        """Follow the log until ``stop`` is set.  LISTEN is issued before the
-        first catch-up, so a commit between "caught up" and "wait" still wakes
-        us.  Errors (database restarts …) are logged and retried with back-off;
-        an event that cannot be applied is retried, never skipped."""
-        listener: psycopg.Connection[Any] | None = None
-        backoff = 0.5
-        try:
-            while not stop.is_set():
-                try:
-                    if listener is None:
-                        listener = self._listen()
-                    self.catch_up(stop)
-                    if stop.is_set():
-                        break
-                    for _ in listener.notifies(timeout=self.idle_timeout, stop_after=1):
-                        pass
-                    backoff = 0.5
-                except LayoutOutdated as outdated:
-                    from projections.rebuild import rebuild
+        """Follow the log until ``stop`` is set.  Errors (database restarts, an
+        event that cannot be applied …) are logged and retried with backoff
+        (0.5 s doubling up to 30 s); an event is retried, never skipped."""
+        with Reader(self.ledger.store.recorder, self.batch_size) as reader:
+            self._reader, self._stop = reader, stop
+            self.follower = LogFollower(
+                self.ledger.store.recorder, self.ledger.database_url, self, name="projections",
+                batch_size=self.batch_size, read=lambda after: _log_batch(reader.read(after)),
+                reread_after=self.idle_timeout, backoff_initial=0.5, backoff_max=30.0,
+            )
+            try:
+                self.follower.run(stop)
+            finally:
+                self._reader = None
 
-                    log.warning("%s: rebuilding the views before following the log", outdated)
-                    try:
-                        rebuild(self.ledger, progress=False, stop=stop)
-                    except Exception:  # e.g. another process is rebuilding: wait for it
-                        log.exception("rebuild for the new layout failed; retrying in %.1fs", backoff)
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, 30.0)
-                except Exception:
-                    log.exception("projection runner failed; retrying in %.1fs", backoff)
-                    if listener is not None:
-                        listener.close()
-                        listener = None
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
-        finally:
-            if listener is not None:
-                listener.close()
+    # --- LogConsumer -------------------------------------------------------------------
+
+    def resume(self) -> int:
+        """The active generation's position (after rebuilding it if this code
+        writes another layout: otherwise a caught-up runner would never notice)."""
+        generation = self._active()
+        if generation is not None and generation.layout != generations.LAYOUT:
+            self._rebuild(LayoutOutdated(f"generation {generation.generation} has layout {generation.layout}"))
+            generation = self._active()
+        return generation.position if generation is not None else 0
+
+    def consume(self, batch: LogBatch) -> int:
+        """Apply ``batch`` under the generation's row lock, position included.
+        If another runner moved the position while the batch was read, read
+        again from the locked position instead (never apply an event twice)."""
+        assert self._reader is not None
+        reader, read = self._reader, Batch(batch.after, batch.notifications, batch.reached)
+        try:
+            return self._apply_locked(lambda after: read if after == read.after else reader.read(after))[1]
+        except LayoutOutdated as outdated:
+            self._rebuild(outdated)
+            return self.resume()
+
+    def _active(self) -> generations.Generation | None:
+        with self.ledger.db.transaction() as conn:
+            return generations.active(conn)
+
+    def _rebuild(self, outdated: LayoutOutdated) -> None:
+        """Rebuild into this code's layout; raises (and the follower backs off)
+        if it cannot, e.g. while another process rebuilds."""
+        from projections.rebuild import rebuild
+
+        log.warning("%s: rebuilding the views before following the log", outdated)
+        rebuild(self.ledger, progress=False, stop=self._stop)
+
+
+def _log_batch(batch: Batch) -> LogBatch:
+    return LogBatch(batch.after, batch.notifications, batch.reached)
 
 
 def build(ledger: Ledger) -> ProjectionRunner:
-    """The worker factory named in ``workers.base.WORKERS``."""
+    """The worker factory named in ``entrypoints.worker_registry.WORKERS``."""
     return ProjectionRunner(ledger)
 
 

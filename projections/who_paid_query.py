@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from ledger.errors import NotFound, ValidationFailed
 from ledger.money import Money, minor_digits
-from ledger.service import Scope
+from ledger.scope import Scope
 from projections.paging import Page, decode_int_cursor, encode_cursor, parse_limit
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 #: Registration statuses (API.md), the values ``?status=`` accepts.
 STATUSES = ("awaiting_payment", "paid", "confirmed", "rejected", "cancelled", "refund_due", "refunded")
@@ -32,15 +33,24 @@ TIMESTAMP_FIELDS = (
     "registered_at", "checkout_started_at", "paid_at", "confirmed_at", "rejected_at", "cancelled_at",
     "refunded_at", "payment_failed_at", "updated_at",
 )
-#: Selected columns, in this order (ids as text: no UUID objects to build and print).
+#: Selected columns, each read by its name (ids as text: no UUID objects to build and print).
 _COLUMNS = (
-    "registration_id::text", "seq", "event_id::text", "organizer_id", "name", "email", "status",
-    "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
-    "fee_minor - fee_reversed_minor", "provider", "provider_reference", "confirmed", "closed_reason",
-    "close_note", "payment_failures", "last_failure_reason", "resends", *TIMESTAMP_FIELDS,
+    "registration_id::text AS registration_id", "seq", "event_id::text AS event_id", "organizer_id", "name",
+    "email", "status", "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
+    "fee_minor - fee_reversed_minor AS net_fee_minor", "provider", "provider_reference", "confirmed",
+    "closed_reason", "close_note", "payment_failures", "last_failure_reason", "resends", *TIMESTAMP_FIELDS,
 )
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM projections.who_paid"
-_SEQ = 1
+#: Copied from the row as they are, in the order of API.md's participants item.
+_PLAIN_FIELDS = (
+    "provider", "provider_reference", "confirmed", "closed_reason", "close_note", "payment_failures",
+    "last_failure_reason", "resends",
+)
+#: Money columns of a row and the item field each becomes.
+_MONEY_FIELDS = (
+    ("price", "price_minor"), ("paid", "paid_minor"), ("refunded", "refunded_minor"),
+    ("refund_due", "refund_due_minor"), ("fee", "net_fee_minor"),
+)
 
 
 def _amount(minor: int, currency: str) -> str:
@@ -49,22 +59,16 @@ def _amount(minor: int, currency: str) -> str:
     return Money(minor, currency).amount
 
 
-def as_item(r: Sequence[Any]) -> dict[str, Any]:
+def as_item(r: Mapping[str, Any]) -> dict[str, Any]:
     """A selected row as API.md's participants item (money as objects)."""
-    currency = r[7]
-    return {
-        "registration_id": r[0], "event_id": r[2], "organizer_id": r[3], "name": r[4], "email": r[5],
-        "status": r[6],
-        "price": {"amount": _amount(r[8], currency), "currency": currency},
-        "paid": {"amount": _amount(r[9], currency), "currency": currency},
-        "refunded": {"amount": _amount(r[10], currency), "currency": currency},
-        "refund_due": {"amount": _amount(r[11], currency), "currency": currency},
-        "fee": {"amount": _amount(r[12], currency), "currency": currency},
-        "provider": r[13], "provider_reference": r[14], "confirmed": r[15], "closed_reason": r[16],
-        "close_note": r[17], "payment_failures": r[18], "last_failure_reason": r[19], "resends": r[20],
-        **{name: (v.isoformat() if v is not None else None)
-           for name, v in zip(TIMESTAMP_FIELDS, r[21:], strict=True)},
-    }
+    currency = r["currency"]
+    item = {name: r[name] for name in ("registration_id", "event_id", "organizer_id", "name", "email", "status")}
+    for name, column in _MONEY_FIELDS:
+        item[name] = {"amount": _amount(r[column], currency), "currency": currency}
+    item.update({name: r[name] for name in _PLAIN_FIELDS})
+    for name in TIMESTAMP_FIELDS:
+        item[name] = r[name].isoformat() if r[name] is not None else None
+    return item
 
 
 def parse_statuses(value: str | None) -> list[str]:
@@ -101,7 +105,7 @@ def check_event(ledger: Ledger, event_id: str, scope: Scope) -> UUID:
 
 def _rows(
     conn: psycopg.Connection[Any], uid: UUID, statuses: list[str], after: int | None, limit: int
-) -> list[Any]:
+) -> list[dict[str, Any]]:
     conditions = ["event_id = %s"]
     params: list[Any] = [uid]
     if statuses:
@@ -112,7 +116,8 @@ def _rows(
         params.append(after)
     params.append(limit)
     query = _SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY seq LIMIT %s"
-    return conn.execute(sql.SQL(query), params).fetchall()  # type: ignore[arg-type]
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(sql.SQL(query), params).fetchall()  # type: ignore[arg-type]
 
 
 def page(
@@ -129,7 +134,7 @@ def page(
         rows = _rows(conn, uid, statuses, position, size + 1)
     more = len(rows) > size
     rows = rows[:size]
-    following = encode_cursor(rows[-1][_SEQ]) if more and rows else None
+    following = encode_cursor(rows[-1]["seq"]) if more and rows else None
     return Page(items=[as_item(r) for r in rows], next=following)
 
 
@@ -166,18 +171,19 @@ def csv_lines(
             with ledger.db.transaction() as conn:
                 rows = _rows(conn, uid, statuses, after, chunk)
             for r in rows:
-                currency = r[7]
+                currency = r["currency"]
                 writer.writerow([
-                    r[0], _cell(r[4]), _cell(r[5]), r[6], currency,
-                    *(_amount(m, currency) for m in r[8:13]),
-                    r[13], _cell(r[14]), "true" if r[15] else "false", r[16] or "",
-                    *((v.isoformat() if v is not None else "") for v in r[21:]),
+                    r["registration_id"], _cell(r["name"]), _cell(r["email"]), r["status"], currency,
+                    *(_amount(r[column], currency) for _, column in _MONEY_FIELDS),
+                    r["provider"], _cell(r["provider_reference"]), "true" if r["confirmed"] else "false",
+                    r["closed_reason"] or "",
+                    *((r[name].isoformat() if r[name] is not None else "") for name in TIMESTAMP_FIELDS),
                 ])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
             if len(rows) < chunk:
                 return
-            after = rows[-1][_SEQ]
+            after = rows[-1]["seq"]
 
     return lines()

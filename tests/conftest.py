@@ -9,35 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.bootstrap import Ledger, bootstrap
-from ledger.config import Settings
+from entrypoints.bootstrap import bootstrap
+from ledger.container import Ledger
 from tests.support.postgres import TestServer
+from tests.support.settings import make_settings
 
-pytest_plugins: list[str] = []
-for _plugin in ("tests.contracts.fixtures", "tests.support.kafka", "tests.support.smtp"):
-    if (Path(__file__).parent.parent / (_plugin.replace(".", "/") + ".py")).exists():
-        pytest_plugins.append(_plugin)
+pytest_plugins = ["tests.contracts.fixtures", "tests.support.kafka", "tests.support.smtp"]
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> TestServer:
     return TestServer()
-
-
-def make_settings(tmp_path: Path, **overrides: str) -> Settings:
-    env = {
-        "LEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LEDGER_SECRET_KEY": "11" * 32,
-        "LEDGER_PUBLIC_URL": "http://ledger.test",
-        "LEDGER_SEAT_HOLD_SECONDS": "1800",
-        # No test may ever reach a real provider: unroutable unless a test points
-        # these at its contract server.
-        "LEDGER_STRIPE_API_BASE": "http://127.0.0.1:9",
-        "LEDGER_PAYU_API_BASE": "http://127.0.0.1:9",
-        "LEDGER_PAYPAL_API_BASE": "http://127.0.0.1:9",
-    }
-    env.update(overrides)
-    return Settings.from_env(env)
 
 
 @pytest.fixture(scope="session")

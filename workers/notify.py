@@ -2,11 +2,11 @@
 
 Two steps, two threads, one process:
 
-* **plan** (this thread) — follows the notification log through LISTEN/NOTIFY
-  (the event store's subscription) and, for each fact, records in one
-  transaction the e-mails it implies, the access tokens it issues or revokes
-  and the new position (workers/notify_planner.py).  Exactly one planned
-  e-mail per fact, across any crash.
+* **plan** (this thread) — follows the notification log with
+  ``ledger.log_follower`` (woken by the event store's NOTIFY) and, for each
+  fact, records in one transaction the e-mails it implies, the access tokens it
+  issues or revokes and the new position (workers/notify_planner.py).  Exactly
+  one planned e-mail per fact, across any crash.
 * **send** (a second thread) — delivers planned e-mails through SMTP, or into
   ``.eml`` files when ``LEDGER_SMTP_URL`` is unset, marking each ``sent`` in the
   transaction that holds its row lock (workers/notify_sender.py).  A crash
@@ -31,12 +31,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ledger.log_follower import LogBatch, LogConsumer, LogFollower
 from workers.mailer import Mailer, OutboxMailer, SmtpMailer
 from workers.notify_planner import Planner
 from workers.notify_sender import DeliveryFailure, Outcome, Sender
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,14 @@ def default_mailer(ledger: Ledger) -> Mailer:
     return OutboxMailer(ledger.settings.outbox_dir)
 
 
-class NotifyWorker:
+#: Notifications read per batch; each is still planned in a transaction of its own.
+PLAN_BATCH_SIZE = 500
+
+
+class NotifyWorker(LogConsumer):
+    """The worker; its ``LogConsumer`` side is the planner's, called by the
+    follower on the planning thread."""
+
     name = "notify"
 
     def __init__(
@@ -82,58 +90,44 @@ class NotifyWorker:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.idle_poll = idle_poll
+        self.follower: LogFollower | None = None  #: while ``run`` follows: its health
         self._wake = threading.Event()
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self.follower = LogFollower(
+            self.ledger.store.recorder, self.ledger.database_url, self, name="notify",
+            batch_size=PLAN_BATCH_SIZE, backoff_initial=self.retry_base, backoff_max=self.retry_max,
+        )
         halt = threading.Event()
         sender = threading.Thread(target=self._send_loop, args=(halt,), name="notify-send", daemon=True)
         sender.start()
         try:
-            self._plan_loop(stop)
+            self.follower.run(stop)  # plan, on this thread
         finally:
             halt.set()
             self._wake.set()
             sender.join(timeout=30)
 
-    # --- plan --------------------------------------------------------------------------
+    # --- plan (LogConsumer) --------------------------------------------------------------
 
-    def _plan_loop(self, stop: threading.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            try:
-                self._follow(stop)
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(self.retry_max, self.retry_base * 2 ** min(failures - 1, 10))
-                log.exception("notify: following the event log failed; again in %.1fs", delay)
-                stop.wait(delay)
+    def resume(self) -> int:
+        self._wake.set()  # send what earlier runs planned but did not send
+        return self.planner.position()
 
-    def _follow(self, stop: threading.Event) -> None:
-        """Plan every notification after the stored position, then each new one
-        as it commits.  A watcher stops the subscription when ``stop`` is set,
-        because the subscription's iterator blocks until the next event."""
-        after = self.planner.position()
-        with self.ledger.store.recorder.subscribe(gt=after) as subscription:
-            done = threading.Event()
-
-            def stop_subscription() -> None:
-                while not done.is_set():
-                    if stop.wait(0.2):
-                        subscription.stop()
-                        return
-
-            watcher = threading.Thread(target=stop_subscription, name="notify-stop", daemon=True)
-            watcher.start()
-            try:
-                self._wake.set()  # send what earlier runs planned but did not send
-                for notification in subscription:
-                    if stop.is_set():
-                        break
-                    if self.planner.handle(notification):
-                        self._wake.set()
-            finally:
-                done.set()
+    def consume(self, batch: LogBatch) -> int:
+        """Plan each notification in a transaction of its own (which moves the
+        planner's position); stop between two of them if asked, so ``run``
+        returns within about a second even in a long batch."""
+        position = batch.after
+        for notification in batch.notifications:
+            if self._stop.is_set():
+                return position
+            if self.planner.handle(notification):
+                self._wake.set()
+            position = notification.id
+        return batch.reached
 
     # --- send ----------------------------------------------------------------------------
 
@@ -164,5 +158,5 @@ class NotifyWorker:
 
 
 def build(ledger: Ledger) -> NotifyWorker:
-    """``ledger worker notify`` (workers/base.py)."""
+    """``ledger worker notify`` (entrypoints/worker_registry.py)."""
     return NotifyWorker(ledger)

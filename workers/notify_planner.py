@@ -40,7 +40,7 @@ from ledger.event_log import LogItem, to_item
 from workers.email_templates import resolve_language
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 

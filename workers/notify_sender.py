@@ -42,7 +42,7 @@ from workers.mailer import Mailer, PermanentFailure, TransientFailure
 from workers.notify_planner import mail_domain
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ledger.checkout import ProviderAccess
 from ledger.errors import LedgerError, NotFound, ProviderUnavailable
 from ledger.payment_intake import PaymentIntake
+from ledger.provider_access import ProviderAccess
 from ledger.providers import inbox
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,5 @@ class Reconciler:
 
 
 def build(ledger: Ledger) -> Reconciler:
-    """``ledger worker reconcile``: wires the providers if bootstrap did not."""
-    if "payment_intake" not in ledger.extras:
-        from entrypoints.providers_wiring import install
-
-        install(ledger)
-    return Reconciler(access=ledger.extras["provider_access"], intake=ledger.extras["payment_intake"])
+    """``ledger worker reconcile``."""
+    return Reconciler(access=ledger.providers, intake=ledger.intake)

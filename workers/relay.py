@@ -18,15 +18,16 @@ Guarantees (docs/events.md states them for consumers):
   a different id means the stream was lost, and it republishes from position 0
   (``relay_position.resets`` counts it).  A broker that reports no topic ids
   cannot be checked this way (documented limit).
-* **Prompt.**  It waits on LISTEN (the event store's NOTIFY channel), never a
-  sleep loop; batches and keeps several in flight for throughput.
-* **One publisher per topic.**  A PostgreSQL advisory lock keeps a second relay
-  (another ``ledger run`` on the same database) on stand-by.
+* **Prompt.**  It follows the log with ``ledger.log_follower`` (woken by the
+  event store's NOTIFY, never a sleep loop); batches and keeps up to
+  ``max_in_flight`` of them sent but unacknowledged, for throughput.
+* **One publisher per topic.**  A PostgreSQL advisory lock, held on the
+  follower's LISTEN connection, keeps a second relay (another ``ledger run`` on
+  the same database) on stand-by; the lock dies with that connection or process.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -36,13 +37,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from ledger import event_log
+from ledger.log_follower import CommitListener, LogBatch, LogConsumer, LogFollower, Standby
 from workers.broker import BrokerUnavailable, answers, bootstrap_servers, describe, ensure_topic
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built onc
 
 class _Stopping(Exception):
     """``stop`` was set while waiting."""
-
-
-class _StandBy(Exception):
-    """Another relay holds the topic's lock."""
 
 
 class TopicReplaced(RuntimeError):
@@ -75,7 +71,7 @@ class RelayOptions:
 
 
 def build(ledger: Ledger) -> RelayWorker:
-    """``ledger worker relay`` / ``ledger run`` (workers/base.py)."""
+    """``ledger worker relay`` / ``ledger run`` (entrypoints/worker_registry.py)."""
     return RelayWorker(ledger)
 
 
@@ -166,33 +162,6 @@ class Positions:
             )
 
 
-class CommitListener:
-    """LISTEN on the event store's NOTIFY channel, on a connection of its own.
-
-    LISTEN is issued before the first read, so a commit between a read that
-    found nothing and the wait still wakes the wait.  The same session holds
-    the relay's advisory lock: it dies with the process, freeing the lock."""
-
-    def __init__(self, url: str, channel: str) -> None:
-        self.conn = psycopg.connect(url, autocommit=True)
-        self.conn.execute(f'LISTEN "{channel}"')
-
-    def try_lock(self, name: str) -> bool:
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-        row = self.conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (key,)).fetchone()
-        return bool(row and row[0])
-
-    def wait(self, timeout: float) -> bool:
-        """Return at the first NOTIFY (True) or after ``timeout`` seconds (False)."""
-        notified = False
-        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-            notified = True
-        return notified
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 class TopicGuard:
     """Detects that the broker's topic is not the one we publish into (checked
     at most every ``interval`` seconds: one metadata round trip)."""
@@ -218,9 +187,26 @@ class _Batch:
     futures: list[Any]
 
 
-class RelayWorker:
+@dataclass
+class _Session:
+    """One connected session: what ``resume`` opens and a failure closes."""
+
+    admin: Any
+    producer: Any
+    guard: TopicGuard
+    inflight: deque[_Batch] = field(default_factory=deque)
+
+
+class RelayWorker(LogConsumer):
     """See the module docstring.  ``run`` returns within about a second of
-    ``stop`` being set (after a last short wait for in-flight acknowledgements)."""
+    ``stop`` being set (after a last short wait for in-flight acknowledgements).
+
+    As the follower's consumer: ``attach`` takes the topic's lock, ``resume``
+    connects to the broker and returns the acknowledged position, ``consume``
+    sends a batch (it is recorded once acknowledged, by ``_settle``), ``idle``
+    records acknowledgements while caught up, ``abandon`` drops the session:
+    whatever was sent but not acknowledged is sent again from the recorded
+    position."""
 
     name = "relay"
 
@@ -232,118 +218,133 @@ class RelayWorker:
         self.positions = Positions(ledger)
         self.published = 0  #: last acknowledged position (for tests and metrics)
         self.connected_at: float | None = None  #: monotonic time the current session began publishing
+        self.follower: LogFollower | None = None  #: while ``run`` follows: its health
+        self._stop = threading.Event()
+        self._session: _Session | None = None
+        self._standing_by = False
+        self._interrupted = False  # stop came while waiting on the broker: no drain
 
     def run(self, stop: threading.Event) -> None:
-        backoff = self.options.backoff_initial
-        standing_by = False
-        while not stop.is_set():
-            progress_before, started = self.published, time.monotonic()
-            try:
-                self._session(stop)
-                return
-            except _Stopping:
-                return
-            except _StandBy:
-                if not standing_by:
-                    log.info("another relay publishes %s; standing by", self.topic)
-                standing_by = True
-                stop.wait(1.0)
-                continue
-            except Exception as error:  # broker or database trouble: never give up, never skip
-                if self.published != progress_before or time.monotonic() - started > 10:
-                    # it was working: retry soon
-                    backoff = self.options.backoff_initial
-                log.warning("relay: %s: %s; retrying in %.1fs", type(error).__name__, error, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, self.options.backoff_max)
+        self._stop, self._interrupted = stop, False
+        self.follower = LogFollower(
+            self.ledger.store.recorder, self.ledger.database_url, self, name="relay",
+            batch_size=self.options.batch_size, reread_after=min(0.5, self.options.check_interval),
+            backoff_initial=self.options.backoff_initial, backoff_max=self.options.backoff_max,
+        )
+        try:
+            self.follower.run(stop)
+        finally:
+            self._end_session(drain=not self._interrupted)
 
-    # --- one connected session ----------------------------------------------------
+    # --- LogConsumer ---------------------------------------------------------------
 
-    def _session(self, stop: threading.Event) -> None:
+    def attach(self, listener: CommitListener) -> None:
+        if not listener.try_advisory_lock(f"ledger-relay:{self.topic}"):
+            if not self._standing_by:
+                log.info("another relay publishes %s; standing by", self.topic)
+            self._standing_by = True
+            raise Standby(self.topic)
+        self._standing_by = False
+
+    def resume(self) -> int:
+        """Open a session (fail fast if no broker answers: client bootstraps
+        block for seconds) and return the acknowledged position, which
+        ``Positions.start`` resets to 0 if the broker's topic is a new one."""
         from kafka import KafkaAdminClient, KafkaProducer
 
+        self._end_session(drain=False)
         bootstrap = self.bootstrap or bootstrap_servers(self.ledger.settings)
         if not bootstrap:
             raise BrokerUnavailable("no broker: set LEDGER_KAFKA_BOOTSTRAP or start `ledger run`")
-        if not answers(bootstrap):  # fail fast: client bootstraps block for seconds
+        if not answers(bootstrap):
             raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap}")
-        store = self.ledger.store
-        listener = CommitListener(self.ledger.database_url, store.recorder.channel_name)  # type: ignore[attr-defined]
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="ledger-relay-admin",
+            request_timeout_ms=5_000, bootstrap_timeout_ms=5_000,
+        )
         try:
-            if not listener.try_lock(f"ledger-relay:{self.topic}"):
-                raise _StandBy
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, client_id="ledger-relay-admin",
-                request_timeout_ms=5_000, bootstrap_timeout_ms=5_000,
-            )
-            try:
-                state = ensure_topic(admin, self.topic, self.ledger.settings.kafka_partitions)
-                position = self.positions.start(self.topic, state.topic_id)
-                self.published = position
-                guard = TopicGuard(admin, self.topic, state.topic_id, self.options.check_interval)
-                producer = KafkaProducer(**producer_config(bootstrap, self.options.producer))
-                try:
-                    log.info("relay publishing to %s from position %d", self.topic, position)
-                    self.connected_at = time.monotonic()
-                    self._pump(stop, listener, producer, guard, position)
-                finally:
-                    self.connected_at = None
-                    close_producer(producer)
-            finally:
-                admin.close()
+            state = ensure_topic(admin, self.topic, self.ledger.settings.kafka_partitions)
+            position = self.positions.start(self.topic, state.topic_id)
+            guard = TopicGuard(admin, self.topic, state.topic_id, self.options.check_interval)
+            producer = KafkaProducer(**producer_config(bootstrap, self.options.producer))
+        except BaseException:
+            admin.close()
+            raise
+        self._session = _Session(admin, producer, guard)
+        self.published = position
+        log.info("relay publishing to %s from position %d", self.topic, position)
+        self.connected_at = time.monotonic()
+        return position
+
+    def consume(self, batch: LogBatch) -> int:
+        """Send ``batch``, first recording acknowledged batches (waiting for the
+        oldest when ``max_in_flight`` are out)."""
+        session = self._live()
+        session.guard.check()
+        self._settle(session, block=len(session.inflight) >= self.options.max_in_flight)
+        store, pii = self.ledger.store, self.ledger.settings.kafka_include_pii
+        futures = []
+        for notification in batch.notifications:
+            key, value, headers = encode(event_log.to_item(store, notification), include_pii=pii)
+            futures.append(session.producer.send(self.topic, key=key, value=value, headers=headers))
+        session.inflight.append(_Batch(batch.reached, futures))
+        return batch.reached
+
+    def idle(self) -> float:
+        """Caught up: record what was acknowledged.  With acks pending, ask for
+        a short wait so they are recorded promptly (a NOTIFY still cuts it
+        short); otherwise the wait only bounds how late the topic check runs."""
+        session = self._live()
+        session.guard.check()
+        if session.inflight:
+            self._settle(session, block=False)
+        return 0.002 if session.inflight else min(0.5, self.options.check_interval)
+
+    def abandon(self, error: BaseException) -> None:
+        self._end_session(drain=False)
+
+    # --- the session ---------------------------------------------------------------
+
+    def _live(self) -> _Session:
+        assert self._session is not None, "resume() opens the session first"
+        return self._session
+
+    def _end_session(self, *, drain: bool) -> None:
+        """Close producer and admin client.  With ``drain`` (a clean stop),
+        first record whatever gets acknowledged within 0.8 s, so a restart
+        re-sends as little as possible."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        self.connected_at = None
+        try:
+            if drain:
+                self._drain(session.inflight, deadline=time.monotonic() + 0.8)
+        except Exception as error:  # e.g. the database went away: re-sent after restart
+            log.warning("relay: recording the last acknowledgements failed: %s", error)
         finally:
-            listener.close()
+            try:
+                close_producer(session.producer)
+            finally:
+                session.admin.close()
 
-    def _pump(
-        self, stop: threading.Event, listener: CommitListener, producer: Any, guard: TopicGuard, sent: int
-    ) -> None:
-        """Read, send, settle acknowledgements in order, wait for commits."""
-        store, topic, pii = self.ledger.store, self.topic, self.ledger.settings.kafka_include_pii
-        inflight: deque[_Batch] = deque()
-        must_read = True
-        while True:
-            if stop.is_set():
-                self._drain(inflight, deadline=time.monotonic() + 0.8)
-                raise _Stopping
-            guard.check()
-            self._settle(inflight, stop, guard, block=len(inflight) >= self.options.max_in_flight)
-            if must_read:
-                items = event_log.read(store, after=sent, limit=self.options.batch_size)
-                if items:
-                    futures = []
-                    for item in items:
-                        key, value, headers = encode(item, include_pii=pii)
-                        futures.append(producer.send(topic, key=key, value=value, headers=headers))
-                    inflight.append(_Batch(items[-1].position, futures))
-                    sent = items[-1].position
-                    continue
-            if inflight:  # caught up, acks pending: record them, but let a new commit in at once
-                self._settle(inflight, stop, guard, block=False)
-                must_read = listener.wait(timeout=0.002) if inflight else True
-                continue
-            # Idle.  The timeout only bounds how late ``stop`` and the topic
-            # check are noticed; the read after it is a cheap safety net.
-            listener.wait(timeout=min(0.5, self.options.check_interval))
-            must_read = True
-
-    def _settle(self, inflight: deque[_Batch], stop: threading.Event, guard: TopicGuard, *, block: bool) -> None:
+    def _settle(self, session: _Session, *, block: bool) -> None:
         """Record the position of the oldest acknowledged batches (FIFO: a later
         batch may be acknowledged first, but the position must never jump over
         an unacknowledged one).  With ``block``, wait for the oldest batch."""
-        settled = None
+        inflight, settled = session.inflight, None
         while inflight:
             batch = inflight[0]
             if not block and not all(f.is_done for f in batch.futures):
                 break
             for future in batch.futures:
-                self._await(future, stop, guard)
+                self._await(future, session.guard)
             inflight.popleft()
             settled = batch.last_position
             block = False
         self._record(settled)
 
-    @staticmethod
-    def _await(future: Any, stop: threading.Event, guard: TopicGuard) -> None:
+    def _await(self, future: Any, guard: TopicGuard) -> None:
         from kafka.errors import KafkaTimeoutError
 
         while not future.is_done:
@@ -351,15 +352,14 @@ class RelayWorker:
                 future.get(timeout=0.2)
             except KafkaTimeoutError:
                 if not future.is_done:  # still waiting (not an expired batch)
-                    if stop.is_set():
+                    if self._stop.is_set():
+                        self._interrupted = True
                         raise _Stopping from None
                     guard.check()
         if future.failed():
             raise future.exception
 
     def _drain(self, inflight: deque[_Batch], *, deadline: float) -> None:
-        """On stop: record whatever gets acknowledged before ``deadline``, so a
-        clean restart re-sends as little as possible."""
         settled = None
         for batch in inflight:
             if not all(_acked(f, deadline) for f in batch.futures):

@@ -19,28 +19,24 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from api.context import current_ledger
-from api.responses import json_response
+from api.responses import respond
+from api.schemas import EventSessionSchema
 from ledger import access_tokens
 from ledger.errors import NotFound
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 blp = Blueprint("join", __name__, url_prefix="/v1", description="Participants' access tokens")
-
-
-class JoinSessionSchema(Schema):
-    id = fields.String(metadata={"example": "s1"})
-    starts_at = fields.String(metadata={"example": "2026-12-01T17:00:00+00:00"})
 
 
 class JoinSchema(Schema):
     valid = fields.Boolean(metadata={"example": True})
     event_id = fields.String()
-    title = fields.String()
+    title = fields.String(metadata={"description": "the event's title"})
     permanent = fields.Boolean(metadata={"description": "paid once, every session included (R10)"})
     timezone = fields.String(metadata={"example": "Europe/Warsaw"})
-    sessions = fields.List(fields.Nested(JoinSessionSchema),
+    sessions = fields.List(fields.Nested(EventSessionSchema),
                            metadata={"description": "every session the token opens, in UTC"})
 
 
@@ -80,6 +76,6 @@ class Join(MethodView):
         info = join_info(current_ledger(), token)
         if info is None:
             raise NotFound("unknown or revoked access token")
-        response = json_response(info)
+        response = respond(JoinSchema, info)
         response.headers["Cache-Control"] = "no-store"  # a personal credential is in the URL
         return response

@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import authenticated
 from api.context import current_ledger
-from api.responses import json_response
+from api.responses import respond
 from projections import audit_log
 from projections.paging import MAX_LIMIT
 
@@ -36,7 +36,10 @@ class LogItemSchema(Schema):
     organizer_id = fields.String()
     occurred_at = fields.String()
     schema_version = fields.Integer()
-    data = fields.Dict()
+    actor = fields.String(metadata={
+        "description": "who caused it: public, system, provider:<name>:<connection> or <role>:<token hash prefix>",
+    })
+    data = fields.Dict(metadata={"description": "the event's own fields (credentials redacted)"})
 
 
 class LogPageSchema(Schema):
@@ -53,4 +56,4 @@ class LedgerEvents(MethodView):
         """Every event in global order (finance, read-only).  Secrets are never
         part of events; personal data is shown (auditors need it)."""
         page = audit_log.page(current_ledger(), after=args.get("after"), limit=args.get("limit"))
-        return json_response(page.as_dict())
+        return respond(LogPageSchema, page.as_dict())

@@ -14,7 +14,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import authenticated
 from api.context import current_ledger
-from api.responses import json_response
+from api.responses import respond
 from api.schemas import MoneySchema
 from projections import runner, who_paid_query
 from projections.paging import MAX_LIMIT
@@ -104,4 +104,4 @@ class Participants(MethodView):
             ledger, event_id, scope=scope, status=args.get("status"), after=args.get("after"),
             limit=args.get("limit"),
         )
-        return json_response(page.as_dict())
+        return respond(ParticipantPageSchema, page.as_dict())

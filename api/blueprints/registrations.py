@@ -12,11 +12,12 @@ from flask_smorest import Blueprint
 from api.auth import authenticated
 from api.context import current_ledger
 from api.idempotency import derived_id
-from api.responses import if_match, json_response
+from api.responses import if_match, respond
 from api.schemas import (
     PaymentSchema,
     ReasonSchema,
     RefundSchema,
+    RegistrationCreatedSchema,
     RegistrationCreateSchema,
     RegistrationSchema,
     money_from,
@@ -29,19 +30,14 @@ blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Regist
 @blp.route("/events/<event_id>/registrations")
 class Registrations(MethodView):
     @blp.arguments(RegistrationCreateSchema)
-    @blp.response(201, RegistrationSchema)
+    @blp.response(201, RegistrationCreatedSchema)
     def post(self, body: dict[str, Any], event_id: str) -> Any:
         """Register for a paid event (public).  Holds a seat while the checkout is
         open (R9) and answers with where to pay."""
-        ledger = current_ledger()
-        registration = ledger.service.register_participant(
+        registration, checkout = current_ledger().registrations.register(
             event_id, name=body["name"], email=body["email"], fields=body["fields_"],
             language=body["language"], new_id=derived_id("registration"),
         )
-        checkout: dict[str, Any] = {"provider": registration.provider, "url": None}
-        start_checkout = ledger.extras.get("start_checkout")
-        if registration.provider != "manual" and start_checkout is not None:
-            registration, checkout = start_checkout(registration)
         payload = {
             "id": str(registration.id),
             "version": registration.version,
@@ -50,8 +46,8 @@ class Registrations(MethodView):
             "price": registration.price.as_dict(),
             "checkout": checkout,
         }
-        return json_response(payload, 201, version=registration.version,
-                             location=f"/v1/registrations/{registration.id}")
+        return respond(RegistrationCreatedSchema, payload, 201, version=registration.version,
+                       location=f"/v1/registrations/{registration.id}")
 
 
 @blp.route("/registrations/<registration_id>")
@@ -65,7 +61,7 @@ class RegistrationResource(MethodView):
 
 
 def _respond(registration: Registration, status: int = 200) -> Any:
-    return json_response(registration.as_dict(), status, version=registration.version)
+    return respond(RegistrationSchema, registration.as_dict(), status, version=registration.version)
 
 
 @blp.route("/registrations/<registration_id>/payments")

@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, Schema, fields
 from api.auth import authenticated
 from api.blueprints.participants import wants_csv
 from api.context import current_ledger
-from api.responses import json_response
+from api.responses import respond
 from projections import fee_report
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Fee reports (R16)")
@@ -32,26 +32,46 @@ class FeeQuerySchema(Schema):
     period = fields.String(metadata={"enum": list(fee_report.PERIODS), "description": "default month"})
 
 
-class FeeFiguresSchema(Schema):
-    organizer_id = fields.String()
-    period = fields.String(metadata={"example": "2026-11"})
+class FeeTotalSchema(Schema):
+    """A per-currency total: exact sums of the items (amounts are decimal strings)."""
+
     currency = fields.String()
     tickets = fields.Integer()
     payments = fields.Integer()
     gross = fields.String(metadata={"example": "490.00"})
     refunds = fields.String()
     refund_count = fields.Integer()
-    net = fields.String()
+    net = fields.String(metadata={"description": "gross minus refunds"})
     fee_charged = fields.String()
     fee_reversed = fields.String()
     fee = fields.String(metadata={"description": "fee charged minus fee reversed by refunds"})
 
 
+class FeeItemSchema(FeeTotalSchema):
+    """One organizer, currency and period."""
+
+    class Meta:
+        fields = ("organizer_id", "period", *FeeTotalSchema._declared_fields)  # the order they are sent in
+
+    organizer_id = fields.String()
+    period = fields.String(metadata={"example": "2026-11"})
+
+
+class FeeFiltersSchema(Schema):
+    """The filters the report was computed with, after validation."""
+
+    organizer = fields.String(allow_none=True)
+    currency = fields.String(allow_none=True)
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True, metadata={"format": "date"})
+    to = fields.String(allow_none=True, metadata={"format": "date"})
+    period = fields.String(metadata={"enum": list(fee_report.PERIODS)})
+
+
 class FeeReportSchema(Schema):
-    items = fields.List(fields.Nested(FeeFiguresSchema))
-    totals = fields.List(fields.Nested(FeeFiguresSchema))
-    filters = fields.Dict()
-    fee_policy = fields.String()
+    items = fields.List(fields.Nested(FeeItemSchema))
+    totals = fields.List(fields.Nested(FeeTotalSchema))
+    filters = fields.Nested(FeeFiltersSchema)
+    fee_policy = fields.String(metadata={"description": "how fees are computed"})
 
 
 @blp.route("/reports/fees")
@@ -70,4 +90,4 @@ class FeeReport(MethodView):
         if wants_csv():
             return Response(fee_report.to_csv(report), mimetype="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="fees.csv"'})
-        return json_response(report.as_dict())
+        return respond(FeeReportSchema, report.as_dict())

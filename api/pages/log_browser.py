@@ -8,7 +8,7 @@ adds the filters on top of ``ledger.event_log`` (workaround until projections
 has them):
 
 * by type — in the database (``event_log.read(types=…)`` filters on topic);
-* by aggregate — one indexed query on the event store's own table for that
+* by aggregate — ``event_log.read_aggregate``: one indexed query for that
   aggregate, in global order (that is also a registration's full history);
 * by organizer — checked per item while scanning forward, at most
   ``SCAN_BUDGET`` events per page so a rare organizer cannot make a page
@@ -25,16 +25,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
-from psycopg import sql
-
 from ledger import event_log
 from ledger.errors import ValidationFailed
 from projections.audit_log import redact
 from projections.paging import parse_limit, parse_position
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 SCAN_BUDGET = 5000
 HISTORY_LIMIT = 2000
@@ -87,43 +84,12 @@ def _shown(item: event_log.LogItem) -> dict[str, Any]:
     return entry
 
 
-def _aggregate_items(ledger: Ledger, aggregate_id: str, *, after: int, limit: int) -> list[event_log.LogItem]:
-    """An aggregate's events in global order, straight from the event store's
-    table (primary key on originator id).  Falls back to a scan on a recorder
-    that does not expose its table."""
-    recorder: Any = ledger.store.recorder
-    table = getattr(recorder, "events_table_name", None)
-    datastore = getattr(recorder, "datastore", None)
-    if table is None or datastore is None:
-        found: list[event_log.LogItem] = []
-        position = after
-        while len(found) < limit:
-            batch = event_log.read(ledger.store, after=position, limit=1000)
-            if not batch:
-                break
-            found += [i for i in batch if i.aggregate_id == aggregate_id]
-            position = batch[-1].position
-        return found[:limit]
-    query = sql.SQL(
-        "SELECT notification_id, originator_id, originator_version, topic, state FROM {table}"
-        " WHERE originator_id = %s AND notification_id > %s ORDER BY notification_id LIMIT %s"
-    ).format(table=sql.Identifier(datastore.schema, table))
-    with ledger.db.transaction() as conn:
-        rows = conn.execute(query, (UUID(aggregate_id), after, limit)).fetchall()
-    return [
-        event_log.to_item(ledger.store, Notification(
-            id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4]),
-        ))
-        for r in rows
-    ]
-
-
 def browse(ledger: Ledger, flt: LogFilter, *, after: str | int | None, limit: str | int | None) -> LogPage:
     """One page of the log after position ``after`` matching ``flt``."""
     position = parse_position(after)
     size = parse_limit(limit, default=50, maximum=200)
     if flt.aggregate is not None:
-        candidates = _aggregate_items(ledger, flt.aggregate, after=position, limit=size + 1)
+        candidates = event_log.read_aggregate(ledger.store, flt.aggregate, after=position, limit=size + 1)
         more = len(candidates) > size
         items = [i for i in candidates[:size] if flt.matches(i)]
         last = candidates[size - 1].position if more else None
@@ -147,4 +113,4 @@ def browse(ledger: Ledger, flt: LogFilter, *, after: str | int | None, limit: st
 
 def history(ledger: Ledger, aggregate_id: str) -> list[dict[str, Any]]:
     """Every event of one aggregate (a registration's full history), oldest first."""
-    return [_shown(i) for i in _aggregate_items(ledger, aggregate_id, after=0, limit=HISTORY_LIMIT)]
+    return [_shown(i) for i in event_log.read_aggregate(ledger.store, aggregate_id, after=0, limit=HISTORY_LIMIT)]

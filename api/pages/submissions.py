@@ -2,7 +2,7 @@
 
 A form cannot send an ``Idempotency-Key`` header, so each rendered form carries
 a hidden random ``form_key`` instead.  The first submission of a key claims it
-in the same ``idempotency_keys`` table the API uses (credential ``pages:…``),
+in the same store the API uses (``ledger.idempotency_store``, credential ``pages:…``),
 runs the command and stores where it sent the browser; a double click, a
 reload of the POST or a retry after a lost response finds the key done and is
 sent to the same place, so nothing is recorded twice — also for commands that
@@ -17,23 +17,18 @@ the form and submits the same key again.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 
 from flask import redirect, request
-from psycopg.types.json import Jsonb
 from werkzeug.wrappers import Response
 
 from api.context import current_ledger
 from api.pages.session_auth import CSRF_FIELD, session_credential
 from ledger.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
+from ledger.idempotency_store import ClaimResult, IdempotencyStore, KeySlot, Outcome
 
 FIELD = "form_key"
-REPLAY_WINDOW = timedelta(hours=24)
-STALE_CLAIM = timedelta(seconds=60)
-WAIT_FOR_FIRST = 5.0
 _NAMESPACE = uuid.UUID("3f0b8c2e-5d7a-4c41-9d6e-6a3c1e9b7f10")
 
 
@@ -62,59 +57,17 @@ def _request_hash() -> str:
     return digest.hexdigest()
 
 
-def _claim(credential: str, key: str, request_hash: str) -> str | None:
+def _previous_location(slot: KeySlot) -> str | None:
     """Claim the key; None when this submission should run, or the URL the
     first submission sent the browser to."""
-    db = current_ledger().db
-    deadline = time.monotonic() + WAIT_FOR_FIRST
-    while True:
-        with db.transaction() as conn:
-            if conn.execute(
-                "INSERT INTO idempotency_keys (credential, key, request_hash, state) "
-                "VALUES (%s, %s, %s, 'in_progress') ON CONFLICT DO NOTHING RETURNING 1",
-                (credential, key, request_hash),
-            ).fetchone():
-                return None
-            row = conn.execute(
-                "SELECT request_hash, state, headers, now() - created_at FROM idempotency_keys "
-                "WHERE credential = %s AND key = %s FOR UPDATE",
-                (credential, key),
-            ).fetchone()
-            if row is None:
-                continue
-            stored_hash, state, headers, age = row
-            if age > REPLAY_WINDOW or (state == "in_progress" and age > STALE_CLAIM):
-                conn.execute(
-                    "UPDATE idempotency_keys SET request_hash = %s, state = 'in_progress', status = NULL, "
-                    "headers = NULL, body = NULL, created_at = now() WHERE credential = %s AND key = %s",
-                    (request_hash, credential, key),
-                )
-                return None
-            if stored_hash != request_hash:
-                raise IdempotencyKeyReused("this form was already sent with other values: reload the page",
-                                           field=FIELD)
-            if state == "done":
-                return str((headers or {}).get("Location", request.path))
-        if time.monotonic() > deadline:
-            raise RequestInProgress("this form is still being processed; reload the page in a moment")
-        time.sleep(0.05)
-
-
-def _finish(credential: str, key: str, location: str) -> None:
-    with current_ledger().db.transaction() as conn:
-        conn.execute(
-            "UPDATE idempotency_keys SET state = 'done', status = 303, headers = %s, body = ''::bytea "
-            "WHERE credential = %s AND key = %s",
-            (Jsonb({"Location": location}), credential, key),
-        )
-
-
-def _release(credential: str, key: str) -> None:
-    with current_ledger().db.transaction() as conn:
-        conn.execute(
-            "DELETE FROM idempotency_keys WHERE credential = %s AND key = %s AND state = 'in_progress'",
-            (credential, key),
-        )
+    claim = IdempotencyStore(current_ledger().db).claim(slot, _request_hash())
+    if claim.result is ClaimResult.CLAIMED:
+        return None
+    if claim.result is ClaimResult.REUSED:
+        raise IdempotencyKeyReused("this form was already sent with other values: reload the page", field=FIELD)
+    if claim.result is ClaimResult.BUSY or claim.outcome is None:
+        raise RequestInProgress("this form is still being processed; reload the page in a moment")
+    return claim.outcome.headers.get("Location", request.path)
 
 
 def run_once(action: Callable[[], str], *, replayed: Callable[[], None] | None = None) -> Response:
@@ -122,8 +75,8 @@ def run_once(action: Callable[[], str], *, replayed: Callable[[], None] | None =
     form key and answer 303 See Other to that URL (post/redirect/get).  A
     ``LedgerError`` from ``action`` releases the claim and propagates, so the
     view can show it next to its field."""
-    credential, key = session_credential(), _key()
-    previous = _claim(credential, key, _request_hash())
+    slot = KeySlot(session_credential(), _key())
+    previous = _previous_location(slot)
     if previous is not None:
         if replayed is not None:
             replayed()
@@ -131,7 +84,9 @@ def run_once(action: Callable[[], str], *, replayed: Callable[[], None] | None =
     try:
         location = action()
     except BaseException:  # a refusal or a crash: the person may submit again
-        _release(credential, key)
+        with current_ledger().db.transaction() as conn:
+            IdempotencyStore.release(conn, slot)
         raise
-    _finish(credential, key, location)
+    with current_ledger().db.transaction() as conn:
+        IdempotencyStore.complete(conn, slot, Outcome(303, {"Location": location}))
     return redirect(location, 303)

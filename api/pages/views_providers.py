@@ -17,33 +17,23 @@ from api.context import current_ledger
 from api.pages import submissions
 from api.pages.blueprint import bp, field_errors, status_of
 from api.pages.session_auth import signed_in
-from ledger import connections
 from ledger.errors import LedgerError, ValidationFailed
-from ledger.pricing import PROVIDERS, check_provider_country
 from ledger.providers import registry
 
-#: Form labels for credential fields (API field names stay the names posted).
-LABELS = {
-    "api_key": "Secret or restricted key", "webhook_secret": "Webhook signing secret",
-    "shop_id": "Shop id (PublicShopID)", "pos_id": "POS id (posId)", "client_id": "Client id",
-    "client_secret": "Client secret", "second_key": "Second key (MD5)", "webhook_id": "Webhook id",
-}
-NAMES = {"stripe": "Stripe", "payu": "PayU", "paypal": "PayPal", "manual": "Manual (offline)"}
-HINTS = {
-    "stripe": "A restricted key must allow Checkout Sessions, Products and Prices (write) — R1.",
-    "paypal": "Authorises the platform's API user on your PayPal account (Express Checkout) — R2.",
-    "payu": "Polish registered businesses only, PLN only; bookings start once PayU verifies the shop — R3.",
-    "manual": "Payments you receive yourself (bank transfer, cash) and record by hand. Not for HUF, BGN or RON.",
-}
+#: What the forms show, from each provider's own description.
+NAMES = {cls.provider: cls.label for cls in registry.PROVIDER_CLASSES}
+HINTS = {cls.provider: cls.hint for cls in registry.PROVIDER_CLASSES}
+LABELS = {f.name: f.label for cls in registry.PROVIDER_CLASSES for f in cls.credential_fields}
+FORMS = {cls.provider: cls.field_names() for cls in registry.PROVIDER_CLASSES}
+SECRET_FIELDS = {cls.provider: cls.secret_field_names() for cls in registry.PROVIDER_CLASSES}
 
 
 def _render(errors: dict[str, dict[str, list[str]]] | None = None, values: dict[str, str] | None = None,
             status: int = 200) -> tuple[str, int]:
     organizer = current_ledger().service.organizer(g.principal.organizer_id or "", g.principal.scope)
-    forms = {p: registry.FIELDS.get(p, ()) for p in PROVIDERS}
     return render_template(
-        "providers.html", organizer=organizer, forms=forms, labels=LABELS, hints=HINTS, names=NAMES,
-        secret_fields=registry.SECRET_FIELDS, errors=errors or {}, values=values or {},
+        "providers.html", organizer=organizer, forms=FORMS, labels=LABELS, hints=HINTS, names=NAMES,
+        secret_fields=SECRET_FIELDS, errors=errors or {}, values=values or {},
     ), status
 
 
@@ -60,32 +50,20 @@ def connect_provider() -> BaseResponse | tuple[str, int]:
     org = g.principal.organizer_id or ""
     provider = request.form.get("provider", "")
     try:
-        if provider not in PROVIDERS:
-            raise ValidationFailed({"provider": [f"must be one of {', '.join(PROVIDERS)}"]})
-        creds: dict[str, str] = {}
-        masked: dict[str, str] = {}
-        if provider != "manual":
-            creds = {k: request.form.get(k, "").strip() for k in registry.required_fields(provider)}
-            registry.require_fields(provider, creds)
-            masked = registry.mask(provider, creds)
-            check_provider_country(provider, ledger.service.organizer(org, g.principal.scope).country)
-            validate = ledger.extras.get("validate_credentials")
-            if validate is not None:
-                validate(provider, creds)
+        if provider not in registry.PROVIDERS:
+            raise ValidationFailed({"provider": [f"must be one of {', '.join(registry.PROVIDERS)}"]})
+        fields = {k: request.form.get(k, "") for k in FORMS[provider]}
 
         def act() -> str:
-            _, cid = ledger.service.connect_provider(
-                org, provider=provider, masked=masked, scope=g.principal.scope,
+            connected = ledger.connector.connect(
+                org, provider, fields, scope=g.principal.scope,
                 connection_id=str(submissions.derived_id("connection")),
-                store_secrets=lambda cid: connections.store_secrets(
-                    ledger.db, ledger.secret_box, connection_id=cid, organizer_id=org, creds=creds
-                ),
             )
-            flash(f"{NAMES[provider]} connected (connection {cid[:8]}).", "ok")
+            flash(f"{NAMES[provider]} connected (connection {connected.connection_id[:8]}).", "ok")
             return url_for("pages.providers")
 
         return submissions.run_once(act)
     except LedgerError as exc:
-        secrets = registry.SECRET_FIELDS.get(provider, frozenset())
+        secrets = SECRET_FIELDS.get(provider, frozenset())
         kept = {k: v for k, v in request.form.items() if k in LABELS and k not in secrets}
         return _render(errors={provider: field_errors(exc)}, values=kept, status=status_of(exc))

@@ -31,6 +31,11 @@ class Organizer(Aggregate):
         _check_plan_size(plan_size)
         return cls._create(cls.Registered, id=id, name=name, country=country, plan_size=plan_size)
 
+    @property
+    def owner_id(self) -> str:
+        """The organizer a scope must allow to see this aggregate: itself."""
+        return str(self.id)
+
     class PlanChanged(Aggregate.Event):
         plan_size: int
         previous_plan_size: int

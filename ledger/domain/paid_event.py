@@ -10,13 +10,14 @@ overselling impossible, across threads and processes alike.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.errors import CapacityExhausted, EventCancelled, InvalidState, NotFound
+from ledger.errors import CapacityExhausted, EventCancelled, InvalidState, NotFound, PriceImmutable, ValidationFailed
 from ledger.money import Money
 
 
@@ -60,6 +61,11 @@ class PaidEvent(Aggregate):
         return cls._create(cls.Created, id=id, **kwargs)
 
     @property
+    def owner_id(self) -> str:
+        """The organizer a scope must allow to see this event."""
+        return self.organizer_id
+
+    @property
     def price(self) -> Money:
         return Money(self.price_minor, self.currency)
 
@@ -72,6 +78,23 @@ class PaidEvent(Aggregate):
     class DetailsEdited(Aggregate.Event):
         title: str
         description: str
+
+    #: What an organizer may edit; anything about the price never (R7).
+    EDITABLE = frozenset({"title", "description"})
+    PRICE_FIELDS = frozenset({"price", "amount", "currency"})
+
+    @classmethod
+    def check_edit(cls, changes: Collection[str]) -> None:
+        """R7: an edit naming any price field is refused as such (not as an
+        unknown field), so the organizer learns why and what to do instead."""
+        if cls.PRICE_FIELDS & set(changes):
+            raise PriceImmutable(
+                "the price can never change; cancel the event and create a new one (R7)",
+                field="price",
+            )
+        unknown = sorted(set(changes) - cls.EDITABLE)
+        if unknown:
+            raise ValidationFailed({k: ["unknown field"] for k in unknown})
 
     def edit(self, title: str | None, description: str | None) -> None:
         """Title and description only: the price can never change (R7)."""

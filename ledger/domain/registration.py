@@ -81,6 +81,11 @@ class Registration(Aggregate):
     # --- derived views --------------------------------------------------------
 
     @property
+    def owner_id(self) -> str:
+        """The organizer a scope must allow to see this registration."""
+        return self.organizer_id
+
+    @property
     def price(self) -> Money:
         return Money(self.price_minor, self.currency)
 

@@ -27,7 +27,7 @@ from ledger.money import Money
 #: capture); it never books money.
 NotificationKind = Literal["paid", "failed", "expired", "refunded", "pending"]
 
-#: Provider credentials as entered by the organizer (see ``registry.FIELDS``).
+#: Provider credentials as entered by the organizer (see each provider class's ``credential_fields``).
 Credentials = Mapping[str, str]
 
 

@@ -34,9 +34,16 @@ from ledger.providers.base import (
     ProviderRejectedRequest,
     header,
 )
+from ledger.providers.credentials import require_fields
+from ledger.providers.description import (
+    ALL_CURRENCIES,
+    STRIPE_ONLY,
+    CredentialField,
+    ProviderDescription,
+)
+from ledger.providers.endpoints import ProviderEndpoints
 from ledger.providers.paypal_events import check_transmission_age, from_order, map_event
 from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
-from ledger.providers.registry import require_fields
 
 PROVIDER = "PayPal"
 
@@ -49,10 +56,23 @@ _TRANSMISSION_HEADERS = {
 }
 
 
-class PaypalGateway:
+class PaypalGateway(ProviderDescription):
     """:class:`~ledger.providers.base.CapturingGateway` for PayPal."""
 
     provider = "paypal"
+    label = "PayPal"
+    hint = "Authorises the platform's API user on your PayPal account (Express Checkout) — R2."
+    credential_fields = (
+        CredentialField("client_id", "Client id"),
+        CredentialField("client_secret", "Client secret", secret=True),
+        CredentialField("webhook_id", "Webhook id"),
+    )
+    currencies = ALL_CURRENCIES - STRIPE_ONLY  # R6
+    captures = True
+
+    @classmethod
+    def from_endpoints(cls, endpoints: ProviderEndpoints) -> PaypalGateway:
+        return cls(endpoints.paypal_api_base, timeout=endpoints.timeout_seconds)
 
     def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
         self._base = api_base.rstrip("/")
@@ -63,7 +83,7 @@ class PaypalGateway:
     def validate_credentials(self, creds: Credentials) -> None:
         """A token proves client id and secret; reading the webhook proves
         the webhook id belongs to that app (needed to verify notifications)."""
-        require_fields(self.provider, creds)
+        require_fields(type(self), creds)
         token = self._token(creds)
         path = f"/v1/notifications/webhooks/{quote(creds['webhook_id'], safe='')}"
         response = self._call("GET", path, token)

@@ -47,8 +47,13 @@ from ledger.providers.base import (
     ProviderRejectedRequest,
     header,
 )
+from ledger.providers.credentials import require_fields
+from ledger.providers.description import (
+    CredentialField,
+    ProviderDescription,
+)
+from ledger.providers.endpoints import ProviderEndpoints
 from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
-from ledger.providers.registry import require_fields
 
 PROVIDER = "PayU"
 
@@ -84,10 +89,26 @@ class PayuPaymentLinkLost(LedgerError):
         self.reference = reference
 
 
-class PayuGateway:
+class PayuGateway(ProviderDescription):
     """:class:`~ledger.providers.base.PaymentGateway` for PayU."""
 
     provider = "payu"
+    label = "PayU"
+    hint = "Polish registered businesses only, PLN only; bookings start once PayU verifies the shop — R3."
+    credential_fields = (
+        CredentialField("shop_id", "Shop id (PublicShopID)"),
+        CredentialField("pos_id", "POS id (posId)"),
+        CredentialField("client_id", "Client id"),
+        CredentialField("client_secret", "Client secret", secret=True),
+        CredentialField("second_key", "Second key (MD5)", secret=True),
+    )
+    countries = frozenset({"PL"})  # R3
+    countries_label = "Poland"
+    currencies = frozenset({"PLN"})  # R3
+
+    @classmethod
+    def from_endpoints(cls, endpoints: ProviderEndpoints) -> PayuGateway:
+        return cls(endpoints.payu_api_base, timeout=endpoints.timeout_seconds)
 
     def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
         self._base = api_base.rstrip("/")
@@ -98,7 +119,7 @@ class PayuGateway:
     def validate_credentials(self, creds: Credentials) -> None:
         """An OAuth token proves client id and secret; the second key cannot
         be checked online, so only its shape (32 hex digits) is checked."""
-        require_fields(self.provider, creds)
+        require_fields(type(self), creds)
         if not _SECOND_KEY.match(creds["second_key"]):
             raise ProviderCredentialsInvalid(
                 "second_key must be the POS's 'Second key (MD5)': 32 hexadecimal characters",

@@ -40,8 +40,14 @@ from ledger.providers.base import (
     ProviderRejectedRequest,
     header,
 )
+from ledger.providers.credentials import require_fields
+from ledger.providers.description import (
+    ALL_CURRENCIES,
+    CredentialField,
+    ProviderDescription,
+)
+from ledger.providers.endpoints import ProviderEndpoints
 from ledger.providers.provider_http import JSON, parse_json_body
-from ledger.providers.registry import require_fields
 from ledger.providers.stripe_events import (
     check_signature_age,
     map_event,
@@ -54,10 +60,25 @@ PRICES_WRITE = "Prices: Write"
 SESSIONS_WRITE = "Checkout Sessions: Write"
 
 
-class StripeGateway:
+class StripeGateway(ProviderDescription):
     """:class:`~ledger.providers.base.PaymentGateway` for Stripe."""
 
     provider = "stripe"
+    label = "Stripe"
+    hint = "A restricted key must allow Checkout Sessions, Products and Prices (write) — R1."
+    credential_fields = (
+        CredentialField("api_key", "Secret or restricted key", secret=True),
+        CredentialField("webhook_secret", "Webhook signing secret", secret=True),
+    )
+    currencies = ALL_CURRENCIES  # R6: the only provider for HUF, BGN and RON
+
+    @classmethod
+    def from_endpoints(cls, endpoints: ProviderEndpoints) -> StripeGateway:
+        return cls(
+            endpoints.stripe_api_base,
+            timeout=endpoints.timeout_seconds,
+            max_network_retries=endpoints.stripe_max_network_retries,
+        )
 
     def __init__(self, api_base: str, *, timeout: float = 10.0, max_network_retries: int = 0) -> None:
         self._api_base = api_base.rstrip("/")
@@ -68,7 +89,7 @@ class StripeGateway:
     # -- life-cycle ---------------------------------------------------------
 
     def validate_credentials(self, creds: Credentials) -> None:
-        require_fields(self.provider, creds)
+        require_fields(type(self), creds)
         if not creds["webhook_secret"].startswith("whsec_"):
             raise ProviderCredentialsInvalid(
                 "webhook_secret must be the endpoint's signing secret (it starts with whsec_)",

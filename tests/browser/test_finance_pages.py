@@ -14,8 +14,8 @@ import pytest
 
 from ledger import api_tokens, event_log
 from ledger.money import Money
-from ledger.service import ANYONE
-from tests.browser.conftest import LiveApp, follow, seed, shot, sign_in
+from ledger.scope import ANYONE
+from tests.support.pages import LiveApp, follow, seed, shot, sign_in
 
 pytestmark = pytest.mark.browser
 

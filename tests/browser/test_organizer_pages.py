@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ledger import api_tokens
-from tests.browser.conftest import LiveApp, follow, seed, shot, sign_in
+from tests.support.pages import LiveApp, follow, seed, shot, sign_in
 
 pytestmark = pytest.mark.browser
 

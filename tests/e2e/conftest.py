@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from api.app import create_app
-from entrypoints.bootstrap import Ledger
-from ledger import api_tokens
-
-
-@dataclass
-class Tokens:
-    admin: str
-    finance: str
-    ledger: Ledger
-
-    @classmethod
-    def issue(cls, ledger: Ledger) -> Tokens:
-        """An admin and a finance token on ``ledger``."""
-        return cls(
-            admin=api_tokens.create_token(ledger.db, role="admin"),
-            finance=api_tokens.create_token(ledger.db, role="finance"),
-            ledger=ledger,
-        )
-
-    def organizer(self, organizer_id: str) -> str:
-        return api_tokens.create_token(self.ledger.db, role="organizer", organizer_id=organizer_id)
-
-
-def bearer(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
+from ledger.container import Ledger
+from tests.support.api_client import Org, Tokens, bearer
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +27,6 @@ def client(app: Any) -> Iterator[FlaskClient]:
 @pytest.fixture(scope="session")
 def tokens(shared_ledger: Ledger) -> Tokens:
     return Tokens.issue(shared_ledger)
-
-
-@dataclass
-class Org:
-    id: str
-    token: str
-    headers: dict[str, str]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.e2e.conftest import Tokens, bearer
+from tests.support.api_client import Tokens, bearer
 
 
 def register(client: FlaskClient, event_id: str, **extra: Any) -> Any:

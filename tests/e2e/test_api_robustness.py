@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from api.app import create_app
-from entrypoints.bootstrap import Ledger
 from ledger import api_tokens, event_log
-from tests.e2e.conftest import bearer
+from ledger.container import Ledger
+from tests.support.api_client import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
 from ledger import access_tokens
-from tests.e2e.conftest import bearer
+from ledger.container import Ledger
+from tests.support.api_client import bearer
 
 
 def _paid_registration(client: FlaskClient, event: dict[str, Any]) -> str:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
-from tests.e2e.conftest import Tokens, bearer
+from ledger.container import Ledger
 from tests.e2e.test_participants_api import register_and_pay
+from tests.support.api_client import Tokens, bearer
 
 
 def test_finance_reads_the_log_in_global_order(
@@ -54,7 +54,7 @@ def test_bad_input_is_a_422_problem(client: FlaskClient, tokens: Tokens, query: 
 
 
 def test_ledger_log_items_name_their_actor(client, tokens, make_event) -> None:  # type: ignore[no-untyped-def]
-    from tests.e2e.conftest import bearer
+    from tests.support.api_client import bearer
 
     make_event()
     items = client.get("/v1/ledger/events?limit=500", headers=bearer(tokens.finance)).get_json()["items"]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from projections.runner import ProjectionRunner
-from tests.e2e.conftest import Tokens, bearer
+from tests.support.api_client import Tokens, bearer
 
 
 def register_and_pay(client: FlaskClient, event: dict[str, Any], n: int, *, pay: bool = True) -> str:

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger, bootstrap
-from entrypoints.providers_wiring import endpoints_for, install
+from entrypoints.bootstrap import bootstrap, endpoints_for
+from ledger.container import Ledger
 from ledger.money import Money
 from ledger.providers.base import CheckoutRequest
-from tests.conftest import make_settings
 from tests.contracts.stripe_contract import StripeContractServer
 from tests.e2e import test_providers_support as kit
 from tests.e2e.test_providers_support import Servers, connect
 from tests.support.postgres import TestServer
+from tests.support.settings import make_settings
 
 # The module's own ledger, app and provider wiring (see test_providers_support).
 app = kit.app
@@ -120,21 +120,20 @@ def test_provider_outage_while_connecting_is_503_and_connects_nothing(
 def test_endpoints_come_from_settings_built_from_the_environment(
     pg_server: TestServer, tmp_path: Path, stripe_server: StripeContractServer
 ) -> None:
-    """The production path: ``bootstrap(settings)`` then ``install(ledger)``
-    with no explicit endpoints (what entrypoints.bootstrap will do)."""
+    """The production path: ``bootstrap(settings)`` with no explicit
+    endpoints takes them from the settings."""
     settings = make_settings(
         tmp_path, LEDGER_STRIPE_API_BASE=stripe_server.base_url, LEDGER_PUBLIC_URL="https://pay.example.test/"
     )
     ledger = bootstrap(settings, url=pg_server.new_database("wiring"), pool_size=2)
     try:
         assert endpoints_for(settings, {"LEDGER_PROVIDER_TIMEOUT_SECONDS": "2.5"}).timeout_seconds == 2.5
-        install(ledger)
-        ledger.extras["validate_credentials"]("stripe", stripe_server.credentials())
-        starter = ledger.extras["checkout_starter"]
+        ledger.providers.validate_credentials("stripe", stripe_server.credentials())
+        starter = ledger.checkout
         success, cancel, notify = starter.urls("stripe", "conn-1", "reg-1")
         assert notify == "https://pay.example.test/v1/webhooks/stripe/conn-1"
         assert cancel == "https://pay.example.test/v1/webhooks/stripe/conn-1/cancel?registration_id=reg-1"
-        gateway = ledger.extras["provider_access"].gateway("stripe")
+        gateway = ledger.providers.gateway("stripe")
         request = CheckoutRequest(
             "reg-1", "evt-1", "T", Money(100, "USD"), "A", "a@example.test", success, cancel, notify
         )

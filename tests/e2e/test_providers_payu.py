@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from tests.e2e import test_providers_support as kit
 from tests.e2e.test_providers_support import PUBLIC_URL, SLOW, Servers, Shop, connect, facts, inbox_rows, open_shop
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.providers import inbox
 from tests.e2e import test_providers_support as kit
 from tests.e2e.test_providers_support import PUBLIC_URL, SLOW, Servers, Shop, facts, inbox_rows, open_shop

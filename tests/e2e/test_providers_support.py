@@ -2,7 +2,7 @@
 
 Each provider test module gets a ledger on a database of its own, an app on
 it, and -- per test -- fresh contract servers wired in with
-``entrypoints.providers_wiring.install``.  A module binds ``app = kit.app``,
+``ledger.providers.point_at``.  A module binds ``app = kit.app``,
 ``tokens = kit.tokens`` (and ``provider_ledger``, ``servers``) to override
 the session-wide ``app``/``tokens`` of ``tests/e2e/conftest.py`` for itself
 only, so provider wiring never leaks into other test modules.
@@ -19,15 +19,15 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.app import create_app
-from entrypoints.bootstrap import Ledger, bootstrap
-from entrypoints.providers_wiring import install
+from entrypoints.bootstrap import bootstrap
+from ledger.container import Ledger
 from ledger.providers.registry import ProviderEndpoints
-from tests.conftest import make_settings
 from tests.contracts.paypal_contract import PaypalContractServer
 from tests.contracts.payu_contract import PayuContractServer
 from tests.contracts.stripe_contract import StripeContractServer
-from tests.e2e.conftest import Org, Tokens
+from tests.support.api_client import Org, Tokens
 from tests.support.postgres import TestServer
+from tests.support.settings import make_settings
 
 PUBLIC_URL = "http://ledger.test"
 TIMEOUT = 1.0  # seconds per provider call; injected delays are longer
@@ -66,9 +66,8 @@ def servers(
     payu_server: PayuContractServer,
     paypal_server: PaypalContractServer,
 ) -> Servers:
-    install(
-        provider_ledger,
-        endpoints=ProviderEndpoints(
+    provider_ledger.providers.point_at(
+        ProviderEndpoints(
             stripe_api_base=stripe_server.base_url,
             payu_api_base=payu_server.base_url,
             paypal_api_base=paypal_server.base_url,

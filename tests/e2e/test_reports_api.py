@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.money import Money
 from projections.runner import ProjectionRunner
-from tests.e2e.conftest import Tokens, bearer
 from tests.e2e.test_participants_api import register_and_pay
+from tests.support.api_client import Tokens, bearer
 
 
 def today() -> str:

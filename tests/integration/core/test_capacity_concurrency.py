@@ -11,8 +11,8 @@ from pathlib import Path
 from entrypoints.bootstrap import Ledger, bootstrap
 from ledger.errors import CapacityExhausted
 from ledger.money import Money
-from tests.conftest import make_settings
 from tests.support.postgres import TestServer
+from tests.support.settings import make_settings
 
 
 def _setup(ledger: Ledger, plan: int) -> str:

@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
+from ledger.container import Ledger
 from ledger.domain.registration import Registration
 
 
@@ -67,14 +67,14 @@ def test_organizer_id_is_resolved_for_events_that_do_not_name_it(fresh_ledger: L
     event = service.create_event(organizer_id=str(org.id), title="T", description="", timezone="UTC",
                                  sessions=[datetime(2027, 1, 1, tzinfo=UTC)], permanent=False,
                                  price=Money.parse("5.00", "USD"), provider="manual")
-    service.edit_event(str(event.id), title="U", description=None, scope=service_scope())
+    service.edit_event(str(event.id), {"title": "U"}, scope=service_scope())
     event_log._organizer_cache.clear()  # as in a fresh process reading from the middle
     [edited] = event_log.read(fresh_ledger.store, after=3, limit=1)
     assert edited.type == "EventDetailsEdited" and edited.organizer_id == str(org.id)
 
 
 def service_scope():  # type: ignore[no-untyped-def]
-    from ledger.service import ANYONE
+    from ledger.scope import ANYONE
 
     return ANYONE
 

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from eventsourcing.persistence import IntegrityError
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
 from ledger.application import LedgerRecorder
+from ledger.container import Ledger
 from ledger.domain.organizer import Organizer
 
 
@@ -25,7 +25,7 @@ def test_concurrent_saves_are_grouped_and_all_committed(fresh_ledger: Ledger) ->
         commits.append(len(events))
         return original(events, **kwargs)
 
-    recorder._insert_now = counting  # type: ignore[method-assign]
+    recorder._insert_now = counting  # type: ignore[method-assign,assignment]
     start = threading.Barrier(16)
 
     def save(_: int) -> None:
@@ -53,7 +53,7 @@ def test_only_the_conflicting_saves_fail(fresh_ledger: Ledger) -> None:
 
     def change(i: int) -> str:
         if i % 2:  # six rivals for version 2 of the same organizer
-            mine = store.repository.get(organizer.id)
+            mine: Organizer = store.repository.get(organizer.id)
             mine.change_plan(10 + i)
         else:  # six unrelated new organizers
             mine = Organizer.register(id=uuid.uuid4(), name="y", country="US", plan_size=5)

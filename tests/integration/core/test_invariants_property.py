@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.errors import LedgerError
 from ledger.fee_policy import DEFAULT_FEE_POLICY
 from ledger.money import Money
@@ -108,7 +108,7 @@ def make_machine(ledger: Ledger) -> type[RuleBasedStateMachine]:
 
 
 def _any() -> Any:
-    from ledger.service import ANYONE
+    from ledger.scope import ANYONE
 
     return ANYONE
 

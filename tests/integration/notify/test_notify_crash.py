@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.notify.conftest import World, wait_until
+from tests.support.notify_world import World
 from tests.support.smtp import SmtpTestServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -4,14 +4,18 @@ recorded failure."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-import pytest
+from eventsourcing.postgres import PostgresAggregateRecorder
+from psycopg import sql
 
-from tests.integration.notify.conftest import World, running, wait_until
+from ledger import event_log
+from ledger.container import Ledger
+from ledger.domain.registration import Registration
+from tests.support.notify_world import World, running
 from tests.support.smtp import SmtpTestServer
-from workers import notify
-from workers.notify_sender import DeliveryFailure
+from tests.support.waiting import wait_until
 
 
 def test_outage_then_recovery_delivers_each_email_once_in_order(world: World,
@@ -57,11 +61,41 @@ def test_a_recipients_temporary_failure_only_delays_that_recipient(world: World,
     assert slow_row["first_failed_at"] is not None
 
 
-def test_permanent_rejection_is_recorded_and_later_mail_still_flows(
-    world: World, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recorded: list[DeliveryFailure] = []
-    monkeypatch.setattr(notify, "record_delivery_failure", lambda ledger, failure: recorded.append(failure))
+def stored_failures(world: World) -> list[event_log.LogItem]:
+    """The EmailDeliveryFailed events in the event store, in global order."""
+    return event_log.read(world.ledger.store, after=0, limit=1000, types=["EmailDeliveryFailed"])
+
+
+@contextmanager
+def event_store_refusing_email_failures(ledger: Ledger) -> Iterator[Callable[[], None]]:
+    """Until the yielded ``lift()`` is called, PostgreSQL refuses every insert of
+    an EmailDeliveryFailed event (a trigger on the event store's table raises),
+    as a database briefly unable to take that write would: the service command
+    fails with a database error, not a version conflict."""
+    recorder = ledger.store.recorder
+    assert isinstance(recorder, PostgresAggregateRecorder)
+    table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+    topic = event_log.store_topic(Registration.EmailDeliveryFailed)
+    with ledger.db.transaction() as conn:
+        conn.execute("CREATE FUNCTION test_refuse_email_failure() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN RAISE EXCEPTION 'test: EmailDeliveryFailed refused'; END $$")
+        conn.execute(sql.SQL("CREATE TRIGGER test_refuse_email_failure BEFORE INSERT ON {} FOR EACH ROW"
+                             " WHEN (NEW.topic = {}) EXECUTE FUNCTION test_refuse_email_failure()")
+                     .format(table, sql.Literal(topic)))
+
+    def lift() -> None:
+        with ledger.db.transaction() as conn:
+            conn.execute(sql.SQL("DROP TRIGGER IF EXISTS test_refuse_email_failure ON {}").format(table))
+            conn.execute("DROP FUNCTION IF EXISTS test_refuse_email_failure()")
+
+    try:
+        yield lift
+    finally:
+        lift()
+
+
+def test_permanent_rejection_is_recorded_and_later_mail_still_flows(world: World,
+                                                                    smtp_server: SmtpTestServer) -> None:
     org = world.organizer()
     ev = world.event(org)
     bad = world.register(ev, "Nobody@Example.com")
@@ -71,45 +105,43 @@ def test_permanent_rejection_is_recorded_and_later_mail_still_flows(
         world.pay(bad)
         world.pay(good)
         world.resend(bad)  # the next fact for the same registration is still attempted
-        wait_until(lambda: len(recorded) == 2, what="both failures to be recorded")
+        first, second = wait_until(lambda: len(stored_failures(world)) == 2 and stored_failures(world),
+                                   what="both failures in the event store")
         [mail] = smtp_server.wait_for(1)
     assert mail.rcpt_tos == ["good@example.com"]
-    first, second = recorded
-    assert (first.registration_id, first.kind, first.smtp_code) == (bad, "confirmation", 550)
-    assert first.reason == "550 5.1.1 <recipient>: mailbox does not exist"  # no address in events
-    assert second.kind == "resend"
+    assert (first.aggregate_id, first.data["kind"], first.data["smtp_code"]) == (bad, "confirmation", 550)
+    assert first.data["reason"] == "550 5.1.1 <recipient>: mailbox does not exist"  # no address in events
+    assert (second.aggregate_id, second.data["kind"]) == (bad, "resend")
+    assert first.actor == second.actor == "worker:notify"
+    shown = world.ledger.service.registration(bad).email_failures
+    assert [(f["message_id"], f["kind"]) for f in shown] == [
+        (first.data["message_id"], "confirmation"), (second.data["message_id"], "resend")]
     states = {(r["registration_id"], r["kind"]): (r["state"], r["smtp_code"]) for r in world.outbox()}
     assert states[(bad, "confirmation")] == ("failed", 550)
     assert states[(good, "confirmation")] == ("sent", None)
 
 
-def test_a_failure_that_cannot_be_recorded_is_retried_not_lost(
-    world: World, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[DeliveryFailure] = []
-
-    def flaky(ledger: Any, failure: DeliveryFailure) -> None:
-        calls.append(failure)
-        if len(calls) == 1:
-            raise RuntimeError("event store briefly unavailable")
-
-    monkeypatch.setattr(notify, "record_delivery_failure", flaky)
+def test_a_failure_that_cannot_be_recorded_is_retried_not_lost(world: World,
+                                                               smtp_server: SmtpTestServer) -> None:
     org = world.organizer()
     ev = world.event(org)
     bad = world.register(ev, "bounce@example.com")
     smtp_server.reject("bounce@example.com")
-    with running(world.ledger):
+    with event_store_refusing_email_failures(world.ledger) as lift, running(world.ledger):
         world.pay(bad)
-        wait_until(lambda: world.outbox() and world.outbox()[0]["state"] == "failed",
-                   what="the failure to be recorded on the second try")
-    assert len(calls) == 2 and calls[0].message_id == calls[1].message_id
+        # The 550 is known, but while it cannot be recorded the row is not closed: it is retried.
+        [row] = wait_until(lambda: [r for r in world.outbox() if r["attempts"] >= 2],
+                           what="the unrecordable failure to be retried")
+        assert (row["state"], row["smtp_code"]) == ("pending", 550)
+        assert stored_failures(world) == []
+        lift()
+        [row] = wait_until(lambda: [r for r in world.outbox() if r["state"] == "failed"],
+                           what="the failure to be recorded once the store takes it")
+    [failure] = stored_failures(world)  # exactly one, whatever the number of attempts
+    assert (failure.aggregate_id, failure.data["message_id"]) == (bad, row["message_id"])
+    assert [f["message_id"] for f in world.ledger.service.registration(bad).email_failures] == [row["message_id"]]
 
 
-@pytest.mark.skipif(
-    not hasattr(__import__("ledger.service", fromlist=["LedgerService"]).LedgerService,
-                "record_email_delivery_failure"),
-    reason="waiting for LedgerService.record_email_delivery_failure (see docs/emails.md)",
-)
 def test_permanent_failure_is_visible_on_the_registration(world: World, smtp_server: SmtpTestServer) -> None:
     org = world.organizer()
     ev = world.event(org)

@@ -21,10 +21,10 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "emails"
 REGISTRATION = "0b5c3d8e-1f2a-4b6c-9d7e-5a4b3c2d1e0f"
 TRIGGER = "7d2f9a10-3c4b-5d6e-8f70-1a2b3c4d5e6f"
 
-US_EVENT = {"id": "5f0e1d2c-3b4a-4958-8776-655443322110", "title": "Pricing Strategy 101",
+US_EVENT: dict[str, Any] = {"id": "5f0e1d2c-3b4a-4958-8776-655443322110", "title": "Pricing Strategy 101",
             "timezone": "America/New_York", "permanent": False,
             "sessions": [{"id": "s1", "starts_at": "2026-12-01T23:00:00+00:00"}]}
-PL_EVENT = {"id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "title": "Podatki w firmie 2027",
+PL_EVENT: dict[str, Any] = {"id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "title": "Podatki w firmie 2027",
             "timezone": "Europe/Warsaw", "permanent": True,
             "sessions": [{"id": "s1", "starts_at": "2026-11-24T17:00:00+00:00"},
                          {"id": "s2", "starts_at": "2026-12-01T17:00:00+00:00"}]}

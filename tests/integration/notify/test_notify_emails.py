@@ -7,8 +7,9 @@ from email.utils import parsedate_to_datetime
 
 from ledger import access_tokens
 from ledger.event_log import event_id
-from tests.integration.notify.conftest import World, running, wait_until
+from tests.support.notify_world import World, running
 from tests.support.smtp import SmtpTestServer
+from tests.support.waiting import wait_until
 
 
 def test_payment_confirmation_in_english(world: World, smtp_server: SmtpTestServer) -> None:

@@ -9,8 +9,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import cast
 
-from entrypoints.bootstrap import Ledger
-from tests.integration.notify.conftest import World, running, wait_until
+from ledger.container import Ledger
+from tests.support.notify_world import World, running
+from tests.support.waiting import wait_until
 
 
 def eml_files(folder: Path) -> list[Path]:

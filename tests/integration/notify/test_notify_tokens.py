@@ -7,8 +7,9 @@ from __future__ import annotations
 from ledger import access_tokens
 from ledger.event_log import head
 from ledger.money import Money
-from tests.integration.notify.conftest import World, running, wait_until
+from tests.support.notify_world import World, running
 from tests.support.smtp import SmtpTestServer
+from tests.support.waiting import wait_until
 
 
 def caught_up(world: World) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 
 from psycopg import sql
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 from projections import generations
 from projections.runner import ProjectionRunner
 

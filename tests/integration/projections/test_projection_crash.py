@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
+from ledger.container import Ledger
 from projections import runner
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner

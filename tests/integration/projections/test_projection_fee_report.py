@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
+from ledger.container import Ledger
 from ledger.errors import CurrencyNotSupported, LedgerError, NotFound, ValidationFailed
 from ledger.money import Money
-from ledger.service import ANYONE, Scope
+from ledger.scope import ANYONE, Scope
 from projections import fee_report
 from projections.paging import InvalidDateRange
 from tests.integration.projections.history import organizer_with_event, paid_registration, project

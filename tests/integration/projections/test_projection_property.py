@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.errors import LedgerError
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from tests.integration.projections.history import aggregate_view, snapshot

@@ -11,12 +11,12 @@ import uuid
 import pytest
 from eventsourcing.persistence import Notification
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
+from ledger.container import Ledger
 from ledger.domain.registration import Registration
 from ledger.errors import LedgerError, NotFound, ValidationFailed
 from ledger.money import Money
-from ledger.service import ANYONE, Scope
+from ledger.scope import ANYONE, Scope
 from projections import audit_log, who_paid_query
 from projections.batch import RELEVANT_TOPICS, read_batch
 from projections.decoding import EventDecoder

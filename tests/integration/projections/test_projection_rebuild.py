@@ -9,9 +9,9 @@ import time
 import psycopg
 import pytest
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 from projections import generations, runner, who_paid_query
 from projections.paging import RebuildInProgress
 from projections.rebuild import REBUILD_LOCK_KEY, rebuild

@@ -8,10 +8,10 @@ import threading
 import time
 from typing import Any
 
-from entrypoints.bootstrap import Ledger
 from ledger import event_log
+from ledger.container import Ledger
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 from projections import generations, runner, who_paid_query
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from entrypoints.bootstrap import Ledger
-from entrypoints.providers_wiring import install
 from ledger import connections
+from ledger.container import Ledger
 from ledger.domain.registration import Registration
 from ledger.money import Money
 from ledger.providers.registry import ProviderEndpoints, mask
@@ -31,9 +30,8 @@ def ledger(
     payu_server: PayuContractServer,
     paypal_server: PaypalContractServer,
 ) -> Iterator[Ledger]:
-    install(
-        fresh_ledger,
-        endpoints=ProviderEndpoints(
+    fresh_ledger.providers.point_at(
+        ProviderEndpoints(
             stripe_api_base=stripe_server.base_url,
             payu_api_base=payu_server.base_url,
             paypal_api_base=paypal_server.base_url,
@@ -51,7 +49,7 @@ def _reconciler(ledger: Ledger, **overrides: Any) -> Reconciler:
         "idle_seconds": 0.05,
         **overrides,
     }
-    return Reconciler(access=ledger.extras["provider_access"], intake=ledger.extras["payment_intake"], **settings)
+    return Reconciler(access=ledger.providers, intake=ledger.intake, **settings)
 
 
 def _checkout(ledger: Ledger, provider: str, server: Any, currency: str = "USD") -> Registration:
@@ -79,7 +77,7 @@ def _checkout(ledger: Ledger, provider: str, server: Any, currency: str = "USD")
         provider=provider,
     )
     registration = service.register_participant(str(event.id), name="Ada", email="ada@example.test", fields={})
-    registration, _ = ledger.extras["checkout_starter"].start(registration)
+    registration, _ = ledger.checkout.start(registration)
     assert registration.checkout is not None
     return registration
 

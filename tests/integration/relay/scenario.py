@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.money import Money
-from ledger.service import ANYONE
+from ledger.scope import ANYONE
 
 
 def full_story(ledger: Ledger, *, participants: int = 3) -> str:
@@ -26,7 +26,7 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
         timezone="Europe/Berlin", permanent=False, price=Money(4900, "EUR"), provider="manual",
     )
     event_id = str(event.id)
-    service.edit_event(event_id, title="Ledgers 101 (live)", description=None, scope=ANYONE)
+    service.edit_event(event_id, {"title": "Ledgers 101 (live)"}, scope=ANYONE)
     service.reschedule(event_id, starts_at=starts + timedelta(hours=2), session_id=None, scope=ANYONE)
     regs = [
         service.register_participant(

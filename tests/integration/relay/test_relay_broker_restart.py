@@ -12,9 +12,9 @@ import time
 import pytest
 
 from ledger.money import Money
-from tests.integration.relay.conftest import TEST_OPTIONS, all_items, assert_stream_sound, validators, with_settings
 from tests.integration.relay.scenario import busy_event, full_story
 from tests.support.kafka import ids_seen, read_topic
+from tests.support.relay import TEST_OPTIONS, all_items, assert_stream_sound, validators, with_settings
 from workers.broker import EmbeddedBroker
 from workers.relay import Positions
 

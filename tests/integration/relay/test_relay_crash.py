@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.bootstrap import Ledger
+from ledger.container import Ledger
 from ledger.money import Money
-from tests.integration.relay.conftest import all_items, assert_stream_sound
 from tests.integration.relay.scenario import busy_event, full_story
 from tests.support.kafka import ids_seen, read_topic
+from tests.support.relay import all_items, assert_stream_sound
 from workers.relay import Positions
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,7 +14,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from ledger import event_log
 from ledger.event_log import PII_FIELDS, PUBLIC_TYPES
-from tests.integration.relay.conftest import (
+from tests.integration.relay.scenario import busy_event, full_story
+from tests.support.kafka import TEST_GROUP_OPTIONS, ids_seen, read_topic
+from tests.support.relay import (
     SCHEMAS,
     TEST_OPTIONS,
     all_items,
@@ -22,8 +24,6 @@ from tests.integration.relay.conftest import (
     validators,
     with_settings,
 )
-from tests.integration.relay.scenario import busy_event, full_story
-from tests.support.kafka import TEST_GROUP_OPTIONS, ids_seen, read_topic
 from workers.broker import EmbeddedBroker, bootstrap_servers, describe, ensure_broker, free_port
 from workers.relay import RelayWorker
 from workers.tail import tail

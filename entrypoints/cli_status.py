@@ -1,5 +1,5 @@
-"""``ledger tail`` and ``ledger status``, contributed to the console script
-through ``entrypoints.cli``'s optional-commands hook."""
+"""``ledger tail`` and ``ledger status``, registered on the console script
+by ``entrypoints.cli``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""``ledger rebuild`` and ``ledger report fees``, contributed to the console
-script through ``entrypoints.cli``'s optional-commands hook.  Commands the
-entry point already defines are left alone (it stays in charge)."""
+"""``ledger rebuild`` and ``ledger report fees``: the views' commands,
+registered on the console script by ``entrypoints.cli``."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from entrypoints.bootstrap import Ledger
+    from ledger.container import Ledger
 
 
 def _ledger() -> Ledger:

@@ -1,0 +1,125 @@
+"""Use case: a provider tells us something, or a participant comes back from it.
+
+Notifications are verified on the *raw* body with the provider's own scheme.
+Every delivery is kept in the inbox with the verification result -- forged or
+stale requests stay visible -- and only verified facts reach
+:class:`~ledger.payment_intake.PaymentIntake`, which de-duplicates them, so a
+provider delivering again (after our 5xx, or just because) changes nothing.
+
+A participant's return URL is not trusted either: the checkout's status is
+fetched from the provider and applied like any notification.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ledger.domain.registration import Registration
+from ledger.errors import InvalidSignature, LedgerError, NotFound, ProviderUnavailable
+from ledger.payment_intake import PaymentIntake, Result
+from ledger.provider_access import ProviderAccess
+from ledger.providers import inbox
+from ledger.providers.base import ProviderRejectedRequest
+from ledger.service import LedgerService
+
+
+class MalformedNotification(LedgerError):
+    code = "malformed_notification"
+    status = 400
+    title = "The notification body is not a JSON object"
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one delivery carried and what became of each fact in it."""
+
+    notifications: int
+    results: list[Result]
+
+
+class NotificationReceiver:
+    def __init__(self, *, service: LedgerService, providers: ProviderAccess, intake: PaymentIntake) -> None:
+        self.service = service
+        self.providers = providers
+        self.intake = intake
+
+    def receive(self, provider: str, connection_id: str, headers: Mapping[str, str], body: bytes) -> Received:
+        """Verify, keep and apply one delivery.  Raises ``InvalidSignature``
+        (400), ``MalformedNotification`` (400) or ``ProviderUnavailable`` (503,
+        the provider will deliver again) after keeping the delivery."""
+        connection = self.providers.connection_of(provider, connection_id)
+        db = self.providers.db
+
+        def keep(verification: str, detail: str | None = None, event_ids: tuple[str, ...] = ()) -> int:
+            return inbox.record_delivery(
+                db, provider=provider, connection_id=connection.id, headers=dict(headers), body=body,
+                verification=verification, detail=detail, event_ids=event_ids,
+            )
+
+        try:
+            notifications = self.providers.gateway(provider).parse_notification(
+                self.providers.credentials(connection.id), headers, body
+            )
+        except InvalidSignature as exc:
+            keep("invalid_signature", exc.detail)
+            raise
+        except ProviderUnavailable as exc:
+            keep("unverifiable", exc.detail)
+            raise
+        except ProviderRejectedRequest as exc:
+            if _is_json_object(body):
+                keep("unverifiable", exc.detail)
+                raise
+            keep("malformed", exc.detail)
+            raise MalformedNotification(exc.detail) from None
+        inbox_id = keep("verified", event_ids=tuple(n.provider_event_id for n in notifications))
+        results = self.intake.receive(connection, notifications, source="webhook", inbox_id=inbox_id)
+        inbox.mark_delivery_processed(db, inbox_id)
+        return Received(len(notifications), results)
+
+    def participant_returned(
+        self, provider: str, connection_id: str, registration_id: str, *, url_reference: str | None = None
+    ) -> Registration:
+        """Ask the provider where the checkout stands and apply the answer.
+
+        ``url_reference`` is what the provider appended to the return URL
+        (Stripe's session id, PayPal's order id): used only when a crash left
+        us without a reference of our own -- safe, because the fetched fact
+        names its registration and is checked like any other.
+        """
+        connection = self.providers.connection_of(provider, connection_id)
+        registration = self.service.registration(registration_id)
+        if registration.organizer_id != connection.organizer_id or registration.provider != provider:
+            raise NotFound(f"no registration {registration_id}")
+        reference, ours = self._reference(registration, url_reference)
+        if reference is None:
+            return registration
+        try:
+            found = self.providers.gateway(provider).fetch_status(self.providers.credentials(connection.id), reference)
+        except ProviderRejectedRequest:
+            if ours:
+                raise
+            found = None  # a made-up id in the URL: nothing to learn, not our error
+        if found is not None:
+            self.intake.receive(connection, [found], source="return")
+        return self.service.registration(str(registration.id))
+
+    def _reference(self, registration: Registration, url_reference: str | None) -> tuple[str | None, bool]:
+        """(reference, is it ours): our own record first."""
+        row = inbox.find_checkout(self.providers.db, str(registration.id))
+        if row is not None:
+            return row.reference, True
+        if registration.checkout:
+            return registration.checkout["reference"], True
+        if url_reference and "{" not in url_reference:
+            return url_reference, False
+        return None, False
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False

@@ -1,0 +1,44 @@
+"""Use case: a participant registers for a paid event and gets where to pay.
+
+Two steps, each safe to repeat: the registration with its held seat (R9) is
+recorded first (``LedgerService.register_participant``, idempotent by the id
+derived from the request), then the provider checkout is opened
+(:class:`~ledger.checkout.CheckoutStarter`, idempotent by the registration id
+at the provider).  A provider outage between the two leaves a registration
+that ``continue_checkout`` -- or the same request again -- carries on.
+Manual (offline) events have no checkout: the organizer records the payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from ledger.checkout import CheckoutStarter
+from ledger.domain.registration import Registration
+from ledger.providers.registry import describe
+from ledger.service import LedgerService
+
+
+class RegistrationDesk:
+    def __init__(self, *, service: LedgerService, checkout: CheckoutStarter) -> None:
+        self.service = service
+        self.checkout = checkout
+
+    def register(
+        self, event_id: str, *, name: str, email: str, fields: Mapping[str, str],
+        language: str | None = None, new_id: UUID | None = None,
+    ) -> tuple[Registration, dict[str, Any]]:
+        """(registration, ``{"provider", "url"}``); ``url`` is ``None`` when
+        the event is paid offline."""
+        registration = self.service.register_participant(
+            event_id, name=name, email=email, fields=fields, language=language, new_id=new_id,
+        )
+        if not describe(registration.provider).has_checkout:
+            return registration, {"provider": registration.provider, "url": None}
+        return self.checkout.start(registration)
+
+    def continue_checkout(self, registration_id: str) -> tuple[Registration, dict[str, Any]]:
+        """The same provider session every time; 503 while the provider is down."""
+        return self.checkout.start(self.service.registration(registration_id))
