@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from flask import Flask
 from flask_smorest import Api
 
-from api import errors, idempotency, pages
+from api import errors, idempotency, input_guard, pages, rate_limits
 from api.blueprints import (
     events,
     health,
@@ -15,6 +15,7 @@ from api.blueprints import (
     ledger_log,
     organizers,
     participants,
+    proofs,
     registrations,
     reports,
     webhooks,
@@ -32,6 +33,7 @@ BLUEPRINTS = (
     participants.blp,
     reports.blp,
     ledger_log.blp,
+    proofs.blp,
     join.blp,
     webhooks.blp,
 )
@@ -61,9 +63,10 @@ def create_app(ledger: Ledger) -> Flask:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     pages.register(app)
+    rate_limits.register(app, ledger)  # after the blueprints, before every other before_request hook
     errors.register(app)
     app.before_request(_default_actor)
-    app.before_request(_refuse_nul_characters)
+    app.before_request(input_guard.refuse_unreadable_input)  # before anything can be written
     idempotency.register(app)
     return app
 
@@ -80,42 +83,3 @@ def _default_actor() -> None:
         current_actor.set(f"provider:{parts[2]}:{parts[3]}"[:120])
     else:
         current_actor.set("public")
-
-
-def _nul_path(value: object, path: str) -> str | None:
-    """The first place in a JSON document holding a NUL character."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _nul_path(key, path) or _nul_path(item, f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _nul_path(item, f"{path}.{i}" if path else str(i))
-            if found is not None:
-                return found
-    return None
-
-
-def _refuse_nul_characters() -> None:
-    """PostgreSQL text cannot hold NUL (U+0000): refuse it at the door with a
-    422 naming the field, instead of failing deep inside a write (or, worse,
-    inside a projection that would then be stuck on that event)."""
-    from flask import request
-
-    from ledger.errors import ValidationFailed
-
-    if request.path.startswith("/v1/webhooks/"):
-        return  # raw bodies, verified by signature and stored as bytes
-    for name, value in [*request.args.items(multi=True), *request.form.items(multi=True)]:
-        if "\x00" in name or "\x00" in value:
-            raise ValidationFailed({name.replace("\x00", "") or "_query": ["must not contain NUL characters"]})
-    if "\x00" in request.path:
-        raise ValidationFailed({"_path": ["must not contain NUL characters"]})
-    if request.is_json and request.content_length:
-        body = request.get_json(silent=True, cache=True)
-        found = _nul_path(body, "")
-        if found is not None:
-            raise ValidationFailed({found or "_body": ["must not contain NUL characters"]})

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, MalformedJson
 
 log = logging.getLogger(__name__)
 
@@ -96,5 +97,15 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
+        if isinstance(exc, RecursionError | ValueError) and _raised_parsing_json(exc):
+            # A second line of defence behind api.input_guard: JSON too deep
+            # for the interpreter, or an integer literal beyond 4300 digits.
+            return problem(400, "malformed_json", MalformedJson.title, "the body is not JSON the ledger can read")
         log.exception("unhandled error: %s", type(exc).__name__)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+
+
+def _raised_parsing_json(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the standard library's JSON decoder."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].filename.endswith(("json/decoder.py", "json/__init__.py"))

@@ -56,7 +56,9 @@ def if_match() -> int | None:
     if raw is None:
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²" and "٣", which int()
+    # refuses or reads as another number; 18 digits fit PostgreSQL's bigint.
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise ValidationFailed({"If-Match": ['must be an ETag from a GET, e.g. "3"']})
     return int(value)
 

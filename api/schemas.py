@@ -10,26 +10,46 @@ generic type error, and the rule lives in one place.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from ledger.errors import AmountAboveLimit, PriceAboveLimit
 from ledger.money import Money
-from ledger.pricing import PROVIDERS
+from ledger.pricing import MAX_PRICE_MAJOR, PROVIDERS
 from projections.who_paid_query import STATUSES
 
 STRICT = {"unknown": "raise"}
 
 
+#: The times a request may name, in UTC.  Why a bound: ``9999-12-31T23:59:59-23:59``
+#: is valid RFC 3339 but beyond ``datetime.max`` in UTC (and ``0001-01-01T00:00:00+23:59``
+#: before ``datetime.min``), so converting it -- to store it, or to show it in
+#: the event's time zone (up to 14 h either way) -- would fail deep inside a
+#: command, a page or an e-mail.  A day of margin keeps every zone's local time
+#: representable too.
+EARLIEST_TIME = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 30, tzinfo=UTC)
+
+
 class AwareDateTime(fields.DateTime):
-    """RFC 3339 with an explicit offset; naive times are refused."""
+    """RFC 3339 with an explicit offset; naive times are refused, and so are
+    times that cannot be shown in UTC and every time zone (see LATEST_TIME)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None or result.utcoffset() is None:
             raise ValidationError("must include a UTC offset, e.g. 2026-12-01T18:00:00+01:00")
+        try:
+            in_utc = result.astimezone(UTC)
+        except OverflowError:
+            in_utc = None
+        if in_utc is None or not EARLIEST_TIME <= in_utc <= LATEST_TIME:
+            raise ValidationError(
+                f"must lie between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} in UTC"
+            )
         return result
 
 
@@ -42,7 +62,19 @@ class MoneySchema(Schema):
 
 
 def money_from(data: dict[str, Any], field: str = "amount") -> Money:
-    return Money.parse(data["amount"], data["currency"], field=field)
+    """An amount received (payment, refund): exact (R8) and within R21's bound,
+    which ``Money.received`` enforces (``amount_above_limit``)."""
+    return Money.received(data["amount"], data["currency"], field=field)
+
+
+def price_from(data: dict[str, Any], field: str = "price.amount") -> Money:
+    """A ticket price: an amount beyond even R21's bound is still a price above
+    R6's limit, and is refused with that code (``price_above_limit``)."""
+    try:
+        return money_from(data, field)
+    except AmountAboveLimit:
+        limit = Money.of(MAX_PRICE_MAJOR[data["currency"]], data["currency"])
+        raise PriceAboveLimit(f"the maximum price is {limit} (R6)", field="price") from None
 
 
 class ProblemSchema(Schema):
@@ -184,8 +216,12 @@ class EventSchema(Schema):
     cancel_reason = fields.String(allow_none=True)
     created_at = _time("when the event was created")
     tickets_sold = fields.Integer()
-    tickets_left = fields.Integer(metadata={"description": "0 unless scheduled (R9)"})
+    tickets_held = fields.Integer(metadata={"description": "seats held, unpaid, by open checkouts and offline "
+                                                           "registrations until their holds expire (R20)"})
+    tickets_left = fields.Integer(metadata={"description": "capacity minus sold minus held; 0 unless scheduled (R9)"})
     capacity = fields.Integer(metadata={"description": "seats the organizer's plan leaves for it (R9)"})
+    hold_seconds = fields.Integer(metadata={"description": "how long a new registration holds a seat: the open "
+                                                           "checkout's hold, or the offline payment's (R20)"})
 
 
 # --- registrations -----------------------------------------------------------------

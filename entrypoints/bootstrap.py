@@ -12,14 +12,13 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 
-import psycopg
-
 from ledger.application import LedgerStore
 from ledger.checkout import CheckoutStarter
 from ledger.clock import Clock, utc_now
 from ledger.config import Settings
 from ledger.container import Ledger
-from ledger.database import SCHEMA_LOCK_KEY, Database, embedded_server_url, eventsourcing_env
+from ledger.database import Database, embedded_server_url, eventsourcing_env
+from ledger.migrations import check as check_schema
 from ledger.payment_intake import PaymentIntake
 from ledger.provider_access import ProviderAccess
 from ledger.provider_connections import ProviderConnector
@@ -56,18 +55,21 @@ def bootstrap(
     settings: Settings | None = None, *, clock: Clock = utc_now, pool_size: int = 10,
     url: str | None = None, endpoints: ProviderEndpoints | None = None,
 ) -> Ledger:
+    """Wire a ledger to the database at ``url`` (or the settings' one).
+
+    Runs no DDL: the schema must already be at this code's version
+    (``ledger.migrations``), else :class:`ledger.migrations.SchemaBehind` says
+    to run ``ledger migrate``.  Only ``ledger run`` and ``ledger migrate``
+    migrate; tests migrate their databases when they create them."""
     settings = settings or Settings.from_env()
     url = url or database_url(settings)
-    # One process at a time creates tables: the event store's own and ours.
-    with psycopg.connect(url, autocommit=True) as lock_conn:
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
-        try:
-            store = LedgerStore(env=eventsourcing_env(url, pool_size=pool_size))
-            db = Database(url, max_size=pool_size)
-            db.create_schema()
-        finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
-    service = LedgerService(store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds))
+    check_schema(url)
+    store = LedgerStore(env=eventsourcing_env(url, pool_size=pool_size))
+    db = Database(url, max_size=pool_size)
+    service = LedgerService(
+        store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds),
+        manual_hold=timedelta(seconds=settings.manual_hold_seconds),
+    )
     secret_box = SecretBox(settings.secret_key)
     providers = ProviderAccess(
         db=db, secret_box=secret_box, service=service, endpoints=endpoints or endpoints_for(settings)
@@ -80,5 +82,8 @@ def bootstrap(
         connector=ProviderConnector(service=service, providers=providers, public_url=settings.public_url),
         registrations=RegistrationDesk(service=service, checkout=checkout),
         checkout=checkout, intake=intake,
-        notifications=NotificationReceiver(service=service, providers=providers, intake=intake),
+        notifications=NotificationReceiver(
+            service=service, providers=providers, intake=intake,
+            status_checks_per_minute=settings.return_checks_per_minute,
+        ),
     )

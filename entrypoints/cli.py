@@ -22,20 +22,68 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
+def _migrate(url: str) -> None:
+    """Bring the database to this code's schema version, saying what was done."""
+    from ledger.migrations import MigrationFailed, SchemaMismatch, migrate, target_version
+
+    try:
+        applied = migrate(url)
+    except (MigrationFailed, SchemaMismatch) as exc:
+        raise click.ClickException(str(exc)) from exc
+    done = f"applied {', '.join(map(str, applied))}" if applied else "up to date"
+    click.echo(f"Database schema: version {target_version()} ({done})", err=True)
+
+
+def _check_schema(url: str) -> None:
+    """Fail with what to do when the database is not at this code's version."""
+    from ledger.migrations import SchemaNotReady, check
+
+    try:
+        check(url)
+    except SchemaNotReady as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the schema migrations this database lacks (once, under a lock).
+
+    Run it before a rollout; ``ledger run`` runs it itself.  Every other
+    command only checks the version and refuses to start when it is behind."""
+    from entrypoints.bootstrap import database_url
+
+    _migrate(database_url(_settings()))
+
+
 @main.command()
 def run() -> None:
     """Embedded PostgreSQL and broker, the API and every worker; Ctrl-C stops all."""
-    from entrypoints.bootstrap import bootstrap
+    from entrypoints.bootstrap import database_url
     from entrypoints.supervisor import run as supervise
     from entrypoints.worker_registry import WORKERS
-    from ledger import api_tokens
 
     settings = _settings()
-    ledger = bootstrap(settings)
-    token = api_tokens.create_token(ledger.db, role="admin", label="ledger run")
-    url = ledger.database_url
-    ledger.close()
-    supervise(settings, admin_token=token, database_url=url, workers=list(WORKERS))
+    url = database_url(settings)
+    _migrate(url)  # before anything else starts: the children only check the version
+    supervise(settings, admin_token=_admin_token(settings, url), database_url=url, workers=list(WORKERS))
+
+
+def _admin_token(settings: Settings, url: str) -> str | None:
+    """A new admin token for the person at the terminal -- only if stdout *is*
+    a terminal.  When it is a file or a pipe (``ledger run > run.log``,
+    ``nohup``, a service manager's journal) it is a log, and a bearer token in
+    a log is a leaked credential: then none is made, and ``ledger run`` says
+    how to make one (``ledger token create`` prints it alone, on purpose)."""
+    if not sys.stdout.isatty():
+        return None
+    from entrypoints.bootstrap import bootstrap
+    from ledger import api_tokens
+
+    ledger = bootstrap(settings, url=url, pool_size=1)
+    try:
+        return api_tokens.create_token(ledger.db, role="admin", label="ledger run")
+    finally:
+        ledger.close()
 
 
 @main.command()
@@ -47,7 +95,9 @@ def serve(workers: int, threads: int) -> None:
     from entrypoints.http_server import serve as run_server
 
     settings = _settings()
-    run_server(settings, database_url(settings), workers=workers, threads=threads)
+    url = database_url(settings)
+    _check_schema(url)  # before gunicorn forks workers that would each fail
+    run_server(settings, url, workers=workers, threads=threads)
 
 
 @main.command()
@@ -56,19 +106,21 @@ def worker(name: str) -> None:
     """One worker: projections, relay, notify or reconcile."""
     import signal
 
-    from entrypoints.bootstrap import bootstrap
+    from entrypoints.bootstrap import bootstrap, database_url
     from entrypoints.worker_registry import WORKERS, build
     from ledger.actor import current_actor
 
     if name not in WORKERS:
         raise click.BadParameter(f"unknown worker {name!r}; choose from {', '.join(WORKERS)}")
     settings = _settings()
+    url = database_url(settings)
+    _check_schema(url)
     broker = None
     if name == "relay":  # standalone: bring the embedded broker unless one is configured or running
         from workers.broker import ensure_broker
 
         broker = ensure_broker(settings)
-    ledger = bootstrap(settings)
+    ledger = bootstrap(settings, url=url)
     current_actor.set(f"worker:{name}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -92,11 +144,13 @@ def token() -> None:
 @click.option("--label", default="", help="a note to recognise the token by")
 def token_create(role: str, organizer_id: str | None, label: str) -> None:
     """Print a new token alone on stdout (only its hash is kept)."""
-    from entrypoints.bootstrap import bootstrap
+    from entrypoints.bootstrap import bootstrap, database_url
     from ledger import api_tokens
     from ledger.errors import LedgerError
 
-    ledger = bootstrap(_settings())
+    settings = _settings()
+    _check_schema(database_url(settings))
+    ledger = bootstrap(settings)
     try:
         if role == "organizer":
             ledger.service.organizer(organizer_id or "")

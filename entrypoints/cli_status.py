@@ -41,9 +41,10 @@ def tail_command(from_beginning: bool, group: str | None, json_lines: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status_command(as_json: bool) -> None:
     """Where every consumer of the event log stands: head, projection lag,
-    relay position, e-mail backlog."""
+    relay position, e-mail backlog, and each view's or worker's health (a
+    stuck one says since when, at which event, and the error's class)."""
     from entrypoints.bootstrap import bootstrap
-    from ledger import event_log
+    from ledger import consumer_health, event_log
 
     ledger = bootstrap()
     try:
@@ -63,6 +64,8 @@ def status_command(as_json: bool) -> None:
         from workers.notify_sender import backlog
 
         report["emails"] = backlog(ledger)
+        now = consumer_health.now()
+        report["consumers"] = [c.as_dict(report["head"], now) for c in consumer_health.read(ledger.db)]
     finally:
         ledger.close()
     if as_json:
@@ -79,6 +82,21 @@ def status_command(as_json: bool) -> None:
         click.echo(f"relay {topic}: published {r['published_position']}  lag {r['lag']}")
     e = report["emails"]
     click.echo(f"e-mails:          {e['pending']} pending, {e['sent']} sent, {e['failed']} failed")
+    for c in report["consumers"]:
+        click.echo(f"{c['name'] + ':':<17} {_health_line(c)}")
+
+
+def _health_line(c: dict[str, Any]) -> str:
+    """One consumer's health in a line: ``ok``, ``LAGGING`` or ``FAILING`` with what and since when."""
+    where = f"position {c['position']}  lag {c['lag']}"
+    if c["state"] == "ok":
+        return f"ok  {where}"
+    if c["state"] == "lagging":
+        return f"LAGGING  {where}, not moved since {c['moved_at']}"
+    event = (f"event {c['failing_event']} ({c['event_type']})" if c["failing_event"] is not None
+             else f"after position {c['failing_after']}")
+    return (f"FAILING since {c['failing_since']} ({c['failures']} attempts) at {event}: "
+            f"{c['error_class']}: {c['error']}  [{where}]")
 
 
 def register(main: click.Group) -> None:

@@ -27,8 +27,10 @@ def rebuild_command(restart: bool, no_progress: bool, batch_size: int) -> None:
     """Rebuild every view from position 0 into fresh tables, then switch over
     atomically; the API keeps serving the old tables meanwhile.  An interrupted
     rebuild is resumed by the next run."""
+    import logging
+
     from ledger.errors import LedgerError
-    from projections.rebuild import rebuild
+    from projections.rebuild import RebuildFailed, rebuild
 
     ledger = _ledger()
     try:
@@ -36,6 +38,15 @@ def rebuild_command(restart: bool, no_progress: bool, batch_size: int) -> None:
     except LedgerError as exc:
         click.echo(f"error: {exc.detail}", err=True)
         sys.exit(2)
+    except RebuildFailed as exc:  # an event the views cannot take: say which, never a traceback
+        click.echo(f"error: {exc}", err=True)
+        click.echo("The views in use are unchanged.  Fix the cause, then run `ledger rebuild` again: "
+                   "it resumes at that event.", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        logging.getLogger(__name__).debug("rebuild failed", exc_info=exc)
+        click.echo(f"error: the rebuild failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
     finally:
         ledger.close()
     how = "resumed" if result.resumed else "built"

@@ -1,7 +1,9 @@
 """``ledger serve``: the API under gunicorn (threads per worker process).
 
 Each worker process builds its own Ledger after the fork, so no connection
-or thread crosses a fork.
+or thread crosses a fork.  The modules are imported once, in the master,
+before it forks (importing opens nothing): a worker starts -- or restarts
+after a crash -- without importing the API again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class LedgerHTTPServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        import api.app  # noqa: F401 - shared by the forked workers, see the module doc
+        import entrypoints.bootstrap  # noqa: F401
 
     def load(self) -> Any:
         from api.app import create_app

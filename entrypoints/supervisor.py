@@ -36,7 +36,10 @@ class Child:
         self.started_at = time.monotonic()
 
 
-def run(settings: Settings, *, admin_token: str, database_url: str, workers: list[str]) -> None:
+def run(settings: Settings, *, admin_token: str | None, database_url: str, workers: list[str]) -> None:
+    """Start and watch the children.  ``admin_token`` is echoed on stdout only
+    when given, i.e. when stdout is a terminal (see ``entrypoints.cli``); no
+    token ever goes to stderr, the log stream, or a file."""
     env = dict(os.environ)
     env["LEDGER_DATABASE_URL"] = database_url
     env["LEDGER_DATA_DIR"] = str(settings.data_dir)
@@ -69,7 +72,11 @@ def run(settings: Settings, *, admin_token: str, database_url: str, workers: lis
         click.echo(f"Kafka:        {env['LEDGER_KAFKA_BOOTSTRAP']} topic {settings.kafka_topic}")
     click.echo(f"E-mails:      {settings.smtp_url or settings.outbox_dir}")
     click.echo(f"Workers:      {', '.join(workers) or 'none'}")
-    click.echo(f"Admin token:  {admin_token}")
+    if admin_token is not None:
+        click.echo(f"Admin token:  {admin_token}")
+    else:
+        click.echo("Admin token:  not shown (stdout is not a terminal, it may be a log); "
+                   "make one with `ledger token create --role admin`")
     click.echo("Press Ctrl-C to stop.")
     try:
         while not stopping:

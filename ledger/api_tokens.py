@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ledger.database import Database
 from ledger.errors import ValidationFailed
+from ledger.idempotency_store import IdempotencyStore, KeySlot
 
 ROLES = ("admin", "finance", "organizer")
 PREFIX = "ldg_"
@@ -27,7 +28,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(db: Database, *, role: str, organizer_id: str | None = None, label: str = "") -> str:
+def create_token(
+    db: Database, *, role: str, organizer_id: str | None = None, label: str = "",
+    once: tuple[KeySlot, str] | None = None,
+) -> str:
+    """A new token (shown once).  ``once`` = (Idempotency-Key slot, request
+    fingerprint): the key records the token's hash in the token's own
+    transaction, and a retry with the key (a crash or a lost answer: nobody
+    saw that token) revokes it and issues a new one -- one live token per key."""
     if role not in ROLES:
         raise ValidationFailed({"role": [f"must be one of {', '.join(ROLES)}"]})
     if role == "organizer" and not organizer_id:
@@ -36,10 +44,17 @@ def create_token(db: Database, *, role: str, organizer_id: str | None = None, la
         organizer_id = None
     token = PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as conn:
+        if once is not None:
+            earlier = IdempotencyStore(db).reissue(conn, *once).get("token_hash")
+            if earlier:
+                conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
+                             (earlier,))
         conn.execute(
             "INSERT INTO api_tokens (token_hash, role, organizer_id, label) VALUES (%s, %s, %s, %s)",
             (hash_token(token), role, organizer_id, label),
         )
+        if once is not None:
+            IdempotencyStore.record_reissue(conn, once[0], {"token_hash": hash_token(token)})
     return token
 
 

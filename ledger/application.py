@@ -21,6 +21,7 @@ from ledger.actor import current_actor
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
+from ledger.idempotency_store import CommitMark, mark_committed
 
 
 @dataclass
@@ -28,6 +29,7 @@ class _Pending:
     """One caller's save waiting for a group commit."""
 
     events: Sequence[StoredEvent]
+    marks: Sequence[CommitMark] = ()
     ids: Sequence[int] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -49,6 +51,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     Large saves (cancelling an event with thousands of registrations) skip the
     pipeline: ~1,500+ pipelined events deadlock psycopg while the lock is held.
+
+    Idempotency marks: ``save(..., idempotency_marks=[CommitMark…])`` records
+    each mark on its ``idempotency_keys`` row *in the transaction that inserts
+    the caller's events* (``ledger.idempotency_store``): in a group commit every
+    caller's marks go into the shared transaction, and when the group falls back
+    to one caller at a time each caller's marks go with its own events.
     """
 
     PIPELINE_LIMIT = 500
@@ -61,9 +69,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._group_leader = False
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        marks = tuple(kwargs.pop("idempotency_marks", None) or ())
         if any(v is not None for v in kwargs.values()) or len(stored_events) > self.GROUP_LIMIT:
-            return self._insert_now(stored_events, **kwargs)  # e.g. with a tracking record
-        mine = _Pending(stored_events)
+            return self._insert_now(stored_events, marks=marks, **kwargs)  # e.g. with a tracking record
+        mine = _Pending(stored_events, marks)
         with self._group_cv:
             self._group_queue.append(mine)
         while True:
@@ -100,8 +109,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 self._settle(group[0])
                 return
             combined = [event for pending in group for event in pending.events]
+            marks = [mark for pending in group for mark in pending.marks]
             try:
-                ids = self._insert_now(combined)
+                ids = self._insert_now(combined, marks=marks)
             except IntegrityError:
                 for pending in group:  # find exactly who conflicts
                     self._settle(pending)
@@ -118,19 +128,30 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def _settle(self, pending: _Pending) -> None:
         try:
-            pending.ids = self._insert_now(pending.events)
+            pending.ids = self._insert_now(pending.events, marks=pending.marks)
         except Exception as exc:
             pending.error = exc
         pending.done = True
 
-    def _insert_now(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if len(stored_events) <= self.PIPELINE_LIMIT:
-            return super().insert_events(stored_events, **kwargs)
+    def _insert_now(
+        self, stored_events: Sequence[StoredEvent], marks: Sequence[CommitMark] = (), **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The library's database-function path would drop the marks: never with them.
+        if len(stored_events) <= self.PIPELINE_LIMIT and not (marks and self.datastore.enable_db_functions):
+            return super().insert_events(stored_events, idempotency_marks=marks, **kwargs)
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, idempotency_marks=marks, **kwargs)
             self._lock_table(curs)
             self._notify_channel(curs)
             PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """The library's hook inside the events' transaction, before their
+        insert: record the callers' idempotency marks there."""
+        super()._insert_events(curs, stored_events, **kwargs)
+        for mark in kwargs.get("idempotency_marks") or ():
+            mark_committed(curs, mark)
 
 
 class ActorMapper(Mapper[UUID]):

@@ -3,19 +3,23 @@ half-recorded.
 
 The sequence, and why each step is where it is:
 
-1. The registration (with its held seat, R9) is already recorded by
-   ``LedgerService.register_participant``.
+1. The registration is already recorded by
+   ``LedgerService.register_participant``, holding its seat only for the
+   short opening window (R9, R20); a registration whose window lapsed (a
+   retry after an outage) takes a seat again before the provider is called.
 2. The gateway opens the checkout.  Its provider-side keys derive from the
    registration id (Stripe ``Idempotency-Key``, PayPal ``PayPal-Request-Id``,
    PayU ``extOrderId``), so calling it again returns the *same* session.
 3. The answer is written to ``provider_checkouts`` at once, then
-   ``CheckoutStarted`` is recorded.  A crash between 2 and 3 is healed by the
-   provider's idempotency; a crash between the row and the event is healed
-   from the row without calling the provider again.
+   ``CheckoutStarted`` is recorded together with the seat's hold for the
+   checkout (``LedgerService.start_checkout``, R20).  A crash between 2 and 3
+   is healed by the provider's idempotency; a crash between the row and the
+   event is healed from the row without calling the provider again.
 
-A provider outage at step 2 records nothing beyond step 1 and raises
-:class:`CheckoutNotStarted` (503): the registration stays ``awaiting_payment``
-and a retry -- the same ``Idempotency-Key`` on the registration POST, or
+A provider failure at step 2 gives the seat back at once (nobody holds a seat
+without an open checkout, R20) and raises :class:`CheckoutNotStarted` (503)
+on an outage: the registration stays ``awaiting_payment`` and a retry -- the
+same ``Idempotency-Key`` on the registration POST, or
 ``POST /v1/registrations/{id}/checkout`` -- continues from step 2.
 
 Credentials are decrypted just before each provider call and dropped after it;
@@ -24,17 +28,20 @@ nothing here logs them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
 from ledger.domain.registration import Registration
-from ledger.errors import InvalidState, ProviderUnavailable
+from ledger.errors import InvalidState, LedgerError, ProviderUnavailable
 from ledger.provider_access import ProviderAccess
 from ledger.providers import inbox
 from ledger.providers.base import CheckoutRequest
 from ledger.providers.payu_gateway import PayuPaymentLinkLost
 from ledger.providers.registry import GATEWAY_PROVIDERS
 from ledger.service import LedgerService
+
+log = logging.getLogger(__name__)
 
 #: Failure reasons after which a checkout can no longer be paid: a retry would
 #: only find the same dead session (every provider replays it by our ids).
@@ -51,8 +58,8 @@ class CheckoutNotStarted(ProviderUnavailable):
     def __init__(self, registration_id: str, cause: ProviderUnavailable) -> None:
         retry = f"/v1/registrations/{registration_id}/checkout"
         super().__init__(
-            f"{cause.detail}. Registration {registration_id} is kept with its seat held; "
-            f"retry with POST {retry} or the same Idempotency-Key"
+            f"{cause.detail}. Registration {registration_id} is kept (a seat is held again once "
+            f"its checkout opens); retry with POST {retry} or the same Idempotency-Key"
         )
         self.registration_id = registration_id
         self.extensions = {"registration_id": registration_id, "retry": retry}
@@ -118,6 +125,8 @@ class CheckoutStarter:
         if not paid_event.connection_id:
             raise InvalidState("the event has no provider connection")
         connection = self.access.connection(paid_event.connection_id)
+        if not paid_event.holds_seat(rid, self.service.clock()):
+            self.service.hold_for_checkout(rid)  # R20: the opening window lapsed
         success, cancel, notify = self.urls(connection.provider, connection.id, rid)
         request = CheckoutRequest(
             registration_id=rid,
@@ -139,9 +148,21 @@ class CheckoutStarter:
             # settle (release the seat of) this registration.
             url, reference = "", lost.reference
         except ProviderUnavailable as exc:
+            self._release(rid)
             raise CheckoutNotStarted(rid, exc) from exc
+        except LedgerError:
+            self._release(rid)
+            raise
         row = inbox.CheckoutRow(rid, connection.provider, connection.id, connection.organizer_id, reference, url)
         return inbox.save_checkout(self.db, row)
+
+    def _release(self, registration_id: str) -> None:
+        """No checkout opened: give the seat back (R20).  Best effort -- if it
+        cannot be written now, the opening hold lapses by itself."""
+        try:
+            self.service.release_hold(registration_id, "checkout_not_started")
+        except LedgerError as exc:
+            log.warning("seat of %s not released (%s); its opening hold lapses", registration_id, exc.code)
 
     def _adopt(self, registration: Registration) -> inbox.CheckoutRow:
         assert registration.checkout is not None

@@ -11,6 +11,15 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: Per client (IP address), per operation; ``LEDGER_RATE_LIMIT_<NAME>`` overrides one.
+DEFAULT_RATE_LIMITS: dict[str, str] = {
+    "registration": "10 per minute; 50 per hour",
+    "checkout": "20 per minute",
+    "join": "60 per minute",
+    "return": "60 per minute",
+    "sign_in": "10 per minute; 50 per hour",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -28,7 +37,22 @@ class Settings:
     stripe_api_base: str
     payu_api_base: str
     paypal_api_base: str
-    seat_hold_seconds: int = 1800
+    #: R20: how long an open provider checkout holds its seat.
+    seat_hold_seconds: int = 900
+    #: R20: how long an offline (manual) registration holds its seat.
+    manual_hold_seconds: int = 86400
+    #: Per-client limits of the public operations (``limits`` notation, e.g.
+    #: "10 per minute; 50 per hour"; "off" lifts one), see ``api/rate_limits.py``.
+    rate_limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    #: Where the counters live: "postgresql" (shared by every API process) or
+    #: "memory" (per process: N processes allow N times the limit).
+    rate_limit_storage: str = "postgresql"
+    #: A participant's return page asks the provider about a checkout at most
+    #: this many times a minute (any number of reloads or API processes).
+    return_checks_per_minute: int = 3
+    #: Proxies in front of the API that append to X-Forwarded-For; 0 = the
+    #: socket's peer is the client.
+    trusted_proxies: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -56,7 +80,15 @@ class Settings:
             stripe_api_base=env.get("LEDGER_STRIPE_API_BASE", "https://api.stripe.com"),
             payu_api_base=env.get("LEDGER_PAYU_API_BASE", "https://secure.payu.com"),
             paypal_api_base=env.get("LEDGER_PAYPAL_API_BASE", "https://api-m.paypal.com"),
-            seat_hold_seconds=int(env.get("LEDGER_SEAT_HOLD_SECONDS", "1800")),
+            seat_hold_seconds=int(env.get("LEDGER_SEAT_HOLD_SECONDS", "900")),
+            manual_hold_seconds=int(env.get("LEDGER_MANUAL_HOLD_SECONDS", "86400")),
+            rate_limits={
+                name: env.get(f"LEDGER_RATE_LIMIT_{name.upper()}", default)
+                for name, default in DEFAULT_RATE_LIMITS.items()
+            },
+            rate_limit_storage=env.get("LEDGER_RATE_LIMIT_STORAGE", "postgresql"),
+            return_checks_per_minute=int(env.get("LEDGER_RETURN_CHECKS_PER_MINUTE", "3")),
+            trusted_proxies=int(env.get("LEDGER_TRUSTED_PROXIES", "0")),
         )
 
 

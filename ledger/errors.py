@@ -176,3 +176,65 @@ class RequestInProgress(LedgerError):
     code = "request_in_progress"
     status = 409
     title = "A request with this Idempotency-Key is still being processed"
+
+
+class RateLimited(LedgerError):
+    """A client went over a public operation's limit (API.md: 429 with
+    ``Retry-After``).  ``retry_after`` is in whole seconds, at least 1."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
+class AmountAboveLimit(LedgerError):
+    """R21: an amount above what the ledger accepts for its currency (the R6
+    ticket maximum times ``ledger.money.AMOUNT_LIMIT_FACTOR``)."""
+
+    code = "amount_above_limit"
+    title = "Amount above the currency's limit"
+
+    def __init__(self, field: str, limit: object) -> None:
+        super().__init__(f"at most {limit} is accepted (R21)", field=field)
+
+
+class MalformedJson(LedgerError):
+    """A body that is not JSON the ledger can read: not UTF-8, nested deeper
+    than the limit, or a number longer than Python converts (4300 digits)."""
+
+    code = "malformed_json"
+    status = 400
+    title = "The request body is not valid JSON"
+
+
+class NotificationMalformed(LedgerError):
+    """A verified provider notification whose shape the ledger cannot read
+    (an amount that is not an integer, ``metadata`` that is not an object …).
+    A 4xx, never a 500: the provider would retry a 5xx forever."""
+
+    code = "malformed_notification"
+    status = 400
+    title = "The notification body is not what the provider documents"
+
+
+class PaymentReferenceConflict(LedgerError):
+    """A payment with this provider reference is already recorded with another
+    amount: the same reference again is a repeat (recorded once), another
+    amount under it is refused -- never answered as if it had been recorded."""
+
+    code = "payment_reference_conflict"
+    status = 409
+    title = "This payment reference is already recorded with another amount"
+
+
+class RefundReferenceConflict(LedgerError):
+    """A refund with this reference is already recorded with another amount
+    (see :class:`PaymentReferenceConflict`)."""
+
+    code = "refund_reference_conflict"
+    status = 409
+    title = "This refund reference is already recorded with another amount"

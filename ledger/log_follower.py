@@ -16,7 +16,10 @@ The follower does four things and owns nothing else:
   transaction either happened, position included, or did not);
 * **backs off, then retries from the consumer's position** when anything
   raises (the consumer, a read, the connection): never skips an event, and
-  shows the failure in :attr:`LogFollower.health` for ``/readyz``.
+  shows the failure in :attr:`LogFollower.health` -- and, for other
+  processes (``/readyz``, ``ledger status``), in the ``consumer_health``
+  table (:mod:`ledger.consumer_health`).  A consumer that knows which event
+  it could not apply raises :class:`EventFailed`, so that event is named.
 
 ``run`` returns within about :data:`STOP_CHECK` seconds of ``stop`` being set,
 or once the call in progress returns (a consumer call, a read, a connect of at
@@ -34,9 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from psycopg import sql
+
+from ledger import consumer_health
+from ledger.consumer_health import FollowerHealth, HealthWriter, error_class, safe_message
+from ledger.database import connect
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,16 @@ def read_batch(recorder: ApplicationRecorder, after: int, limit: int) -> LogBatc
     return LogBatch(after, found, found[-1].id if found else after)
 
 
+class EventFailed(Exception):
+    """A consumer could not apply the event at ``position`` (its public
+    ``event_type``); ``cause`` says why.  Raised by a consumer that can name
+    the event, so health, ``/readyz`` and ``ledger status`` name it too."""
+
+    def __init__(self, position: int, event_type: str, cause: BaseException) -> None:
+        super().__init__(f"event {position} ({event_type}): {type(cause).__name__}: {cause}")
+        self.position, self.event_type, self.cause = position, event_type, cause
+
+
 class Standby(Exception):
     """Raised by :meth:`LogConsumer.attach` or :meth:`LogConsumer.resume` when
     another process holds this consumer's job: the follower waits
@@ -85,7 +101,9 @@ class CommitListener:
     consumer to attach again."""
 
     def __init__(self, url: str, channel: str) -> None:
-        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        # With the session timeouts (ledger.database): never in a transaction,
+        # but its advisory-lock calls must not wait without limit either.
+        self.conn = connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         try:
             self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except BaseException:
@@ -147,27 +165,6 @@ class LogConsumer(abc.ABC):
         before the backoff.  Errors raised here are logged and ignored."""
 
 
-@dataclass(frozen=True)
-class FollowerHealth:
-    """A snapshot for ``/readyz`` and ``ledger status`` (safe to read from any thread)."""
-
-    #: The position the consumer last reported (None before the first ``resume``).
-    position: int | None = None
-    #: Consecutive failed attempts; 0 once an attempt gets past the failing batch.
-    failures: int = 0
-    #: While failing: the failing batch starts right after this position (None
-    #: if the failure came before the consumer's position was known).
-    failing_after: int | None = None
-    #: The latest failure as ``Type: message`` (kept after recovery, for diagnosis).
-    last_error: str | None = None
-    #: Another process holds the consumer's job (see :class:`Standby`).
-    standing_by: bool = False
-
-    @property
-    def failing(self) -> bool:
-        return self.failures > 0
-
-
 class LogFollower:
     """Follows the notification log of ``recorder`` for one :class:`LogConsumer`.
 
@@ -199,6 +196,8 @@ class LogFollower:
         self._resumed_at: int | None = None  # what the consumer's last resume() returned
         self._failed_resumed_at: int | None = None  # ... as of the last failure
         self._retried_at: float | None = None  # monotonic time the last failure's backoff ended
+        #: Writes ``health`` for other processes (ledger.consumer_health); set None: in memory only.
+        self.reporter: HealthWriter | None = HealthWriter(database_url, name)
 
     @property
     def health(self) -> FollowerHealth:
@@ -250,6 +249,8 @@ class LogFollower:
         finally:
             if listener is not None:
                 listener.close()
+            if self.reporter is not None:
+                self.reporter.close()
 
     # --- waiting -------------------------------------------------------------------------
 
@@ -274,14 +275,23 @@ class LogFollower:
             self._streak = 0  # the consumer committed progress since the last failure
         self._resumed_at = position
         self._health = replace(self._health, position=position, standing_by=False)
+        self._report()
 
     def _progressed(self, after: int, position: int) -> None:
         health = self._health
         if health.failures and (health.failing_after is None or after >= health.failing_after):
-            health = replace(health, failures=0, failing_after=None)  # got past the failing batch
+            health = replace(  # got past the failing batch
+                health, failures=0, failing_after=None, failing_since=None, failing_event=None, event_type=None,
+                error_class=None, error=None,
+            )
         if health.position != position:
             health = replace(health, position=position)
         self._health = health
+        self._report()
+
+    def _report(self) -> None:
+        if self.reporter is not None and not self._health.standing_by:
+            self.reporter.report(self._health)
 
     def _failed(self, error: BaseException, attempt: int | None) -> float:
         """Record the failure; return the backoff delay (at most backoff_max)."""
@@ -292,11 +302,17 @@ class LogFollower:
         delay = min(self.backoff_max, self.backoff_initial * 2 ** min(self._streak - 1, 30))
         self._retried_at, self._failed_resumed_at = now + delay, self._resumed_at
         health = self._health
+        cause = error.cause if isinstance(error, EventFailed) else error
         self._health = health = replace(
             health, failures=health.failures + 1,
             failing_after=attempt if attempt is not None else health.failing_after,
             last_error=f"{type(error).__name__}: {error}",
+            failing_since=health.failing_since or consumer_health.now(),
+            failing_event=error.position if isinstance(error, EventFailed) else None,
+            event_type=error.event_type if isinstance(error, EventFailed) else None,
+            error_class=error_class(cause), error=safe_message(cause),
         )
+        self._report()
         log.error(
             "%s: failed after position %s (%d in a row): %s: %s; retrying in %.1fs",
             self.name, health.failing_after, health.failures, type(error).__name__, error, delay,

@@ -1,13 +1,20 @@
 """Use case: a provider tells us something, or a participant comes back from it.
 
 Notifications are verified on the *raw* body with the provider's own scheme.
-Every delivery is kept in the inbox with the verification result -- forged or
-stale requests stay visible -- and only verified facts reach
+Every delivery is counted per connection and verification result; verified
+ones are kept whole, refused ones (forged, stale) only as a bounded, truncated
+sample (``ledger.providers.inbox``), so they stay visible without a flood of
+them filling the database.  Only verified facts reach
 :class:`~ledger.payment_intake.PaymentIntake`, which de-duplicates them, so a
 provider delivering again (after our 5xx, or just because) changes nothing.
 
 A participant's return URL is not trusted either: the checkout's status is
-fetched from the provider and applied like any notification.
+fetched from the provider and applied like any notification -- but at most
+``status_checks_per_minute`` times per checkout per minute (counted in
+PostgreSQL, so for every API process together), and not at all once the
+registration no longer awaits a payment.  Return pages are public: reloading one, or a script hitting it, must
+not turn into calls with the organizer's key (the pages are also limited per
+client, ``api/rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ledger.domain.registration import Registration
 from ledger.errors import InvalidSignature, LedgerError, NotFound, ProviderUnavailable
@@ -31,6 +39,14 @@ class MalformedNotification(LedgerError):
     title = "The notification body is not a JSON object"
 
 
+#: Provider status calls per checkout per ``STATUS_CHECK_WINDOW`` on behalf of
+#: return pages: enough for a participant who comes back, goes to pay and comes
+#: back again; beyond it the page answers from the ledger, and the webhook and
+#: the reconciler carry on.
+STATUS_CHECKS_PER_WINDOW = 3
+STATUS_CHECK_WINDOW = timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class Received:
     """What one delivery carried and what became of each fact in it."""
@@ -40,10 +56,14 @@ class Received:
 
 
 class NotificationReceiver:
-    def __init__(self, *, service: LedgerService, providers: ProviderAccess, intake: PaymentIntake) -> None:
+    def __init__(
+        self, *, service: LedgerService, providers: ProviderAccess, intake: PaymentIntake,
+        status_checks_per_minute: int = STATUS_CHECKS_PER_WINDOW,
+    ) -> None:
         self.service = service
         self.providers = providers
         self.intake = intake
+        self.status_checks_per_minute = status_checks_per_minute
 
     def receive(self, provider: str, connection_id: str, headers: Mapping[str, str], body: bytes) -> Received:
         """Verify, keep and apply one delivery.  Raises ``InvalidSignature``
@@ -52,7 +72,7 @@ class NotificationReceiver:
         connection = self.providers.connection_of(provider, connection_id)
         db = self.providers.db
 
-        def keep(verification: str, detail: str | None = None, event_ids: tuple[str, ...] = ()) -> int:
+        def keep(verification: str, detail: str | None = None, event_ids: tuple[str, ...] = ()) -> int | None:
             return inbox.record_delivery(
                 db, provider=provider, connection_id=connection.id, headers=dict(headers), body=body,
                 verification=verification, detail=detail, event_ids=event_ids,
@@ -75,6 +95,7 @@ class NotificationReceiver:
             keep("malformed", exc.detail)
             raise MalformedNotification(exc.detail) from None
         inbox_id = keep("verified", event_ids=tuple(n.provider_event_id for n in notifications))
+        assert inbox_id is not None  # verified deliveries are always kept whole
         results = self.intake.receive(connection, notifications, source="webhook", inbox_id=inbox_id)
         inbox.mark_delivery_processed(db, inbox_id)
         return Received(len(notifications), results)
@@ -88,14 +109,25 @@ class NotificationReceiver:
         (Stripe's session id, PayPal's order id): used only when a crash left
         us without a reference of our own -- safe, because the fetched fact
         names its registration and is checked like any other.
+
+        The provider is asked only while the registration awaits a payment,
+        and at most ``status_checks_per_minute`` times a minute per checkout;
+        otherwise the registration is answered as it stands.
         """
         connection = self.providers.connection_of(provider, connection_id)
         registration = self.service.registration(registration_id)
         if registration.organizer_id != connection.organizer_id or registration.provider != provider:
             raise NotFound(f"no registration {registration_id}")
+        if registration.status != "awaiting_payment":
+            return registration  # nothing left for a return to settle
         reference, ours = self._reference(registration, url_reference)
         if reference is None:
             return registration
+        if not inbox.claim_status_check(
+            self.providers.db, str(registration.id), reference,
+            per_window=self.status_checks_per_minute, window=STATUS_CHECK_WINDOW,
+        ):
+            return registration  # asked enough this minute; its answers are applied already
         try:
             found = self.providers.gateway(provider).fetch_status(self.providers.credentials(connection.id), reference)
         except ProviderRejectedRequest:

@@ -1,12 +1,19 @@
 """Use case: a participant registers for a paid event and gets where to pay.
 
-Two steps, each safe to repeat: the registration with its held seat (R9) is
-recorded first (``LedgerService.register_participant``, idempotent by the id
-derived from the request), then the provider checkout is opened
+Two steps, each safe to repeat: the registration is recorded first
+(``LedgerService.register_participant``, idempotent by the id derived from the
+request) holding its seat only for the short window in which its checkout is
+opened (R9, R20), then the provider checkout is opened
 (:class:`~ledger.checkout.CheckoutStarter`, idempotent by the registration id
-at the provider).  A provider outage between the two leaves a registration
-that ``continue_checkout`` -- or the same request again -- carries on.
-Manual (offline) events have no checkout: the organizer records the payment.
+at the provider), which holds the seat for the checkout.  A provider outage
+between the two gives the seat back and leaves a registration that
+``continue_checkout`` -- or the same request again -- carries on.
+Manual (offline) events have no checkout: the organizer records the payment,
+and the registration holds its seat for the configured offline hold
+(``LEDGER_MANUAL_HOLD_SECONDS``).
+
+Both public steps are limited per client (``api/rate_limits.py``), so one
+client cannot hold many seats by registering without paying.
 """
 
 from __future__ import annotations

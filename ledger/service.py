@@ -11,6 +11,11 @@ requests.
 Idempotency: creating commands accept the id of the aggregate to create; the
 API derives it from the ``Idempotency-Key``, so a retry after a crash finds the
 aggregate already there and returns it instead of creating a second one.
+Every command on an existing aggregate (``_change``) run under a key
+(``idempotency_store.active_key``) records its result -- the aggregate and its
+version after the change -- on that key in the same transaction as its events;
+a retry after a crash is answered from that version and the change is never
+applied twice.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
+from ledger import idempotency_store
 from ledger.application import LedgerStore
 from ledger.clock import Clock, utc_now
 from ledger.command_retry import MAX_CACHED_EVENT_IDS, CommandRetry, LruCache
@@ -41,6 +47,7 @@ from ledger.errors import (
 )
 from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
+from ledger.providers.registry import GATEWAY_PROVIDERS
 from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
 A = TypeVar("A")
@@ -48,15 +55,32 @@ OwnedT = TypeVar("OwnedT", bound=Owned)
 Saved = Sequence[Aggregate]
 """The aggregates a command's change saves together; empty when it changed nothing."""
 
+#: R20: how long a registration paid through a provider holds its seat before
+#: the checkout is open -- long enough for the provider calls that open it
+#: (a few bounded-timeout requests), short enough that a registration whose
+#: checkout never opened holds nothing for long.
+OPENING_HOLD = timedelta(minutes=2)
+
+
+def _command_name(change: Callable[..., Any]) -> str:
+    """The service method a ``change`` function belongs to (``reject``,
+    ``request_resend`` …): names the command in its idempotency mark."""
+    qualname = getattr(change, "__qualname__", type(change).__name__)
+    return str(qualname).split(".<locals>")[0].rsplit(".", 1)[-1]
+
 
 class LedgerService:
     def __init__(
-        self, store: LedgerStore, *, clock: Clock = utc_now, seat_hold: timedelta = timedelta(minutes=30),
-        max_attempts: int = 60,
+        self, store: LedgerStore, *, clock: Clock = utc_now, seat_hold: timedelta = timedelta(minutes=15),
+        manual_hold: timedelta = timedelta(hours=24), max_attempts: int = 60,
     ) -> None:
+        """R20: ``seat_hold`` is how long an open provider checkout holds its
+        seat (from the moment it opened); ``manual_hold`` how long an offline
+        (manual) registration holds one while the organizer waits for the money."""
         self.store = store
         self.clock = clock
         self.seat_hold = seat_hold
+        self.manual_hold = manual_hold
         self._retry = CommandRetry(max_attempts=max_attempts)
         # registration id -> its event's id (never changes, so a bounded cache is safe)
         self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
@@ -71,14 +95,28 @@ class LedgerService:
         the command is about, check the caller's If-Match against its version, let
         ``change`` decide (it may load more aggregates) and return what to save,
         save that in one transaction, and re-run all of it when the save conflicts.
-        ``key`` is the aggregate whose in-process lock serializes the attempts."""
+        ``key`` is the aggregate whose in-process lock serializes the attempts.
+        Under an Idempotency-Key the save also records ``<command>:<aggregate
+        id> → version`` on the key (same transaction); when a crashed earlier
+        run already recorded it, the aggregate at that version is returned and
+        ``change`` is not run."""
+
+        command = _command_name(change)
 
         def attempt() -> A:
             aggregate = load()
+            found: Any = aggregate
+            # A keyed retry of a request whose run crashed after this command
+            # committed: answer from the version it committed, never run it again.
+            recorded = idempotency_store.recorded_version(command, found.id)
+            if recorded is not None:
+                return cast(A, self.store.repository.get(found.id, version=recorded))
             self._check_version(aggregate, expected_version)
             to_save = change(aggregate)
             if to_save:
-                self.store.save(*to_save)
+                # Under an Idempotency-Key the key records this result in the
+                # same transaction as the events (ledger.idempotency_store).
+                self.store.save(*to_save, **idempotency_store.commit_marks(command, found.id, found.version))
             return aggregate
 
         return self._retry.run(key, attempt)
@@ -156,6 +194,11 @@ class LedgerService:
 
     def capacity_of(self, event: PaidEvent) -> int:
         return self.organizer(event.organizer_id).plan_size
+
+    def seat_hold_for(self, event: PaidEvent) -> timedelta:
+        """How long a registration for ``event`` holds a seat (R20): the open
+        checkout's hold, or the offline payment's."""
+        return self.seat_hold if event.provider in GATEWAY_PROVIDERS else self.manual_hold
 
     # --- organizers --------------------------------------------------------------------
 
@@ -283,7 +326,12 @@ class LedgerService:
         language: str | None = None, new_id: UUID | None = None,
     ) -> Registration:
         """Hold a seat (R9) and record the registration, atomically.  Not a
-        ``_change``: it creates the registration instead of loading one."""
+        ``_change``: it creates the registration instead of loading one.
+
+        R20: a registration paid through a provider holds its seat only for
+        ``OPENING_HOLD``, while its checkout is being opened
+        (:meth:`start_checkout` then holds it for the checkout); an offline
+        one holds it for ``manual_hold``."""
         uid = new_id or uuid.uuid4()
 
         def run() -> Registration:
@@ -292,9 +340,8 @@ class LedgerService:
                 return existing
             paid_event = self.event(event_id)
             now = self.clock()
-            paid_event.hold_seat(
-                str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + self.seat_hold
-            )
+            hold = OPENING_HOLD if paid_event.provider in GATEWAY_PROVIDERS else self.manual_hold
+            paid_event.hold_seat(str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + hold)
             registration = Registration.register(
                 id=uid, event_id=str(paid_event.id), organizer_id=paid_event.organizer_id,
                 name=name, email=email, fields=dict(fields), language=language,
@@ -307,11 +354,53 @@ class LedgerService:
         return self._retry.run(parse_uuid(event_id, "event"), run)
 
     def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
-        def change(registration: Registration) -> Saved:
-            registration.start_checkout(provider, url, reference)
-            return (registration,)
+        """Record the checkout opened at the provider and hold the seat for
+        ``seat_hold`` from now (R20), in one transaction.  Only the first
+        record of a checkout holds: asking again for the same checkout never
+        extends its hold.  ``CapacityExhausted`` when the opening hold lapsed
+        and its seat went to someone else meanwhile."""
 
-        return self._change_registration(registration_id, change, lock_event=False)
+        def change(registration: Registration) -> Saved:
+            if registration.checkout and registration.checkout["reference"] == reference:
+                return ()
+            paid_event = self.event(registration.event_id)
+            now = self.clock()
+            paid_event.hold_seat(
+                str(registration.id), capacity=self.capacity_of(paid_event), now=now, until=now + self.seat_hold
+            )
+            registration.start_checkout(provider, url, reference)
+            return (registration, paid_event)
+
+        return self._change_registration(registration_id, change)
+
+    def hold_for_checkout(self, registration_id: str) -> Registration:
+        """Hold a seat for ``OPENING_HOLD`` before a provider checkout is
+        opened again (after an outage) for a registration that holds none."""
+
+        def change(registration: Registration) -> Saved:
+            paid_event = self.event(registration.event_id)
+            now = self.clock()
+            if paid_event.holds_seat(str(registration.id), now):
+                return ()
+            paid_event.hold_seat(
+                str(registration.id), capacity=self.capacity_of(paid_event), now=now, until=now + OPENING_HOLD
+            )
+            return (paid_event,)
+
+        return self._change_registration(registration_id, change)
+
+    def release_hold(self, registration_id: str, reason: str) -> Registration:
+        """Give back a held (never a sold) seat: the checkout did not open (R20)."""
+
+        def change(registration: Registration) -> Saved:
+            paid_event = self.event(registration.event_id)
+            rid = str(registration.id)
+            if rid in paid_event.sold or rid not in paid_event.holds:
+                return ()
+            paid_event.release_seat(rid, reason)
+            return (paid_event,)
+
+        return self._change_registration(registration_id, change)
 
     def record_payment(
         self, registration_id: str, *, amount: Money, provider: str, reference: str,
@@ -321,7 +410,7 @@ class LedgerService:
         and then owed back (``refund_due``, reason ``capacity_exhausted``)."""
 
         def change(registration: Registration) -> Saved:
-            if registration.has_payment(provider, reference):
+            if registration.has_payment(provider, reference, amount):  # a repeat; another amount: 409
                 return ()
             paid_event = self.event(registration.event_id)
             granted = False
@@ -421,7 +510,7 @@ class LedgerService:
         expected_version: int | None = None,
     ) -> Registration:
         def change(registration: Registration) -> Saved:
-            if registration.has_refund(reference):
+            if registration.has_refund(reference, amount):  # a repeat; another amount: 409
                 return ()
             paid_event = self.event(registration.event_id)
             if registration.record_refund(amount, reference):

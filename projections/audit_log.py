@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ledger import event_log
+from ledger.proof import queries as proof_queries
 from projections.paging import Page, parse_limit, parse_position
 
 if TYPE_CHECKING:
@@ -47,10 +48,14 @@ def page(ledger: Ledger, *, after: str | int | None = None, limit: str | int | N
     position = parse_position(after)
     size = parse_limit(limit)
     items = event_log.read(ledger.store, after=position, limit=size)
+    with ledger.db.transaction() as conn:
+        hashes = proof_queries.chain_hashes(conn, [item.position for item in items])
     found = []
     for item in items:
         entry = item.as_dict(include_pii=True)
         entry["data"] = redact(entry["data"])
+        # R23: the chain hash once the sealer reached it (about a second), else null.
+        entry["hash"] = hashes.get(item.position)
         found.append(entry)
     following = str(items[-1].position) if len(items) == size else None
     return Page(items=found, next=following)

@@ -29,6 +29,7 @@ from psycopg.rows import tuple_row
 
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
+from ledger.event_log import PUBLIC_TYPES
 from projections import generations, paid_events, who_paid
 from projections.decoding import EventDecoder
 from projections.fee_report import FeeDays
@@ -171,3 +172,46 @@ def apply_batch(
     fees.save(conn, generation.table("fee_daily"))
     generations.advance(conn, generation.generation, batch.reached)
     return batch.reached - generation.position
+
+
+def locate_failure(
+    conn: psycopg.Connection[Any], generation: Generation, decoder: EventDecoder, batch: Batch
+) -> tuple[Notification, Exception] | None:
+    """The event of ``batch`` that makes it fail, and the error it raises --
+    to name a poisoned event (``ledger status``, ``/readyz``, ``ledger
+    rebuild``), never to apply anything: every attempt is rolled back.
+
+    Bisects on the length of the failing prefix: about log2(batch size)
+    attempts, each one batch apply.  ``None`` when the whole batch applies
+    (the failure came from elsewhere: a lost connection, a lock timeout)."""
+    found = list(batch.notifications)
+
+    def failure(length: int) -> Exception | None:
+        if length == 0:
+            return None
+        prefix = Batch(batch.after, found[:length], found[length - 1].id)
+        try:
+            with conn.transaction(force_rollback=True):
+                apply_batch(conn, generation, decoder, prefix)
+        except Exception as exc:  # what we are looking for
+            return exc
+        return None
+
+    error = failure(len(found))
+    if error is None:
+        return None
+    good, bad = 0, len(found)  # a prefix of `good` applies, one of `bad` fails with `error`
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        found_error = failure(middle)
+        if found_error is None:
+            good = middle
+        else:
+            bad, error = middle, found_error
+    return found[bad - 1], error
+
+
+def event_type(notification: Notification) -> str:
+    """The public type of a stored event (``PaymentRecorded``), else its topic."""
+    cls = RELEVANT_TOPICS.get(notification.topic)
+    return PUBLIC_TYPES[cls][0] if cls in PUBLIC_TYPES else notification.topic

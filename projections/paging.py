@@ -64,7 +64,7 @@ def parse_limit(value: str | int | None, *, default: int = DEFAULT_LIMIT, maximu
         raise ValidationFailed({"limit": [f"must be an integer between 1 and {maximum}"]})
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit() or len(text) > 9:
+        if not is_ascii_number(text, 9):
             raise ValidationFailed({"limit": [f"must be an integer between 1 and {maximum}"]})
         value = int(text)
     if not 1 <= value <= maximum:
@@ -79,13 +79,20 @@ def parse_position(value: str | int | None, *, name: str = "after") -> int:
         return 0
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+    elif isinstance(value, str) and is_ascii_number(value.strip(), 18):
         number = int(value.strip())
     else:
         raise ValidationFailed({name: ["must be a non-negative integer position"]})
     if number < 0:
         raise ValidationFailed({name: ["must be a non-negative integer position"]})
     return number
+
+
+def is_ascii_number(text: str, max_digits: int) -> bool:
+    """1 to ``max_digits`` ASCII digits.  ``str.isdigit`` alone is not enough:
+    it also takes "²" (which ``int`` refuses: a 500) and "٣" (which ``int``
+    reads as 3: a cursor nobody handed out)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 _CURSOR_PREFIX = "c1:"
@@ -122,6 +129,6 @@ def decode_int_cursor(value: str | None) -> int | None:
     if found is None:
         return None
     key = found[0]
-    if not key.isdigit() or len(key) > 18:
+    if not is_ascii_number(key, 18):
         raise InvalidCursor()
     return int(key)

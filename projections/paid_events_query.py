@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from psycopg.rows import class_row
 
 from ledger.scope import Scope
-from projections.paging import InvalidCursor, decode_cursor, encode_cursor
+from projections.paging import InvalidCursor, decode_cursor, encode_cursor, is_ascii_number
 from projections.paid_events import COLUMNS, PaidEventRow
 
 if TYPE_CHECKING:
@@ -35,9 +36,12 @@ def _decode(after: str | None) -> tuple[datetime, str] | None:
     if found is None:
         return None
     micros, event_id = found
-    if not micros.isdigit() or len(micros) > 18:
+    if not is_ascii_number(micros, 18):
         raise InvalidCursor()
-    return _EPOCH + int(micros) * _MICRO, event_id
+    try:
+        return _EPOCH + int(micros) * _MICRO, str(UUID(event_id))
+    except (OverflowError, ValueError):  # beyond datetime.max, or not an id we handed out
+        raise InvalidCursor() from None
 
 
 def newest_first(

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ledger.event_log import head
+from ledger.log_follower import EventFailed
 from projections import generations
-from projections.batch import Reader, apply_batch, read_batch
+from projections.batch import Batch, Reader, apply_batch, event_type, locate_failure, read_batch
 from projections.decoding import EventDecoder
 from projections.generations import Generation
 from projections.paging import RebuildInProgress
@@ -34,6 +35,37 @@ if TYPE_CHECKING:
 
 REBUILD_LOCK_KEY = 0x1ED6E8  # advisory lock: one rebuild at a time
 DEFAULT_BATCH_SIZE = 5000
+
+
+class RebuildFailed(Exception):
+    """An event could not be applied to the generation being built.  Nothing
+    is switched: readers keep the active views, and the building generation
+    keeps every batch before the failing one, so fixing the cause and running
+    ``ledger rebuild`` again resumes there."""
+
+    def __init__(self, generation: int, position: int, event_type: str | None, cause: BaseException) -> None:
+        where = f"at position {position} ({event_type})" if event_type else f"after position {position}"
+        super().__init__(
+            f"rebuilding generation {generation} stopped {where}: {type(cause).__name__}: {cause}".strip()
+        )
+        self.generation, self.position, self.event_type, self.cause = generation, position, event_type, cause
+
+
+def _failure(ledger: Ledger, generation: Generation, batch: Batch | None, error: Exception) -> Exception:
+    """``error`` as :class:`RebuildFailed` naming the event to blame when one is."""
+    if isinstance(error, RebuildInProgress | EventFailed):
+        return error
+    if batch is None or not batch.notifications or isinstance(error, psycopg.OperationalError):
+        return RebuildFailed(generation.generation, generation.position, None, error)
+    try:
+        with ledger.db.transaction() as conn:
+            found = locate_failure(conn, generation, EventDecoder(ledger.store.mapper), batch)
+    except Exception:
+        found = None
+    if found is None:
+        return RebuildFailed(generation.generation, batch.after, None, error)
+    notification, cause = found
+    return RebuildFailed(generation.generation, notification.id, event_type(notification), cause)
 
 
 @dataclass(frozen=True)
@@ -88,12 +120,17 @@ def _fill(
     decoder = EventDecoder(ledger.store.mapper)
     with Reader(ledger.store.recorder, batch_size) as reader:
         while stop is None or not stop.is_set():
-            with ledger.db.transaction() as conn:
-                locked = generations.lock(conn, generation.generation)
-                if locked is None or locked.state != "building":
-                    raise RebuildInProgress("the generation being rebuilt was removed by another process")
-                batch = reader.read(locked.position)
-                moved = apply_batch(conn, locked, decoder, batch)
+            batch: Batch | None = None
+            locked: Generation | None = generation
+            try:
+                with ledger.db.transaction() as conn:
+                    locked = generations.lock(conn, generation.generation)
+                    if locked is None or locked.state != "building":
+                        raise RebuildInProgress("the generation being rebuilt was removed by another process")
+                    batch = reader.read(locked.position)
+                    moved = apply_batch(conn, locked, decoder, batch)
+            except Exception as error:
+                raise _failure(ledger, locked or generation, batch, error) from error
             if not moved:
                 break
             applied += moved
@@ -114,14 +151,23 @@ def _switch(ledger: Ledger, generation: Generation, batch_size: int) -> tuple[in
                 break
         locked = generations.lock(conn, generation.generation)
         assert locked is not None
+        failed: tuple[Generation, Batch, Exception] | None = None
         while True:
             batch = read_batch(ledger.store.recorder, locked.position, batch_size)
-            moved = apply_batch(conn, locked, decoder, batch)
+            try:
+                with conn.transaction():  # a savepoint: the failing batch alone is undone
+                    moved = apply_batch(conn, locked, decoder, batch)
+            except Exception as error:
+                failed = (locked, batch, error)
+                break
             if not moved:
                 break
             applied += moved
             locked = replace(locked, position=batch.reached)
-        generations.activate(conn, locked, old)
+        if failed is None:
+            generations.activate(conn, locked, old)
+    if failed is not None:
+        raise _failure(ledger, *failed) from failed[2]
     return applied, locked.position
 
 

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from ledger.event_log import head
-from ledger.log_follower import LogBatch, LogConsumer, LogFollower
+from ledger.log_follower import EventFailed, LogBatch, LogConsumer, LogFollower
 from projections import generations
-from projections.batch import Batch, Reader, apply_batch
+from projections.batch import Batch, Reader, apply_batch, event_type, locate_failure
 from projections.decoding import EventDecoder
 
 if TYPE_CHECKING:
@@ -135,6 +137,28 @@ class ProjectionRunner(LogConsumer):
         except LayoutOutdated as outdated:
             self._rebuild(outdated)
             return self.resume()
+        except Exception as error:
+            raise self._named(error, read) from error
+
+    def _named(self, error: Exception, batch: Batch) -> Exception:
+        """``error`` as :class:`EventFailed` naming the event of ``batch`` that
+        fails (the follower reports it: ``/readyz``, ``ledger status``), or
+        ``error`` itself when no single event is to blame (a lost connection)."""
+        if isinstance(error, psycopg.OperationalError) or not batch.notifications:
+            return error
+        try:
+            with self.ledger.db.transaction() as conn:
+                generation = generations.active(conn, lock=True)
+                if generation is None or generation.position != batch.after:
+                    return error
+                found = locate_failure(conn, generation, self.decoder, batch)
+        except Exception:
+            log.exception("%s: could not tell which event fails", self.name)
+            return error
+        if found is None:
+            return error
+        notification, cause = found
+        return EventFailed(notification.id, event_type(notification), cause)
 
     def _active(self) -> generations.Generation | None:
         with self.ledger.db.transaction() as conn:

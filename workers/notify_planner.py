@@ -1,6 +1,9 @@
 """What e-mails each fact implies (R11–R15), decided in log order.
 
-For every notification the planner, in **one** PostgreSQL transaction:
+For every notification the planner first **decides**, outside any transaction:
+it reads what the fact needs from the event store (aggregates at the event's
+version, the organizer, the paid event) and, for a reschedule, who is still
+open.  Then, in **one** PostgreSQL transaction on one connection, it:
 
 1. locks its position row (``notify_position``) and skips the notification if
    another notify process already passed it;
@@ -15,6 +18,16 @@ For every notification the planner, in **one** PostgreSQL transaction:
 A crash before the commit loses nothing (the notification is read again); after
 it, nothing is planned twice.  Sending is a separate step (workers/notify_sender.py).
 
+Why decide first: the event store is another connection pool.  A transaction
+that holds locks (position row, ``access_tokens`` rows) while it waits for an
+event-store read makes a cycle through the application that PostgreSQL cannot
+detect — the first release wedged that way when start-up DDL queued an
+ACCESS EXCLUSIVE lock on ``ledger_events`` (issue 11).  So the transaction only
+ever waits on its own connection.  What was read before it can only be stale
+for a reschedule (another notify process may have changed who is open in
+between): that set is read again under the position lock and, if it changed,
+the decision is made again (at most :data:`DECIDE_ATTEMPTS` times).
+
 The planner reads aggregates *at the version of the event* where it matters
 (money amounts in a confirmation, a rejection, a cancellation), so what an
 e-mail says does not depend on how far behind the worker is.
@@ -23,8 +36,10 @@ e-mail says does not depend on how far behind the worker is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from uuid import UUID
@@ -52,6 +67,13 @@ def mail_domain(public_url: str) -> str:
     return urlparse(public_url).hostname or "ledger.localhost"
 
 
+#: Decisions made again at most this many times when who is open changed meanwhile.
+DECIDE_ATTEMPTS = 5
+
+#: One write of a decision, run inside the planning transaction.
+Write = Callable[[Conn], object]
+
+
 @dataclass(frozen=True)
 class PlannedEmail:
     dedupe_key: str
@@ -59,6 +81,17 @@ class PlannedEmail:
     registration_id: str
     recipient: str
     context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one fact implies, decided before the planning transaction: the
+    writes to run in it, the e-mails to plan, and for a reschedule the set of
+    open registrations the fan-out was computed for (event id, ids)."""
+
+    writes: Sequence[Write] = ()
+    emails: Sequence[PlannedEmail] = ()
+    fan_out: tuple[str, tuple[str, ...]] | None = None
 
 
 class Planner:
@@ -79,80 +112,103 @@ class Planner:
             item: LogItem | None = to_item(self.ledger.store, notification)
         except KeyError:  # an event type this checkout does not publish: nothing to send
             item = None
-        with self.ledger.db.transaction() as conn:
-            conn.execute("INSERT INTO notify_position (worker, position) VALUES (%s, 0)"
-                         " ON CONFLICT DO NOTHING", (self.worker,))
-            row = conn.execute("SELECT position FROM notify_position WHERE worker = %s FOR UPDATE",
-                               (self.worker,)).fetchone()
-            assert row is not None
-            if int(row[0]) >= notification.id:
-                return 0  # another notify process got here first
-            planned = self._apply(conn, item) if item is not None else []
-            added = sum(self._insert(conn, item, email) for email in planned) if item else 0
-            conn.execute("UPDATE notify_position SET position = %s WHERE worker = %s",
-                         (notification.id, self.worker))
-        return added
+        for _ in range(DECIDE_ATTEMPTS):
+            decision = self._decide(item) if item is not None else Decision()  # no transaction open
+            with self.ledger.db.transaction() as conn:
+                conn.execute("INSERT INTO notify_position (worker, position) VALUES (%s, 0)"
+                             " ON CONFLICT DO NOTHING", (self.worker,))
+                row = conn.execute("SELECT position FROM notify_position WHERE worker = %s FOR UPDATE",
+                                   (self.worker,)).fetchone()
+                assert row is not None
+                if int(row[0]) >= notification.id:
+                    return 0  # another notify process got here first
+                if not self._still_valid(conn, decision):
+                    continue  # who is open changed since the decision: decide again
+                for write in decision.writes:
+                    write(conn)
+                added = sum(self._insert(conn, item, email) for email in decision.emails) if item else 0
+                conn.execute("UPDATE notify_position SET position = %s WHERE worker = %s",
+                             (notification.id, self.worker))
+            return added
+        raise RuntimeError(f"notify: the open registrations kept changing while planning {notification.id}")
 
     # --- facts -----------------------------------------------------------------------
 
-    def _apply(self, conn: Conn, item: LogItem) -> list[PlannedEmail]:
+    def _decide(self, item: LogItem) -> Decision:
+        """What the fact implies: every event-store read happens here, before
+        the planning transaction opens (module doc)."""
         event = item.domain_event
         rid = item.aggregate_id
+        at = item.occurred_at
         if isinstance(event, Registration.Registered):
-            conn.execute(
+            registered = (rid, event.event_id, event.organizer_id)
+            return Decision(writes=[lambda conn: conn.execute(
                 "INSERT INTO notify_registrations (registration_id, event_id, organizer_id, is_open)"
-                " VALUES (%s, %s, %s, true) ON CONFLICT (registration_id) DO NOTHING",
-                (rid, event.event_id, event.organizer_id),
-            )
-            return []
+                " VALUES (%s, %s, %s, true) ON CONFLICT (registration_id) DO NOTHING", registered)])
         if isinstance(event, Registration.PaymentRecorded | Registration.Confirmed):
             reg = self._registration_at(item)
-            self._set_open(conn, reg)
-            if not reg.keeps_ticket:
-                return []  # partial payment, or paid after the last seat went (R9): no ticket
-            self._issue(conn, reg, item.occurred_at)
-            return [self._email("confirmation", f"confirmation:{rid}", reg, {})]
+            if not reg.keeps_ticket:  # partial payment, or paid after the last seat went (R9): no ticket
+                return Decision(writes=[partial(self._set_open, reg=reg)])
+            return Decision(writes=[partial(self._set_open, reg=reg), partial(self._issue, reg=reg, at=at)],
+                            emails=[self._email("confirmation", f"confirmation:{rid}", reg, {})])
         if isinstance(event, Registration.ConfirmationResendRequested):
             reg = self._registration_at(item)
-            self._issue(conn, reg, item.occurred_at)
-            return [self._email("resend", f"resend:{item.id}", reg, {})]
+            return Decision(writes=[partial(self._issue, reg=reg, at=at)],
+                            emails=[self._email("resend", f"resend:{item.id}", reg, {})])
         if isinstance(event, Registration.Rejected | Registration.Cancelled):
             reg = self._registration_at(item)
             before = self._registration_at(item, offset=1)
-            self._set_open(conn, reg)
             reason = "rejected" if isinstance(event, Registration.Rejected) else "event_cancelled"
-            access_tokens.revoke_registration(conn, rid, reason=reason, at=item.occurred_at)
             kind = "rejection" if reason == "rejected" else "cancellation"
             extra = {"reason": event.reason, "had_ticket": before.keeps_ticket}
-            return [self._email(kind, f"{kind}:{item.id}", reg, extra)]
+            return Decision(
+                writes=[partial(self._set_open, reg=reg),
+                        partial(access_tokens.revoke_registration, registration_id=rid, reason=reason, at=at)],
+                emails=[self._email(kind, f"{kind}:{item.id}", reg, extra)],
+            )
         if isinstance(event, Registration.RefundRecorded):
             reg = self._registration_at(item)
-            self._set_open(conn, reg)
+            writes: list[Write] = [partial(self._set_open, reg=reg)]
             if not reg.is_open:
-                access_tokens.revoke_registration(conn, rid, reason="refunded", at=item.occurred_at)
-            return []
+                writes.append(partial(access_tokens.revoke_registration, registration_id=rid, reason="refunded",
+                                      at=at))
+            return Decision(writes=writes)
         if isinstance(event, PaidEvent.Rescheduled):
-            return self._reschedule(conn, item, event)
+            return self._reschedule(item, event)
         if isinstance(event, PaidEvent.Cancelled):
-            access_tokens.revoke_event(conn, rid, reason="event_cancelled", at=item.occurred_at)
-        return []
+            return Decision(writes=[partial(access_tokens.revoke_event, event_id=rid, reason="event_cancelled",
+                                            at=at)])
+        return Decision()
 
-    def _reschedule(self, conn: Conn, item: LogItem, event: PaidEvent.Rescheduled) -> list[PlannedEmail]:
-        """R13: every registration of the event still open at this point of the log."""
-        rows = conn.execute(
-            "SELECT registration_id FROM notify_registrations WHERE event_id = %s AND is_open"
-            " ORDER BY registration_id", (item.aggregate_id,),
-        ).fetchall()
+    def _reschedule(self, item: LogItem, event: PaidEvent.Rescheduled) -> Decision:
+        """R13: every registration of the event still open at this point of the
+        log (checked again under the position lock, see :meth:`handle`)."""
+        with self.ledger.db.transaction() as conn:
+            open_ids = self._open_registrations(conn, item.aggregate_id)
         paid_event: PaidEvent = self.ledger.store.repository.get(UUID(item.aggregate_id),
                                                                  version=item.aggregate_version)
         planned = []
-        for (rid,) in rows:
+        for rid in open_ids:
             reg = self.ledger.service.registration(rid)
             extra = {"session_id": event.session_id, "starts_at": event.starts_at,
                      "previous_starts_at": event.previous_starts_at, "has_ticket": reg.keeps_ticket}
             planned.append(self._email("reschedule", f"reschedule:{item.id}:{rid}", reg, extra,
                                        paid_event=paid_event))
-        return planned
+        return Decision(emails=planned, fan_out=(item.aggregate_id, open_ids))
+
+    def _still_valid(self, conn: Conn, decision: Decision) -> bool:
+        if decision.fan_out is None:
+            return True
+        event_id, open_ids = decision.fan_out
+        return self._open_registrations(conn, event_id) == open_ids
+
+    @staticmethod
+    def _open_registrations(conn: Conn, event_id: str) -> tuple[str, ...]:
+        rows = conn.execute(
+            "SELECT registration_id FROM notify_registrations WHERE event_id = %s AND is_open"
+            " ORDER BY registration_id", (event_id,),
+        ).fetchall()
+        return tuple(str(rid) for (rid,) in rows)
 
     # --- helpers ----------------------------------------------------------------------
 

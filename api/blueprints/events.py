@@ -19,7 +19,7 @@ from api.schemas import (
     EventSchema,
     ReasonSchema,
     RescheduleSchema,
-    money_from,
+    price_from,
 )
 from ledger.domain.paid_event import PaidEvent
 from ledger.errors import ValidationFailed
@@ -46,6 +46,7 @@ def event_json(paid_event: PaidEvent) -> dict[str, Any]:
         "cancel_reason": paid_event.cancel_reason,
         "created_at": paid_event.created_on.isoformat(),
         **paid_event.summary(capacity, ledger.service.clock()),
+        "hold_seconds": int(ledger.service.seat_hold_for(paid_event).total_seconds()),
     }
 
 
@@ -65,7 +66,7 @@ class Events(MethodView):
             sessions = sessions or [body["starts_at"]]
         if not sessions:
             raise ValidationFailed({"starts_at": ["starts_at or sessions is required"]})
-        price = money_from(body["price"], "price.amount")
+        price = price_from(body["price"])
         paid_event = current_ledger().service.create_event(
             organizer_id=organizer_id, title=body["title"], description=body["description"],
             sessions=sessions, timezone=body["timezone"], permanent=body["permanent"],

@@ -27,7 +27,10 @@ class LogQuerySchema(Schema):
 
 
 class LogItemSchema(Schema):
-    position = fields.Integer(metadata={"description": "global order, gap-free in commit order"})
+    position = fields.Integer(metadata={
+        "description": "global order: increasing in commit order; numbers may be skipped (a rolled-back write "
+                       "consumes one)",
+    })
     id = fields.String(metadata={"description": "stable event id (uuid5 of aggregate id and version)"})
     type = fields.String(metadata={"example": "PaymentRecorded"})
     aggregate_type = fields.String()
@@ -40,6 +43,9 @@ class LogItemSchema(Schema):
         "description": "who caused it: public, system, provider:<name>:<connection> or <role>:<token hash prefix>",
     })
     data = fields.Dict(metadata={"description": "the event's own fields (credentials redacted)"})
+    hash = fields.String(allow_none=True, metadata={
+        "description": "hex SHA-256 chain hash of this event (docs/audit.md); null until sealed, about a second",
+    })
 
 
 class LogPageSchema(Schema):

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from api.auth import authenticated
 from api.context import current_ledger
-from api.idempotency import derived_id
+from api.idempotency import derived_id, unstored_key
 from api.responses import if_match, respond
 from api.schemas import (
     ConnectionPageSchema,
@@ -123,7 +123,8 @@ class Tokens(MethodView):
         if body["role"] == "organizer":
             ledger.service.organizer(body["organizer_id"] or "")
         token = api_tokens.create_token(
-            ledger.db, role=body["role"], organizer_id=body["organizer_id"], label=body["label"]
+            ledger.db, role=body["role"], organizer_id=body["organizer_id"], label=body["label"],
+            once=unstored_key(),
         )
         return respond(
             TokenSchema, {"token": token, "role": body["role"], "organizer_id": body["organizer_id"]}, 201

@@ -36,6 +36,7 @@ class EventLine:
     sessions: int
     permanent: bool
     tickets_sold: int
+    tickets_held: int
     tickets_left: int
     capacity: int
 
@@ -59,7 +60,8 @@ def events_page(
             status=paid_event.status or row.status, price=Money(row.price_minor, row.currency),
             starts_at=paid_event.starts_at, timezone=paid_event.timezone,
             sessions=len(paid_event.sessions), permanent=paid_event.permanent,
-            tickets_sold=summary["tickets_sold"], tickets_left=summary["tickets_left"],
+            tickets_sold=summary["tickets_sold"], tickets_held=summary["tickets_held"],
+            tickets_left=summary["tickets_left"],
             capacity=summary["capacity"],
         ))
     return lines, following

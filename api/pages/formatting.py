@@ -133,7 +133,11 @@ def parse_local(text: str, tz: str, *, field: str = "starts_at") -> datetime:
         naive = naive.replace(tzinfo=None)
     place = zone(tz)
     local = naive.replace(tzinfo=place)
-    if local.astimezone(UTC).astimezone(place).replace(tzinfo=None) != naive:
+    try:
+        round_trip = local.astimezone(UTC).astimezone(place).replace(tzinfo=None)
+    except OverflowError:  # e.g. 9999-12-31T23:59 west of UTC: beyond datetime.max
+        raise ValidationFailed({field: ["enter a date between the years 1 and 9999"]}) from None
+    if round_trip != naive:
         raise ValidationFailed({field: [f"{text} does not exist in {tz} (daylight-saving change)"]})
     return local
 

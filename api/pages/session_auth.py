@@ -2,11 +2,15 @@
 
 Why a session cookie instead of the bearer token: a browser cannot attach an
 ``Authorization`` header to a plain form post.  The person pastes a token once;
-the cookie then holds a *signed* session with the token's SHA-256 (the same hash
-``api_tokens`` stores) and the principal — never the raw token, so a leaked
-cookie or log line cannot be replayed against the API.  Every request re-checks
-the hash against ``api_tokens`` (cached for a few seconds, like ``api.auth``), so
-revoking a token also ends its page sessions.
+the cookie then holds a *signed* session with a random session id and the
+token's SHA-256 (the same hash ``api_tokens`` stores) — never the raw token, so
+a leaked cookie or log line cannot be replayed against the API.
+
+The session lives on the server too (``ledger.page_sessions``): every request
+checks that its session is still on and its token not revoked, with no cache,
+so signing out (or revoking the token) ends the session at once for every copy
+of the cookie — a cookie copied before ``POST /app/logout`` gets the sign-in
+page afterwards.
 
 The cookie is HttpOnly (scripts cannot read it), SameSite=Lax (other sites'
 forms do not carry it), Secure when the ledger is served over https, and scoped
@@ -20,7 +24,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -31,7 +34,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from api.auth import RequestPrincipal
 from api.context import current_ledger
-from ledger import api_tokens
+from ledger import api_tokens, page_sessions
 from ledger.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,8 +45,8 @@ CSRF_FIELD = "csrf_token"
 #: Domain separation: the session-signing key is derived from LEDGER_SECRET_KEY
 #: but can never equal a key the ledger uses for anything else (SecretBox).
 _KEY_CONTEXT = b"webinar-ledger/pages/session-signing/v1"
-_CACHE_SECONDS = 5.0
-_cache: dict[str, tuple[float, api_tokens.Principal | None]] = {}
+#: The cookie's key naming the server-side session (``ledger.page_sessions``).
+SESSION_ID = "sid"
 
 #: Roles allowed to change things through the pages (as in the API, admin may
 #: do what an organizer may; finance is read-only everywhere).
@@ -79,29 +82,24 @@ def configure(app: Flask, settings: Settings) -> None:
 # --- who is signed in ------------------------------------------------------------
 
 
-def _principal_for_hash(token_hash: str) -> api_tokens.Principal | None:
-    now = time.monotonic()
-    hit = _cache.get(token_hash)
-    if hit and now - hit[0] < _CACHE_SECONDS:
-        return hit[1]
-    with current_ledger().db.transaction() as conn:
-        row = conn.execute(
-            "SELECT role, organizer_id FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL",
-            (token_hash,),
-        ).fetchone()
-    principal = api_tokens.Principal(role=row[0], organizer_id=row[1]) if row else None
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[token_hash] = (now, principal)
-    return principal
+def _session_principal() -> api_tokens.Principal | None:
+    """The server's answer for this request's session, asked once per request."""
+    if "page_principal" not in g:
+        session_id = session.get(SESSION_ID)
+        g.page_principal = (
+            page_sessions.principal(current_ledger().db, session_id) if isinstance(session_id, str) else None
+        )
+    found: api_tokens.Principal | None = g.page_principal
+    return found
 
 
 def current_user() -> RequestPrincipal | None:
-    """The signed-in principal, or None (also when the token was revoked)."""
+    """The signed-in principal, or None (also when the session was signed
+    out or its token revoked)."""
     token_hash = session.get("th")
-    if not isinstance(token_hash, str):
+    if not isinstance(token_hash, str) or not isinstance(session.get(SESSION_ID), str):
         return None
-    principal = _principal_for_hash(token_hash)
+    principal = _session_principal()
     if principal is not None:
         from ledger.actor import current_actor
 
@@ -119,8 +117,13 @@ def sign_in(token: str) -> RequestPrincipal | None:
     if principal is None:
         return None
     session.clear()
+    g.pop("page_principal", None)
+    token_hash = api_tokens.hash_token(token.strip())
     session.permanent = True
-    session["th"] = api_tokens.hash_token(token.strip())
+    session[SESSION_ID] = page_sessions.open_session(
+        current_ledger().db, token_hash=token_hash, lifetime=SESSION_LIFETIME
+    )
+    session["th"] = token_hash
     session["role"] = principal.role
     session["org"] = principal.organizer_id
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
@@ -128,6 +131,11 @@ def sign_in(token: str) -> RequestPrincipal | None:
 
 
 def sign_out() -> None:
+    """End the session on the server (every copy of the cookie), then here."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        page_sessions.revoke(current_ledger().db, session_id)
+    g.pop("page_principal", None)
     session.clear()
 
 

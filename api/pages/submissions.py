@@ -12,6 +12,12 @@ finds the aggregate it created.
 
 A refused command (``LedgerError``) releases its claim: the person corrects
 the form and submits the same key again.
+
+A crash after the command committed but before its key was completed: the
+command recorded its result on the key in its events' transaction (the claim
+is published to the service as ``idempotency_store.active_key``), so the next
+submission of the form takes the key over and the service answers from that
+result instead of running the command again (see ``ledger.idempotency_store``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from werkzeug.wrappers import Response
 from api.context import current_ledger
 from api.pages.session_auth import CSRF_FIELD, session_credential
 from ledger.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
-from ledger.idempotency_store import ClaimResult, IdempotencyStore, KeySlot, Outcome
+from ledger.idempotency_store import ActiveKey, Claim, ClaimResult, IdempotencyStore, KeySlot, Outcome, using_key
 
 FIELD = "form_key"
 _NAMESPACE = uuid.UUID("3f0b8c2e-5d7a-4c41-9d6e-6a3c1e9b7f10")
@@ -57,17 +63,17 @@ def _request_hash() -> str:
     return digest.hexdigest()
 
 
-def _previous_location(slot: KeySlot) -> str | None:
-    """Claim the key; None when this submission should run, or the URL the
-    first submission sent the browser to."""
+def _claim(slot: KeySlot) -> tuple[Claim, str | None]:
+    """Claim the key: (the claim, None) when this submission should run, or
+    (the claim, the URL the first submission sent the browser to)."""
     claim = IdempotencyStore(current_ledger().db).claim(slot, _request_hash())
     if claim.result is ClaimResult.CLAIMED:
-        return None
+        return claim, None
     if claim.result is ClaimResult.REUSED:
         raise IdempotencyKeyReused("this form was already sent with other values: reload the page", field=FIELD)
     if claim.result is ClaimResult.BUSY or claim.outcome is None:
         raise RequestInProgress("this form is still being processed; reload the page in a moment")
-    return claim.outcome.headers.get("Location", request.path)
+    return claim, claim.outcome.headers.get("Location", request.path)
 
 
 def run_once(action: Callable[[], str], *, replayed: Callable[[], None] | None = None) -> Response:
@@ -76,13 +82,14 @@ def run_once(action: Callable[[], str], *, replayed: Callable[[], None] | None =
     ``LedgerError`` from ``action`` releases the claim and propagates, so the
     view can show it next to its field."""
     slot = KeySlot(session_credential(), _key())
-    previous = _previous_location(slot)
+    claim, previous = _claim(slot)
     if previous is not None:
         if replayed is not None:
             replayed()
         return redirect(previous, 303)
     try:
-        location = action()
+        with using_key(ActiveKey(slot, claim.committed)):  # commands record their result on the key
+            location = action()
     except BaseException:  # a refusal or a crash: the person may submit again
         with current_ledger().db.transaction() as conn:
             IdempotencyStore.release(conn, slot)

@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 
 def _version(raw: str | None) -> int | None:
     """The aggregate version the form was rendered from (its ``If-Match``)."""
-    return int(raw) if raw and raw.isdigit() else None
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 @bp.get("/events")
@@ -43,6 +43,7 @@ def _event(event_id: str) -> tuple[PaidEvent, dict[str, Any]]:
     ledger = current_ledger()
     paid_event = ledger.service.event(event_id, g.principal.scope)
     summary = paid_event.summary(ledger.service.capacity_of(paid_event), ledger.service.clock())
+    summary["hold_seconds"] = int(ledger.service.seat_hold_for(paid_event).total_seconds())
     return paid_event, summary
 
 

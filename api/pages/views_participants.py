@@ -53,7 +53,7 @@ def _decide(registration_id: str, kind: str, command: Callable[[int | None], obj
     the form came from with the message next to its field."""
     ledger = current_ledger()
     raw_version = request.form.get("version", "")
-    version = int(raw_version) if raw_version.isdigit() else None
+    version = int(raw_version) if raw_version.isascii() and raw_version.isdigit() and len(raw_version) <= 9 else None
     back = safe_next(request.form.get("next")) or url_for("pages.registration", registration_id=registration_id)
     try:
         def act() -> str:

@@ -6,6 +6,12 @@ whole: every seat change is an event on *this* aggregate, so two concurrent
 sales of the last seat conflict on the aggregate's version and one of them is
 retried against the new state (optimistic concurrency).  That is what makes
 overselling impossible, across threads and processes alike.
+
+Holds are for real buyers only (R20): a seat is held for a short opening
+window while the provider checkout is being opened, then for the checkout's
+hold once it is open, and is released when the checkout expires or fails;
+an offline (manual) registration holds one for a set time.  Every hold has an
+expiry, so a lapsed hold frees its seat without any event being written.
 """
 
 from __future__ import annotations
@@ -157,13 +163,16 @@ class PaidEvent(Aggregate):
         if self.status == "cancelled":
             raise EventCancelled("the event is cancelled")
 
-    # --- seats (R9) -------------------------------------------------------------
+    # --- seats (R9, R20) ---------------------------------------------------------
+
+    def seats_held(self, now: datetime) -> int:
+        """Unexpired holds of registrations that have not bought their seat."""
+        stamp = now.isoformat()
+        return sum(1 for rid, until in self.holds.items() if rid not in self.sold and until > stamp)
 
     def seats_taken(self, now: datetime) -> int:
-        """Sold seats plus unexpired holds of checkouts still open."""
-        stamp = now.isoformat()
-        held = sum(1 for rid, until in self.holds.items() if rid not in self.sold and until > stamp)
-        return len(self.sold) + held
+        """Sold seats plus unexpired holds."""
+        return len(self.sold) + self.seats_held(now)
 
     def seats_left(self, capacity: int, now: datetime) -> int:
         return max(0, capacity - self.seats_taken(now))
@@ -177,11 +186,19 @@ class PaidEvent(Aggregate):
         expires_at: str
 
     def hold_seat(self, registration_id: str, *, capacity: int, now: datetime, until: datetime) -> None:
-        """Reserve a seat while a checkout is open (R9); refused when none is left."""
+        """Reserve a seat until ``until`` (R9, R20); refused when none is left.
+
+        A registration whose hold has not lapsed keeps its seat and only gets
+        the new expiry (the opening hold becoming the checkout's hold): it
+        never needs a second seat.  A sold seat needs no hold.
+        """
         self._require_scheduled()
-        if self.seats_left(capacity, now) < 1:
+        if registration_id in self.sold:
+            return
+        if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
             raise CapacityExhausted(f"all {capacity} tickets are taken (R9)")
-        self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
+        if self.holds.get(registration_id) != until.isoformat():
+            self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
 
     @event(SeatHeld)
     def _seat_held(self, registration_id: str, expires_at: str) -> None:
@@ -222,8 +239,12 @@ class PaidEvent(Aggregate):
         self.holds.pop(registration_id, None)
 
     def summary(self, capacity: int, now: datetime) -> dict[str, Any]:
+        """Seats as shown to people: sold and held apart (R20), so a sell-out
+        by unpaid holds is visible as such."""
+        scheduled = self.status == "scheduled"
         return {
             "tickets_sold": len(self.sold),
-            "tickets_left": self.seats_left(capacity, now) if self.status == "scheduled" else 0,
+            "tickets_held": self.seats_held(now) if scheduled else 0,
+            "tickets_left": self.seats_left(capacity, now) if scheduled else 0,
             "capacity": capacity,
         }

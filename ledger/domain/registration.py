@@ -19,9 +19,16 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.errors import AmountMismatch, CurrencyMismatch, InvalidState, RefundExceedsPaid
+from ledger.errors import (
+    AmountMismatch,
+    CurrencyMismatch,
+    InvalidState,
+    PaymentReferenceConflict,
+    RefundExceedsPaid,
+    RefundReferenceConflict,
+)
 from ledger.fee_policy import DEFAULT_FEE_POLICY, FeePolicy
-from ledger.money import Money
+from ledger.money import Money, check_bounded
 
 OPEN_STATUSES = ("awaiting_payment", "paid", "confirmed")
 
@@ -135,8 +142,20 @@ class Registration(Aggregate):
 
     # --- payments -----------------------------------------------------------------
 
-    def has_payment(self, provider: str, reference: str) -> bool:
-        return any(p["provider"] == provider and p["reference"] == reference for p in self.payments)
+    def has_payment(self, provider: str, reference: str, amount: Money | None = None) -> bool:
+        """Whether a payment under (provider, reference) is recorded: a repeat.
+        With ``amount``, the same reference with another amount is no repeat
+        but a conflicting claim on it: ``PaymentReferenceConflict`` (409),
+        never a silent no-op."""
+        for payment in self.payments:
+            if payment["provider"] == provider and payment["reference"] == reference:
+                if amount is not None and (amount.currency, amount.minor) != (self.currency, payment["amount_minor"]):
+                    raise PaymentReferenceConflict(
+                        f"payment {reference!r} is recorded as {self.money(payment['amount_minor'])}, not {amount}",
+                        field="reference",
+                    )
+                return True
+        return False
 
     class PaymentRecorded(Aggregate.Event):
         """Money received.  ``seat_granted`` False means it arrived when no seat
@@ -157,9 +176,10 @@ class Registration(Aggregate):
         """Idempotent per (provider, reference): a repeat returns False, no event."""
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency)
+        check_bounded(amount)  # R21: before it can become an event
         if amount.minor <= 0:
             raise AmountMismatch("a payment must be positive", field="amount")
-        if self.has_payment(provider, reference):
+        if self.has_payment(provider, reference, amount):
             return False
         if exact and self.is_open and amount.minor != self.price_minor - self.paid_minor:
             raise AmountMismatch(
@@ -198,6 +218,7 @@ class Registration(Aggregate):
         reference: str
 
     def record_payment_mismatch(self, amount: Money, provider: str, reference: str) -> bool:
+        check_bounded(amount)  # R21: a provider's absurd amount is refused, never stored
         if any(m["provider"] == provider and m["reference"] == reference for m in self.mismatches):
             return False
         self._payment_mismatched(
@@ -315,8 +336,19 @@ class Registration(Aggregate):
         reference: str
         fee_reversed_minor: int
 
-    def has_refund(self, reference: str) -> bool:
-        return any(r["reference"] == reference for r in self.refunds)
+    def has_refund(self, reference: str, amount: Money | None = None) -> bool:
+        """Whether a refund under ``reference`` is recorded: a repeat.  With
+        ``amount``, the same reference with another amount is refused
+        (``RefundReferenceConflict``, 409), never a silent no-op."""
+        for refund in self.refunds:
+            if refund["reference"] == reference:
+                if amount is not None and (amount.currency, amount.minor) != (self.currency, refund["amount_minor"]):
+                    raise RefundReferenceConflict(
+                        f"refund {reference!r} is recorded as {self.money(refund['amount_minor'])}, not {amount}",
+                        field="reference",
+                    )
+                return True
+        return False
 
     def record_refund(
         self, amount: Money, reference: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY
@@ -325,9 +357,10 @@ class Registration(Aggregate):
         on an open registration gives the ticket back (it closes)."""
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency)
+        check_bounded(amount)  # R21
         if amount.minor <= 0:
             raise AmountMismatch("a refund must be positive", field="amount")
-        if self.has_refund(reference):
+        if self.has_refund(reference, amount):
             return False
         refundable = self.paid_minor - self.refunded_minor
         if amount.minor > refundable:

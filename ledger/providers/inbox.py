@@ -1,10 +1,13 @@
 """The provider inbox: raw deliveries, de-duplicated facts, open checkouts.
 
-Tables are in ``inbox.sql``.  Why they exist:
+Tables are in ``ledger/migrations/`` (0001, 0004, 0005).  Why they exist:
 
-* **Deliveries** are kept raw (exact bytes, signature headers, verification
-  result) so that finance can see what a provider actually sent, including
-  forged or stale requests that the ledger refused.
+* **Deliveries** are counted per connection and verification result, and
+  verified ones are kept raw (exact bytes, signature headers) so that finance
+  can see what a provider actually sent.  Refused ones (forged, stale,
+  malformed, unverifiable) are anyone's to send, so only a ring of the most
+  recent is kept (``provider_rejected_deliveries``), each body cut short: a
+  flood of forged requests grows a counter, never a table (issue 11).
 * **Facts** make every route to a provider fact -- webhook, the participant's
   return, the reconciler, a capture answer -- harmless to repeat: the first
   claim wins, later ones see the fact processed.  Commands are idempotent in
@@ -50,8 +53,17 @@ KEPT_HEADERS = frozenset(
 )
 
 
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+#: Refused deliveries kept per connection and verification result (the most
+#: recent), and how much of each: enough for an operator to see what is being
+#: sent, never more.
+REJECTED_SAMPLE = 50
+SAMPLE_BODY_BYTES = 1024  # a row stays below PostgreSQL's TOAST threshold
+SAMPLE_HEADER_CHARS = 512
+MAX_DETAIL_CHARS = 500
+
+
+def kept_headers(headers: Mapping[str, str], *, max_chars: int | None = None) -> dict[str, str]:
+    return {k.lower(): v[:max_chars] for k, v in headers.items() if k.lower() in KEPT_HEADERS}
 
 
 # -- deliveries ---------------------------------------------------------------
@@ -67,29 +79,65 @@ def record_delivery(
     verification: str,
     detail: str | None = None,
     event_ids: Sequence[str] = (),
-) -> int:
-    """Keep one delivery; an identical one again only counts up.  Returns its id."""
+) -> int | None:
+    """Count one delivery and keep it: whole in ``provider_inbox`` when
+    verified (an identical one again only counts up; returns its id), else
+    truncated in its slot of the connection's ring of ``REJECTED_SAMPLE``
+    (returns None)."""
     digest = hashlib.sha256(body).hexdigest()
     with db.transaction() as conn:
+        counted = conn.execute(
+            "INSERT INTO provider_delivery_counts (connection_id, provider, verification, deliveries, bytes) "
+            "VALUES (%s, %s, %s, 1, %s) ON CONFLICT (connection_id, verification) DO UPDATE SET "
+            "deliveries = provider_delivery_counts.deliveries + 1, "
+            "bytes = provider_delivery_counts.bytes + EXCLUDED.bytes, last_at = now() RETURNING deliveries",
+            (connection_id, provider, verification, len(body)),
+        ).fetchone()
+        assert counted is not None
+        if verification != "verified":
+            # Every column but the key changes: a HOT update, so a flood
+            # rewrites the same few pages instead of adding rows.
+            conn.execute(
+                "INSERT INTO provider_rejected_deliveries (connection_id, verification, slot, provider, "
+                "body_sha256, detail, headers, body, body_size) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (connection_id, verification, slot) DO UPDATE SET provider = EXCLUDED.provider, "
+                "body_sha256 = EXCLUDED.body_sha256, detail = EXCLUDED.detail, headers = EXCLUDED.headers, "
+                "body = EXCLUDED.body, body_size = EXCLUDED.body_size, received_at = now()",
+                (
+                    connection_id,
+                    verification,
+                    int(counted[0]) % REJECTED_SAMPLE,
+                    provider,
+                    digest,
+                    None if detail is None else detail[:MAX_DETAIL_CHARS],
+                    Jsonb(kept_headers(headers, max_chars=SAMPLE_HEADER_CHARS)),
+                    body[:SAMPLE_BODY_BYTES],
+                    len(body),
+                ),
+            )
+            return None
         row = conn.execute(
             "INSERT INTO provider_inbox (provider, connection_id, body_sha256, verification, detail, "
             "headers, body, provider_event_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (connection_id, body_sha256, verification) DO UPDATE SET "
             "deliveries = provider_inbox.deliveries + 1, last_received_at = now(), "
             "headers = EXCLUDED.headers RETURNING id",
-            (
-                provider,
-                connection_id,
-                digest,
-                verification,
-                detail,
-                Jsonb(kept_headers(headers)),
-                body,
-                list(event_ids),
-            ),
+            (provider, connection_id, digest, verification, detail, Jsonb(kept_headers(headers)), body,
+             list(event_ids)),
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def delivery_counts(db: Database, connection_id: str) -> dict[str, int]:
+    """Deliveries received through a connection's endpoint, by verification
+    result (``verified``, ``invalid_signature``, ``unverifiable``, ``malformed``)."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT verification, deliveries FROM provider_delivery_counts WHERE connection_id = %s",
+            (connection_id,),
+        ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def mark_delivery_processed(db: Database, inbox_id: int) -> None:
@@ -275,6 +323,39 @@ def claim_due_checkouts(
             {"max": max_interval, "min": min_interval, "first": first_delay, "limit": limit},
         ).fetchall()
     return [CheckoutRow(*row) for row in rows]
+
+
+#: Status-check windows that ended longer ago than this are deleted, at most
+#: ``STATUS_CHECK_PURGE`` per claim: the table holds about a day of returns.
+STATUS_CHECK_KEPT = timedelta(days=1)
+STATUS_CHECK_PURGE = 100
+
+
+def claim_status_check(
+    db: Database, registration_id: str, reference: str, *, per_window: int, window: timedelta
+) -> bool:
+    """True when the provider was asked about this checkout fewer than
+    ``per_window`` times in the current ``window`` (and counts this call);
+    False otherwise.  One statement, so concurrent callers in any process
+    never exceed the bound together."""
+    key = f"{registration_id}:{reference}"[:300]
+    with db.transaction() as conn:
+        row = conn.execute(
+            "INSERT INTO provider_status_checks AS c (checkout, calls, window_ends) "
+            "VALUES (%(key)s, 1, now() + %(window)s) "
+            "ON CONFLICT (checkout) DO UPDATE SET "
+            "calls = CASE WHEN c.window_ends <= now() THEN 1 ELSE c.calls + 1 END, "
+            "window_ends = CASE WHEN c.window_ends <= now() THEN EXCLUDED.window_ends ELSE c.window_ends END "
+            "WHERE c.window_ends <= now() OR c.calls < %(per_window)s RETURNING 1",
+            {"key": key, "window": window, "per_window": per_window},
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                "DELETE FROM provider_status_checks WHERE checkout IN (SELECT checkout FROM provider_status_checks "
+                "WHERE window_ends < now() - %s LIMIT %s FOR UPDATE SKIP LOCKED)",
+                (STATUS_CHECK_KEPT, STATUS_CHECK_PURGE),
+            )
+    return row is not None
 
 
 def abandon_stale_checkouts(db: Database, *, older_than: timedelta) -> int:

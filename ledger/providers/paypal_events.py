@@ -21,6 +21,7 @@ from typing import Any
 from ledger.errors import InvalidSignature
 from ledger.money import Money
 from ledger.providers.base import Notification, NotificationKind
+from ledger.providers.notification_fields import currency, decimal_amount, obj, objects
 
 JSON = dict[str, Any]
 CaptureLookup = Callable[[str], JSON]
@@ -46,7 +47,7 @@ _CAPTURE_LINK = re.compile(r"/v2/payments/captures/([^/?#]+)")
 def map_event(event: JSON, capture_by_id: CaptureLookup) -> list[Notification]:
     """Notifications for one verified event; ``[]`` when it is not ours."""
     event_type = str(event.get("event_type", ""))
-    resource = event.get("resource") or {}
+    resource = obj(event.get("resource"), "resource")
     found: Notification | None = None
     if event_type in CAPTURE_EVENTS:
         found = from_capture(resource, CAPTURE_EVENTS[event_type], event_type)
@@ -61,8 +62,9 @@ def map_event(event: JSON, capture_by_id: CaptureLookup) -> list[Notification]:
 def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
     """An order's state: its first capture if any, else APPROVED (pending
     capture) or VOIDED (expired); CREATED / PAYER_ACTION_REQUIRED tell nothing."""
-    unit = (order.get("purchase_units") or [{}])[0]
-    captures = (unit.get("payments") or {}).get("captures") or []
+    units = objects(order.get("purchase_units"), "purchase_units")
+    unit = units[0] if units else {}
+    captures = objects(obj(unit.get("payments"), "purchase_units[0].payments").get("captures"), "captures")
     if captures:
         capture = dict(captures[0])
         capture.setdefault("custom_id", unit.get("custom_id"))
@@ -94,20 +96,24 @@ def from_capture(capture: JSON, kind: NotificationKind, raw_type: str) -> Notifi
         kind=kind,
         registration_id=str(registration_id),
         reference=order_id,
-        amount=money(capture["amount"]) if kind == "paid" else None,
+        amount=money(capture.get("amount")) if kind == "paid" else None,
         raw_type=raw_type,
     )
 
 
 def order_id_of(capture: JSON) -> str | None:
-    related = (capture.get("supplementary_data") or {}).get("related_ids") or {}
+    related = obj(obj(capture.get("supplementary_data"), "supplementary_data").get("related_ids"), "related_ids")
     order_id = related.get("order_id")
     return str(order_id) if order_id else None
 
 
-def money(amount: JSON) -> Money:
-    """PayPal amounts are decimal strings; parsed exactly, never via float."""
-    return Money.parse(str(amount["value"]), str(amount["currency_code"]))
+def money(amount: Any) -> Money:
+    """PayPal amounts are decimal strings; parsed exactly, never via float.
+    Any other shape raises ``NotificationMalformed``; an amount above R21's
+    bound is left for the domain to refuse (``notification_fields``)."""
+    found = obj(amount, "amount")
+    code = currency(found.get("currency_code"), "amount.currency_code")
+    return decimal_amount(found.get("value"), code, "amount.value")
 
 
 def check_transmission_age(transmission_time: str, now: datetime | None) -> None:
@@ -133,7 +139,7 @@ def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> N
     capture_id = next(
         (
             m.group(1)
-            for link in refund.get("links") or []
+            for link in objects(refund.get("links"), "links")
             if link.get("rel") == "up" and (m := _CAPTURE_LINK.search(str(link.get("href"))))
         ),
         None,
@@ -151,6 +157,6 @@ def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> N
         kind="refunded",
         registration_id=str(registration_id),
         reference=order_id,
-        amount=money(refund["amount"]),
+        amount=money(refund.get("amount")),
         raw_type=raw_type,
     )

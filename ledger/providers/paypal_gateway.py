@@ -18,6 +18,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,7 @@ from ledger.providers.description import (
     ProviderDescription,
 )
 from ledger.providers.endpoints import ProviderEndpoints
+from ledger.providers.notification_fields import mapped
 from ledger.providers.paypal_events import check_transmission_age, from_order, map_event
 from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
 
@@ -155,7 +157,7 @@ class PaypalGateway(ProviderDescription):
         now: datetime | None = None,
     ) -> list[Notification]:
         event = self._verify(creds, headers, raw_body, now)
-        return map_event(event, lambda capture_id: self._capture_by_id(creds, capture_id))
+        return mapped("PayPal", lambda: map_event(event, lambda capture_id: self._capture_by_id(creds, capture_id)))
 
     def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
         token = self._token(creds)
@@ -194,17 +196,22 @@ class PaypalGateway(ProviderDescription):
         token: str,
         *,
         json: Any = None,
+        body: bytes | None = None,
         request_id: str | None = None,
     ) -> requests.Response:
+        """``json`` is serialized by ``requests``; ``body`` is sent as it is (JSON text)."""
         headers = {"Authorization": f"Bearer {token}"}
         if request_id:
             headers["PayPal-Request-Id"] = request_id
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         return send(
             PROVIDER,
             method,
             f"{self._base}{path}",
             headers=headers,
             json=json,
+            data=body,
             timeout=self._timeout,
         )
 
@@ -222,12 +229,12 @@ class PaypalGateway(ProviderDescription):
         check_transmission_age(str(fields["transmission_time"]), now)
         event = parse_json_body(PROVIDER, raw_body)
         token = self._token(creds)
-        request = {
-            **fields,
-            "webhook_id": creds.get("webhook_id"),
-            "webhook_event": event,
-        }
-        response = self._call("POST", "/v1/notifications/verify-webhook-signature", token, json=request)
+        # The event goes to PayPal as the very bytes it signed, never written
+        # back from Python: a body Python reads but cannot write as strict
+        # JSON (1e999 reads as inf) must not become a 500, nor a changed text.
+        envelope = json.dumps({**fields, "webhook_id": creds.get("webhook_id")})
+        request = f'{envelope[:-1]}, "webhook_event": {raw_body.decode("utf-8")}}}'.encode()
+        response = self._call("POST", "/v1/notifications/verify-webhook-signature", token, body=request)
         answer = json_of(PROVIDER, response)
         if response.status_code != 200 or answer.get("verification_status") != "SUCCESS":
             raise InvalidSignature("PayPal did not verify this webhook's signature")

@@ -37,7 +37,6 @@ from ledger.errors import (
     LedgerError,
     ProviderCredentialsInvalid,
 )
-from ledger.money import Money
 from ledger.providers.base import (
     Checkout,
     CheckoutRequest,
@@ -53,6 +52,7 @@ from ledger.providers.description import (
     ProviderDescription,
 )
 from ledger.providers.endpoints import ProviderEndpoints
+from ledger.providers.notification_fields import currency, mapped, minor_units, obj
 from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
 
 PROVIDER = "PayU"
@@ -183,14 +183,7 @@ class PayuGateway(ProviderDescription):
             creds.get("second_key") or "",
         )
         body = parse_json_body(PROVIDER, raw_body)
-        refund = body.get("refund")
-        if isinstance(refund, dict):
-            return _from_refund(body, refund)
-        order = body.get("order")
-        if isinstance(order, dict):
-            found = _from_order(order, "order notification")
-            return [found] if found else []
-        return []
+        return mapped(PROVIDER, lambda: _from_body(body))
 
     def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
         token = self._token(creds)
@@ -266,14 +259,27 @@ def verify_signature(value: str | None, raw_body: bytes, second_key: str) -> Non
         raise InvalidSignature("OpenPayu-Signature does not match the body")
 
 
+def _from_body(body: JSON) -> list[Notification]:
+    """A verified notification: a refund's or an order's (PayU sends one of them)."""
+    refund = body.get("refund")
+    if refund is not None:
+        return _from_refund(body, obj(refund, "refund"))
+    order = body.get("order")
+    if order is not None:
+        found = _from_order(obj(order, "order"), "order notification")
+        return [found] if found else []
+    return []
+
+
 def _from_order(order: JSON, raw_type: str) -> Notification | None:
     status = str(order.get("status", ""))
     kind = _ORDER_KINDS.get(status)
     if kind is None or not order.get("orderId"):
         return None
     amount = None
-    if kind == "paid":
-        amount = Money(int(order["totalAmount"]), str(order["currencyCode"]))
+    if kind == "paid":  # PayU documents totalAmount as a string of digits ("4900")
+        code = currency(order.get("currencyCode"), "order.currencyCode")
+        amount = minor_units(order.get("totalAmount"), code, "order.totalAmount", digit_strings=True)
     return Notification(
         provider="payu",
         provider_event_id=f"{order['orderId']}:{status}",
@@ -287,8 +293,9 @@ def _from_order(order: JSON, raw_type: str) -> Notification | None:
 
 def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
     """Only a FINALIZED refund moved money; PENDING/CANCELED ones did not."""
-    if refund.get("status") != "FINALIZED" or not body.get("orderId"):
+    if refund.get("status") != "FINALIZED" or not body.get("orderId") or not refund.get("refundId"):
         return []
+    code = currency(refund.get("currencyCode"), "refund.currencyCode")
     return [
         Notification(
             provider="payu",
@@ -296,7 +303,7 @@ def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
             kind="refunded",
             registration_id=body.get("extOrderId") or None,
             reference=str(body["orderId"]),
-            amount=Money(int(refund["amount"]), str(refund["currencyCode"])),
+            amount=minor_units(refund.get("amount"), code, "refund.amount", digit_strings=True),
             raw_type="refund notification FINALIZED",
         )
     ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from ledger.errors import ProviderUnavailable
+from ledger.errors import NotificationMalformed, ProviderUnavailable
 from ledger.providers.base import ProviderRejectedRequest
 
 JSON = dict[str, Any]
@@ -62,6 +62,8 @@ def parse_json_body(provider: str, raw_body: bytes) -> JSON:
         body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):
         raise ProviderRejectedRequest(f"{provider} notification is not JSON") from None
+    except RecursionError:  # e.g. 30,000 nested "[": a 400, never a 500 the provider retries
+        raise NotificationMalformed(f"{provider} notification is nested too deeply") from None
     if not isinstance(body, dict):
         raise ProviderRejectedRequest(f"{provider} notification is not a JSON object")
     return body

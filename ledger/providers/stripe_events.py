@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import InvalidSignature
-from ledger.money import Money
 from ledger.providers.base import Notification, NotificationKind
+from ledger.providers.notification_fields import currency, minor_units, obj, objects
 
 JSON = dict[str, Any]
 SessionLookup = Callable[[str], JSON | None]
@@ -38,23 +38,25 @@ REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.up
 
 
 def map_event(event: JSON, session_for_intent: SessionLookup) -> list[Notification]:
-    """Notifications for one verified event; ``[]`` when it is not ours."""
+    """Notifications for one verified event; ``[]`` when it is not ours.
+    A body of another shape than Stripe documents raises ``NotificationMalformed``."""
     event_type = str(event.get("type", ""))
-    obj = (event.get("data") or {}).get("object") or {}
+    found = obj(obj(event.get("data"), "data").get("object"), "data.object")
     if event_type in SESSION_EVENTS:
-        kind = SESSION_EVENTS[event_type] or completed_kind(obj)
-        found = from_session(obj, kind, event_type)
-        return [found] if found else []
+        kind = SESSION_EVENTS[event_type] or completed_kind(found)
+        session = from_session(found, kind, event_type)
+        return [session] if session else []
     if event_type == "payment_intent.payment_failed":
-        return _from_failed_intent(obj, event_type, str(event.get("id")), session_for_intent)
+        return _from_failed_intent(found, event_type, str(event.get("id")), session_for_intent)
     if event_type in REFUND_EVENTS:
-        return _from_refunds([obj], event_type, session_for_intent)
+        return _from_refunds([found], event_type, session_for_intent)
     if event_type == "charge.refunded":
-        refunds = (obj.get("refunds") or {}).get("data")
-        if not isinstance(refunds, list):
+        listed = obj(found.get("refunds"), "data.object.refunds").get("data")
+        if listed is None:
             return []  # newer API versions omit the list; refund.* events cover it
+        refunds = objects(listed, "data.object.refunds.data")
         for refund in refunds:
-            refund.setdefault("payment_intent", obj.get("payment_intent"))
+            refund.setdefault("payment_intent", found.get("payment_intent"))
         return _from_refunds(refunds, event_type, session_for_intent)
     return []
 
@@ -76,13 +78,14 @@ def completed_kind(session: JSON) -> NotificationKind:
 
 
 def from_session(session: JSON, kind: NotificationKind, raw_type: str) -> Notification | None:
-    metadata = session.get("metadata") or {}
+    metadata = obj(session.get("metadata"), "metadata")
     registration_id = metadata.get("registration_id") or session.get("client_reference_id")
     if not registration_id or not session.get("id"):
         return None
     amount = None
     if kind == "paid" and session.get("amount_total") is not None:
-        amount = Money(int(session["amount_total"]), str(session["currency"]).upper())
+        code = currency(session.get("currency"), "currency")
+        amount = minor_units(session["amount_total"], code, "amount_total")
     return Notification(
         provider="stripe",
         # One session is paid, expired or failed at most once, whichever
@@ -117,7 +120,7 @@ def _from_failed_intent(
     """A declined attempt.  Not terminal at Stripe (the participant may try
     another card in the same session), so each attempt is its own fact and a
     later ``paid`` must win over it."""
-    registration_id = (intent.get("metadata") or {}).get("registration_id")
+    registration_id = obj(intent.get("metadata"), "metadata").get("registration_id")
     if not registration_id or not intent.get("id"):
         return []
     session = session_for_intent(str(intent["id"]))
@@ -140,9 +143,10 @@ def _from_refunds(refunds: list[JSON], raw_type: str, session_for_intent: Sessio
         if refund.get("status") != "succeeded" or not refund.get("payment_intent"):
             continue  # pending / failed / canceled refunds moved no money
         session = session_for_intent(str(refund["payment_intent"]))
-        registration_id = ((session or {}).get("metadata") or {}).get("registration_id")
-        if not session or not registration_id:
+        registration_id = obj((session or {}).get("metadata"), "metadata").get("registration_id")
+        if not session or not registration_id or not refund.get("id"):
             continue  # a refund of something the ledger never sold
+        code = currency(refund.get("currency"), "refund currency")
         found.append(
             Notification(
                 provider="stripe",
@@ -150,7 +154,7 @@ def _from_refunds(refunds: list[JSON], raw_type: str, session_for_intent: Sessio
                 kind="refunded",
                 registration_id=str(registration_id),
                 reference=str(session["id"]),
-                amount=Money(int(refund["amount"]), str(refund["currency"]).upper()),
+                amount=minor_units(refund.get("amount"), code, "refund amount"),
                 raw_type=raw_type,
             )
         )

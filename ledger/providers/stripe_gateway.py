@@ -47,6 +47,7 @@ from ledger.providers.description import (
     ProviderDescription,
 )
 from ledger.providers.endpoints import ProviderEndpoints
+from ledger.providers.notification_fields import mapped
 from ledger.providers.provider_http import JSON, parse_json_body
 from ledger.providers.stripe_events import (
     check_signature_age,
@@ -158,7 +159,7 @@ class StripeGateway(ProviderDescription):
         assert signature is not None  # verify_header refuses a missing header
         check_signature_age(signature, now)
         event = parse_json_body("Stripe", raw_body)
-        return map_event(event, lambda intent: self._session_for_intent(creds, intent))
+        return mapped("Stripe", lambda: map_event(event, lambda intent: self._session_for_intent(creds, intent)))
 
     def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
         client = self._client(creds)

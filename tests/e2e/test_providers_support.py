@@ -164,10 +164,17 @@ def open_shop(
 
 
 def inbox_rows(ledger: Ledger, connection_id: str) -> list[tuple[str, int]]:
-    """(verification, deliveries) of every delivery kept for a connection."""
+    """(verification, deliveries) of every verified delivery kept for a
+    connection, then of every refused kind counted (refused ones are only
+    sampled, see ``ledger.providers.inbox``)."""
     with ledger.db.transaction() as conn:
         rows = conn.execute(
             "SELECT verification, deliveries FROM provider_inbox WHERE connection_id = %s ORDER BY id",
+            (connection_id,),
+        ).fetchall()
+        rows += conn.execute(
+            "SELECT verification, deliveries FROM provider_delivery_counts "
+            "WHERE connection_id = %s AND verification <> 'verified' ORDER BY verification",
             (connection_id,),
         ).fetchall()
     return [(str(r[0]), int(r[1])) for r in rows]

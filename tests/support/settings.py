@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.config import Settings
+from ledger.config import DEFAULT_RATE_LIMITS, Settings
 
 
 def make_settings(tmp_path: Path, **overrides: str) -> Settings:
@@ -17,6 +17,10 @@ def make_settings(tmp_path: Path, **overrides: str) -> Settings:
         "LEDGER_SECRET_KEY": "11" * 32,
         "LEDGER_PUBLIC_URL": "http://ledger.test",
         "LEDGER_SEAT_HOLD_SECONDS": "1800",
+        "LEDGER_MANUAL_HOLD_SECONDS": "1800",
+        # Every test client is 127.0.0.1: the limits stay on (so the counters
+        # are exercised) but high; tests of the limits set their own.
+        **{f"LEDGER_RATE_LIMIT_{name.upper()}": "100000 per minute" for name in DEFAULT_RATE_LIMITS},
         # No test may ever reach a real provider: unroutable unless a test points
         # these at its contract server.
         "LEDGER_STRIPE_API_BASE": "http://127.0.0.1:9",

@@ -57,7 +57,7 @@ def test_r9_a_lapsed_hold_still_sells_if_a_seat_is_free_and_not_otherwise() -> N
     event.hold_seat("b", capacity=1, now=later, until=later + timedelta(minutes=30))
     assert event.sell_seat("a", capacity=1, now=later) is False
     assert event.sell_seat("b", capacity=1, now=later) is True
-    assert event.summary(1, later) == {"tickets_sold": 1, "tickets_left": 0, "capacity": 1}
+    assert event.summary(1, later) == {"tickets_sold": 1, "tickets_held": 0, "tickets_left": 0, "capacity": 1}
 
 
 def test_r9_plan_change_limits_future_sales_only() -> None:
