@@ -60,6 +60,7 @@ BEGIN
       status               text NOT NULL,
       paid_minor           bigint NOT NULL DEFAULT 0,
       refunded_minor       bigint NOT NULL DEFAULT 0,
+      ticket_minor         bigint NOT NULL DEFAULT 0,   -- money paying for the ticket held (R17)
       refund_due_minor     bigint NOT NULL DEFAULT 0,
       fee_minor            bigint NOT NULL DEFAULT 0,
       fee_reversed_minor   bigint NOT NULL DEFAULT 0,
@@ -97,21 +98,26 @@ BEGIN
       updated_at   timestamptz NOT NULL
     )$ddl$, s);
 
-  -- R16: money movements summed per organizer, currency and UTC day.  Only
-  -- sums of per-payment figures: no rounding happens here.
+  -- R16-R18: money movements summed per organizer, currency, UTC day and the
+  -- fee policy that computed the facts' fee figures.  Only sums of figures fixed
+  -- on the facts: no rounding happens here.  refund_due_minor is the change of
+  -- money owed back (R17) by the day's facts: its sum over all days is what is
+  -- owed now.
   EXECUTE format($ddl$
     CREATE TABLE IF NOT EXISTS %I.fee_daily (
       organizer_id       text NOT NULL,
       currency           text NOT NULL,
       day                date NOT NULL,
+      fee_policy         text NOT NULL,
       tickets            integer NOT NULL DEFAULT 0,
       payments           integer NOT NULL DEFAULT 0,
       gross_minor        bigint NOT NULL DEFAULT 0,
       refund_count       integer NOT NULL DEFAULT 0,
       refunded_minor     bigint NOT NULL DEFAULT 0,
+      refund_due_minor   bigint NOT NULL DEFAULT 0,
       fee_minor          bigint NOT NULL DEFAULT 0,
       fee_reversed_minor bigint NOT NULL DEFAULT 0,
-      PRIMARY KEY (organizer_id, currency, day)
+      PRIMARY KEY (organizer_id, currency, day, fee_policy)
     )$ddl$, s);
   EXECUTE format('CREATE INDEX IF NOT EXISTS fee_daily_day ON %I.fee_daily (day)', s);
 END $fn$;
@@ -133,7 +139,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM projections.generations) THEN
     PERFORM projections.create_generation_tables('projections_g1');
     INSERT INTO projections.generations (generation, schema_name, layout, state, activated_at)
-      VALUES (1, 'projections_g1', 1, 'active', now());
+      VALUES (1, 'projections_g1', 2, 'active', now());  -- LAYOUT
     PERFORM projections.point_views_at('projections_g1');
   END IF;
 END $boot$;

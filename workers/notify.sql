@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
   seq              bigserial PRIMARY KEY,
   dedupe_key       text NOT NULL UNIQUE,   -- one e-mail per fact, e.g. confirmation:<registration>
   message_id       text NOT NULL UNIQUE,   -- the Message-ID header, derived from the trigger event id
-  kind             text NOT NULL CHECK (kind IN ('confirmation', 'resend', 'reschedule', 'cancellation', 'rejection')),
+  kind             text NOT NULL CONSTRAINT notify_outbox_kind_check
+                   CHECK (kind IN ('confirmation', 'resend', 'reschedule', 'cancellation', 'rejection',
+                                   'owed_back', 'refund')),
   registration_id  text NOT NULL,
   trigger_event_id text NOT NULL,
   trigger_position bigint NOT NULL,
@@ -46,6 +48,17 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
   created_at       timestamptz NOT NULL DEFAULT now(),
   sent_at          timestamptz
 );
+-- Kinds added after the first release (owed_back, refund: issue 12).  A table
+-- created before keeps its old check until it is replaced here, once.
+DO $kinds$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'notify_outbox_kind_check'
+                 AND pg_get_constraintdef(oid) LIKE '%owed_back%') THEN
+    ALTER TABLE notify_outbox DROP CONSTRAINT IF EXISTS notify_outbox_kind_check;
+    ALTER TABLE notify_outbox ADD CONSTRAINT notify_outbox_kind_check
+      CHECK (kind IN ('confirmation', 'resend', 'reschedule', 'cancellation', 'rejection', 'owed_back', 'refund'));
+  END IF;
+END $kinds$;
 CREATE INDEX IF NOT EXISTS notify_outbox_pending
   ON notify_outbox (next_attempt_at, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS notify_outbox_pending_by_registration
@@ -53,7 +66,7 @@ CREATE INDEX IF NOT EXISTS notify_outbox_pending_by_registration
 
 -- Participants' access tokens (R10-R12): only a SHA-256 of the token is kept.
 -- Checked by GET /v1/join/{token}; revoked on rejection, cancellation or a refund
--- that closes the registration.
+-- that ends access (R19: a partial refund keeps it).
 CREATE TABLE IF NOT EXISTS access_tokens (
   token_hash      text PRIMARY KEY,
   registration_id text NOT NULL,

@@ -1,4 +1,4 @@
-"""What e-mails each fact implies (R11–R15), decided in log order.
+"""What e-mails each fact implies (R11–R15, R17, R19), decided in log order.
 
 For every notification the planner, in **one** PostgreSQL transaction:
 
@@ -33,7 +33,7 @@ import psycopg
 from eventsourcing.persistence import Notification
 from psycopg.types.json import Jsonb
 
-from ledger import access_tokens
+from ledger import access_tokens, owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.event_log import LogItem, to_item
@@ -108,10 +108,13 @@ class Planner:
         if isinstance(event, Registration.PaymentRecorded | Registration.Confirmed):
             reg = self._registration_at(item)
             self._set_open(conn, reg)
-            if not reg.keeps_ticket:
-                return []  # partial payment, or paid after the last seat went (R9): no ticket
-            self._issue(conn, reg, item.occurred_at)
-            return [self._email("confirmation", f"confirmation:{rid}", reg, {})]
+            planned = []
+            if reg.keeps_ticket:  # not a part payment, nor money that found no seat (R9)
+                self._issue(conn, reg, item.occurred_at)
+                planned.append(self._email("confirmation", f"confirmation:{rid}", reg, {}))
+            if isinstance(event, Registration.PaymentRecorded):
+                planned += self._owed_back(item, event, reg)
+            return planned
         if isinstance(event, Registration.ConfirmationResendRequested):
             reg = self._registration_at(item)
             self._issue(conn, reg, item.occurred_at)
@@ -127,10 +130,13 @@ class Planner:
             return [self._email(kind, f"{kind}:{item.id}", reg, extra)]
         if isinstance(event, Registration.RefundRecorded):
             reg = self._registration_at(item)
+            before = self._registration_at(item, offset=1)
             self._set_open(conn, reg)
-            if not reg.is_open:
+            if not reg.is_open:  # R19: only a refund that ends access takes the token away
                 access_tokens.revoke_registration(conn, rid, reason="refunded", at=item.occurred_at)
-            return []
+            extra = {"refund_minor": event.amount_minor, "keeps_ticket": reg.keeps_ticket,
+                     "access_ended": before.keeps_ticket and not reg.keeps_ticket}
+            return [self._email("refund", f"refund:{item.id}", reg, extra)]
         if isinstance(event, PaidEvent.Rescheduled):
             return self._reschedule(conn, item, event)
         if isinstance(event, PaidEvent.Cancelled):
@@ -153,6 +159,30 @@ class Planner:
             planned.append(self._email("reschedule", f"reschedule:{item.id}:{rid}", reg, extra,
                                        paid_event=paid_event))
         return planned
+
+    def _owed_back(self, item: LogItem, event: Registration.PaymentRecorded,
+                   reg: Registration) -> list[PlannedEmail]:
+        """R17, item 5: one e-mail per payment that left money owed back -- it
+        found no seat, came after the cancel or the rejection, or the ticket was
+        already paid (paid twice, or more than the price).  A part payment still
+        waiting for the rest is not told (it will pay for the ticket)."""
+        if reg.is_open and not owed_back.holds_paid_ticket(reg):
+            return []
+        before = self._registration_at(item, offset=1)
+        # Part payments that were waiting for the rest were not yet told: the
+        # payment that settles them tells all of what is owed.
+        told = before.refund_due_minor if not before.is_open or owed_back.holds_paid_ticket(before) else 0
+        owed = reg.refund_due_minor - told
+        if owed <= 0:
+            return []
+        if reg.is_open:
+            why = "paid_twice" if owed_back.holds_paid_ticket(before) else "excess"
+        else:
+            why = {"capacity_exhausted": "no_seat", "event_cancelled": "event_cancelled",
+                   "rejected": "rejected"}.get(reg.closed_reason or "", "closed")
+        extra = {"why": why, "payment_minor": event.amount_minor, "owed_minor": owed,
+                 "provider": event.provider, "keeps_ticket": reg.keeps_ticket}
+        return [self._email("owed_back", f"owed_back:{item.id}", reg, extra)]
 
     # --- helpers ----------------------------------------------------------------------
 
