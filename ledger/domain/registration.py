@@ -31,6 +31,7 @@ from ledger import owed_back
 from ledger.errors import AmountMismatch, CurrencyMismatch, InvalidState, RefundExceedsPaid
 from ledger.fee_policy import DEFAULT_FEE_POLICY, FEE_V1, FeePolicy
 from ledger.money import Money
+from ledger.providers.registry import PROVIDERS
 
 OPEN_STATUSES = ("awaiting_payment", "paid", "confirmed")
 
@@ -171,7 +172,12 @@ class Registration(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["method"] = None
+            # The first release took any text as a hand-recorded payment's
+            # provider ("wire"): such a payment was a manual one, made that way.
+            if state["provider"] in PROVIDERS:
+                state["method"] = None
+            else:
+                state["method"], state["provider"] = state["provider"], "manual"
 
     def record_payment(
         self, amount: Money, provider: str, reference: str, *, seat_granted: bool,

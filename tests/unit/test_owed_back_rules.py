@@ -157,9 +157,12 @@ def test_r17_a_goodwill_refund_is_not_topped_up_by_a_later_payment() -> None:
 
 
 def test_v1_events_upcast_to_the_meaning_they_had() -> None:
-    payment: dict[str, Any] = {"amount_minor": 4900}
+    payment: dict[str, Any] = {"amount_minor": 4900, "provider": "stripe"}
     Registration.PaymentRecorded.upcast_v1_v2(payment)
-    assert payment["method"] is None
+    assert (payment["provider"], payment["method"]) == ("stripe", None)
+    wire: dict[str, Any] = {"amount_minor": 4900, "provider": "wire"}  # accepted by the first release
+    Registration.PaymentRecorded.upcast_v1_v2(wire)
+    assert (wire["provider"], wire["method"]) == ("manual", "wire")  # the event schema's enum holds
     refund: dict[str, Any] = {"amount_minor": 1000, "fee_reversed_minor": 50}
     Registration.RefundRecorded.upcast_v1_v2(refund)
     assert (refund["ends_access"], refund["fee_policy"], refund["fee_reversed_minor"]) == (True, FEE_V1, 50)

@@ -5,12 +5,14 @@ is shown (R17, R18).  New facts on the same registrations are ``fee-v2``."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
+from ledger import event_log
 from ledger.container import Ledger
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
@@ -19,6 +21,7 @@ from ledger.money import Money
 from projections import fee_report, who_paid_query
 from projections.rebuild import rebuild
 from tests.integration.projections.history import project, snapshot
+from tests.support.relay import validators
 
 #: Fields each event type gained in class version 2 (what a v1 stored event lacks).
 ADDED_IN_V2: dict[type[Any], tuple[str, ...]] = {
@@ -74,8 +77,8 @@ def first_release_history(ledger: Ledger) -> tuple[str, str, list[str]]:
     event._cancelled(reason="called off")
     for reg in (paid, late):
         reg._cancelled(reason="called off", fee_reversed_minor=0, fee_policy="fee-v1")
-    late._payment_recorded(amount_minor=4900, currency="USD", provider="manual", method=None, reference="v1-late",
-                           fee_minor=245, fee_policy="fee-v1", seat_granted=False)
+    late._payment_recorded(amount_minor=4900, currency="USD", provider="wire", method=None, reference="v1-late",
+                           fee_minor=245, fee_policy="fee-v1", seat_granted=False)  # v1 took any provider text
     store_as_v1(ledger, [*org.collect_events(), *event.collect_events(),
                          *(e for reg in regs for e in reg.collect_events())])
     return str(org.id), str(event.id), [str(r.id) for r in regs]
@@ -89,6 +92,10 @@ def test_first_release_events_load_keep_their_fee_lines_and_show_what_is_owed(fr
     assert figures == {paid: ("refund_due", 4900, 245), refunded: ("refund_due", 3900, 195),
                        late: ("refund_due", 4900, 245)}  # fee-v1 figures, as stored
     assert service.registration(refunded).refunds[0]["ends_access"] is True
+    assert [(p["provider"], p["method"]) for p in service.registration(late).payments] == [("manual", "wire")]
+    checks = validators()  # what Kafka consumers get for old events matches today's schemas
+    for item in event_log.read(fresh_ledger.store, after=0, limit=1000):
+        checks[item.type].validate(json.loads(json.dumps(item.as_dict())))
 
     project(fresh_ledger)
     (old,) = fee_report.query(fresh_ledger.db, organizer=org_id).items
