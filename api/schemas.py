@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ledger.errors import AmountAboveLimit, PriceAboveLimit
+from ledger.fee_policy import FEE_V1, FEE_V2
 from ledger.money import Money
 from ledger.pricing import MAX_PRICE_MAJOR, PROVIDERS
 from projections.who_paid_query import STATUSES
@@ -200,6 +201,18 @@ class EventSessionSchema(Schema):
     starts_at = _time("in UTC", example="2026-12-01T17:00:00+00:00")
 
 
+class EventMoneySchema(Schema):
+    """R17, R18: every amount an event received, and where it stands."""
+
+    gross = fields.Nested(MoneySchema, metadata={"description": "every payment received"})
+    refunded = fields.Nested(MoneySchema, metadata={"description": "every refund recorded"})
+    refund_due = fields.Nested(MoneySchema, metadata={
+        "description": "owed back to payers (R17): money that pays for no ticket held, until refunded"})
+    fee = fields.Nested(MoneySchema, metadata={
+        "description": "service fee still charged (R18: on ticket money only)"})
+    net = fields.Nested(MoneySchema, metadata={"description": "gross minus refunded (refund_due is part of it)"})
+
+
 class EventSchema(Schema):
     id = _text("event id")
     version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
@@ -222,6 +235,10 @@ class EventSchema(Schema):
     capacity = fields.Integer(metadata={"description": "seats the organizer's plan leaves for it (R9)"})
     hold_seconds = fields.Integer(metadata={"description": "how long a new registration holds a seat: the open "
                                                            "checkout's hold, or the offline payment's (R20)"})
+    money = fields.Nested(EventMoneySchema, metadata={
+        "description": "the event's money, summed over its registrations from the who-paid view (as fresh as "
+                       "GET /v1/events/{id}/participants): gross - refunded - refund_due is what pays for "
+                       "tickets held (R17)"})
 
 
 # --- registrations -----------------------------------------------------------------
@@ -238,14 +255,24 @@ class RegistrationCreateSchema(Schema):
 
 
 class PaymentSchema(Schema):
+    """Any real payment is recorded (R17); what pays for no ticket is owed back."""
+
     amount = fields.Nested(MoneySchema, required=True)
-    provider = fields.String(load_default="manual", validate=validate.Length(min=1, max=40))
+    provider = fields.String(load_default="manual", validate=validate.OneOf(PROVIDERS), metadata={
+        "description": "the connection kind the money came through; `manual` for money received outside "
+                       "any provider"})
+    method = fields.String(load_default=None, validate=validate.Length(min=1, max=100), metadata={
+        "description": "how the money came, free text (e.g. \"bank transfer\", \"cash\")",
+        "example": "bank transfer"})
     reference = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
 class RefundSchema(Schema):
     amount = fields.Nested(MoneySchema, required=True)
     reference = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    ends_access = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "does the participant lose the ticket (R19)?  Default: only when the refund leaves "
+                       "nothing paid; a partial (goodwill) refund keeps the ticket, its status and Join link"})
 
 
 class CheckoutSchema(Schema):
@@ -273,13 +300,17 @@ class RegistrationCreatedSchema(Schema):
 
 class RecordedPaymentSchema(Schema):
     amount = fields.Nested(MoneySchema)
-    provider = fields.String()
+    provider = fields.String(metadata={"enum": list(PROVIDERS)})
+    method = fields.String(allow_none=True, metadata={"description": "how the money came, when recorded by hand"})
     reference = _text("the provider's (or the organizer's) payment reference")
+    fee = fields.Nested(MoneySchema, metadata={"description": "service fee this payment charged (R18)"})
+    fee_policy = fields.String(metadata={"enum": [FEE_V1, FEE_V2]})
 
 
 class RecordedRefundSchema(Schema):
     amount = fields.Nested(MoneySchema)
     reference = fields.String()
+    ends_access = fields.Boolean(metadata={"description": "the participant lost the ticket with it (R19)"})
 
 
 class PaymentFailureSchema(Schema):
@@ -301,6 +332,8 @@ class PaymentMismatchSchema(Schema):
     amount = fields.Nested(MoneySchema)
     provider = fields.String()
     reference = fields.String()
+    recorded = fields.Boolean(metadata={
+        "description": "the organizer has recorded a payment with this provider and reference"})
 
 
 class RegistrationSchema(Schema):
@@ -317,8 +350,10 @@ class RegistrationSchema(Schema):
     price = fields.Nested(MoneySchema)
     paid = fields.Nested(MoneySchema)
     refunded = fields.Nested(MoneySchema)
-    refund_due = fields.Nested(MoneySchema, metadata={"description": "owed back to the participant (R15)"})
-    fee = fields.Nested(MoneySchema, metadata={"description": "service fee charged minus reversed (R16)"})
+    refund_due = fields.Nested(MoneySchema, metadata={"description": "owed back to the participant (R15, R17)"})
+    ticket_money = fields.Nested(MoneySchema, metadata={
+        "description": "the money paying for the ticket held (R17); 0 without a ticket"})
+    fee = fields.Nested(MoneySchema, metadata={"description": "service fee charged minus reversed (R16, R18)"})
     provider = fields.String(metadata={"enum": list(PROVIDERS)})
     checkout = fields.Nested(RegistrationCheckoutSchema, allow_none=True)
     payments = fields.List(fields.Nested(RecordedPaymentSchema))

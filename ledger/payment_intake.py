@@ -5,11 +5,13 @@ participant's return, the reconciler, PayPal's capture answer -- hands the
 gateway's :class:`~ledger.providers.base.Notification` objects to
 :class:`PaymentIntake`.  The mapping (:func:`decide`):
 
-* ``paid`` for exactly the price -> ``record_payment(exact=True)``; the same
-  amount when something was already paid under another reference is money
-  received twice, recorded (``exact=False``) and so owed back (R15);
-* ``paid`` for another amount or currency -> ``record_payment_mismatch``: the
-  organizer resolves it, it never counts as a normal payment;
+* ``paid`` for exactly the price -> ``record_payment``; the same amount when
+  something was already paid under another reference is money received twice,
+  recorded all the same and owed back (R17, outcome ``payment_recorded_surplus``);
+* ``paid`` for another amount or currency -> ``record_payment_mismatch``: kept
+  apart for the organizer, who records the real money by hand
+  (``POST /v1/registrations/{id}/payments`` with the same provider and
+  reference) when it is in the event's currency;
 * ``failed`` / ``expired`` -> ``record_payment_failure``, which releases the
   held seat (R9) -- unless the price is already paid: a late failure never
   undoes a payment;
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ledger.domain.registration import Registration
-from ledger.errors import AmountMismatch, LedgerError, NotFound, RefundExceedsPaid, VersionConflict
+from ledger.errors import LedgerError, NotFound, RefundExceedsPaid, VersionConflict
 from ledger.money import MINOR_UNIT_DIGITS
 from ledger.provider_access import Connection, ProviderAccess
 from ledger.providers import inbox
@@ -91,15 +93,11 @@ def _paid(service: LedgerService, n: Notification, registration: Registration) -
         return Decision("payment_mismatch")
     if registration.has_payment(n.provider, n.reference):
         return Decision("payment_already_recorded")
-    try:
-        # exact=True checks the amount against what is *due*; when that is
-        # no longer the full price (paid twice, or a partial payment was
-        # entered by hand) the money is still a fact, recorded and owed back.
-        service.record_payment(
-            rid, amount=n.amount, provider=n.provider, reference=n.reference, exact=registration.paid_minor == 0
-        )
-    except AmountMismatch:
-        service.record_payment(rid, amount=n.amount, provider=n.provider, reference=n.reference, exact=False)
+    owed_before = registration.refund_due_minor
+    after = service.record_payment(rid, amount=n.amount, provider=n.provider, reference=n.reference)
+    # Money beyond a paid ticket (paid twice), or on a closed registration, is
+    # still a fact: recorded, and owed back (R17).
+    if after.refund_due_minor > owed_before and after.status != "awaiting_payment":
         return Decision("payment_recorded_surplus")
     return Decision("payment_recorded")
 

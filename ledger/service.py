@@ -403,11 +403,12 @@ class LedgerService:
         return self._change_registration(registration_id, change)
 
     def record_payment(
-        self, registration_id: str, *, amount: Money, provider: str, reference: str,
-        scope: Scope = ANYONE, exact: bool = True, expected_version: int | None = None,
+        self, registration_id: str, *, amount: Money, provider: str, reference: str, method: str | None = None,
+        scope: Scope = ANYONE, expected_version: int | None = None,
     ) -> Registration:
-        """Money received is a fact (R9): it is recorded even when no seat is left,
-        and then owed back (``refund_due``, reason ``capacity_exhausted``)."""
+        """Money received is a fact (R9, R17): it is recorded whatever is due --
+        also when no seat is left, the event is cancelled or the price is already
+        paid -- and what pays for no ticket is owed back (``refund_due``)."""
 
         def change(registration: Registration) -> Saved:
             if registration.has_payment(provider, reference, amount):  # a repeat; another amount: 409
@@ -418,9 +419,7 @@ class LedgerService:
                 granted = paid_event.sell_seat(
                     str(registration.id), capacity=self.capacity_of(paid_event), now=self.clock()
                 )
-            registration.record_payment(
-                amount, provider, reference, seat_granted=granted, exact=exact
-            )
+            registration.record_payment(amount, provider, reference, seat_granted=granted, method=method)
             return (registration, paid_event)
 
         return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
@@ -506,14 +505,19 @@ class LedgerService:
         return self._change_registration(registration_id, change, lock_event=False)
 
     def record_refund(
-        self, registration_id: str, *, amount: Money, reference: str, scope: Scope = ANYONE,
-        expected_version: int | None = None,
+        self, registration_id: str, *, amount: Money, reference: str, ends_access: bool | None = None,
+        scope: Scope = ANYONE, expected_version: int | None = None,
     ) -> Registration:
+        """A refund made at the provider (R15).  Only a refund that ends access
+        (R19: by default one that leaves nothing paid) gives the seat back."""
+
         def change(registration: Registration) -> Saved:
             if registration.has_refund(reference, amount):  # a repeat; another amount: 409
                 return ()
             paid_event = self.event(registration.event_id)
-            if registration.record_refund(amount, reference):
+            was_open = registration.is_open
+            registration.record_refund(amount, reference, ends_access=ends_access)
+            if was_open and not registration.is_open:
                 paid_event.release_seat(str(registration.id), "refunded")
             return (registration, paid_event)
 

@@ -27,12 +27,13 @@ from eventsourcing.utils import get_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from ledger import owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.event_log import PUBLIC_TYPES
 from projections import generations, paid_events, who_paid
 from projections.decoding import EventDecoder
-from projections.fee_report import FeeDays
+from projections.fee_report import MONEY_EVENTS, FeeDays
 from projections.generations import Generation
 
 #: Stored topic → event class, for the events some view reacts to.  Everything
@@ -160,11 +161,19 @@ def apply_batch(
             touched_events[oid] = event_rows[oid] = paid_events.apply(event_rows.get(oid), event)
             continue
         row = rows.get(oid)
-        if row is not None and event.originator_version > row.version:
+        if row is not None and event.originator_version > row.version and isinstance(event, MONEY_EVENTS):
+            # The fee report needs the row before and after: what the fact
+            # changed in the money owed back (R17), and whether it sold a ticket.
+            owed_before, held_before = owed_back.owed_minor(row), owed_back.holds_paid_ticket(row)
+            touched[oid] = rows[oid] = who_paid.apply(row, event, position)
+            owed_delta = owed_back.owed_minor(row) - owed_before
             if isinstance(event, Registration.PaymentRecorded):
-                fees.payment(row, event)  # sees the row before the payment
+                fees.payment(row, event, held_before=held_before, owed_delta=owed_delta)
             elif isinstance(event, Registration.RefundRecorded):
-                fees.refund(row, event)
+                fees.refund(row, event, owed_delta=owed_delta)
+            else:
+                fees.closed(row, event, owed_delta=owed_delta)
+            continue
         touched[oid] = rows[oid] = who_paid.apply(row, event, position)
 
     who_paid.save(conn, who_paid_table, list(touched.values()), stored=stored)

@@ -1,17 +1,24 @@
-"""Fee reports (R16): per organizer, currency and period, the tickets sold, gross
-sales, refunds, net and the platform's service fee.
+"""Fee reports (R16-R18): per organizer, currency and period, the tickets sold,
+gross sales, refunds, net, money owed back and the platform's service fee.
 
-Why the report only *adds*: the fee of every payment was fixed when it was
-recorded (``PaymentRecorded.fee_minor``, policy ``fee-v1``: 5% rounded half-up
-to the minor unit) and a refund carries the fee it gives back
-(``RefundRecorded.fee_reversed_minor``, proportional).  The view keeps integer
-sums of those per organizer, currency and UTC day; a report sums days into
-periods and rows into per-currency totals.  No rounding happens after payment
-time, so every total equals the sum of its rows and of the underlying payments,
-to the cent, whatever the grouping.
+Why the report only *adds*: every fee figure was fixed on its fact when it was
+recorded (``PaymentRecorded.fee_minor``; ``fee_reversed_minor`` on refunds,
+rejections and cancellations -- ``ledger.fee_policy``).  The view keeps integer
+sums of those per organizer, currency, UTC day and fee policy; a report sums days
+into periods and rows into per-currency totals.  No rounding happens after the
+facts, so every total equals the sum of its rows and of the facts, to the cent,
+whatever the grouping.
 
-Dating: a payment counts in the period of its payment date, a refund in the
-period of its refund date (periods are never rewritten after the fact).
+Policies: each line says which policy computed its fee figures (``fee-v1``
+lines stored by the first release stay as they were; new facts are ``fee-v2``,
+R18).  Owed back (R17): ``refund_due`` of a line is how much the money owed back
+grew (or, by refunds, shrank) through that line's facts, so the sum over every
+period is what is owed now, and per line ``gross - refunds - refund_due`` is the
+change of ticket money.
+
+Dating: a fact counts in the period of its own date -- a payment by its
+payment date, a refund by its refund date, a cancellation by its date (periods
+are never rewritten after the fact).
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ledger import owed_back
+from ledger.domain.registration import Registration
 from ledger.errors import NotFound, ValidationFailed
+from ledger.fee_policy import POLICY_TEXT
 from ledger.money import Money, minor_digits
 from ledger.scope import ANYONE, Scope
 from projections.paging import InvalidDateRange
@@ -39,7 +49,12 @@ if TYPE_CHECKING:
 PERIODS = ("day", "month", "year")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-# --- the write side: sums per (organizer, currency, day) ---------------------------
+#: Registration facts that move money or fees: the lines of the report.
+MONEY_EVENTS: tuple[type[Any], ...] = (
+    Registration.PaymentRecorded, Registration.RefundRecorded, Registration.Rejected, Registration.Cancelled,
+)
+
+# --- the write side: sums per (organizer, currency, day, policy) --------------------
 
 
 @dataclass(slots=True)
@@ -49,8 +64,13 @@ class FeeDay:
     gross_minor: int = 0
     refund_count: int = 0
     refunded_minor: int = 0
+    refund_due_minor: int = 0
     fee_minor: int = 0
     fee_reversed_minor: int = 0
+
+
+_DAY_SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "refund_due_minor",
+             "fee_minor", "fee_reversed_minor")
 
 
 class FeeDays:
@@ -58,53 +78,59 @@ class FeeDays:
     stored sums in one upsert (the batch's transaction makes it exactly-once)."""
 
     def __init__(self) -> None:
-        self.days: dict[tuple[str, str, date], FeeDay] = {}
+        self.days: dict[tuple[str, str, date, str], FeeDay] = {}
 
-    def _day(self, row: WhoPaidRow, when: Any) -> FeeDay:
-        key = (row.organizer_id, row.currency, when.astimezone(UTC).date())
+    def _day(self, row: WhoPaidRow, event: Any) -> FeeDay:
+        key = (row.organizer_id, row.currency, event.timestamp.astimezone(UTC).date(), event.fee_policy)
         found = self.days.get(key)
         if found is None:
             found = self.days[key] = FeeDay()
         return found
 
-    def payment(self, row: WhoPaidRow, event: Any) -> None:
-        """Called with the row *before* the payment is applied to it.  A ticket is
-        the payment that completes the price with a seat granted (R9): a payment
-        that found no seat is money owed back, not a ticket sold."""
-        day = self._day(row, event.timestamp)
+    def payment(self, row: WhoPaidRow, event: Any, *, held_before: bool, owed_delta: int) -> None:
+        day = self._day(row, event)
         day.payments += 1
         day.gross_minor += event.amount_minor
         day.fee_minor += event.fee_minor
-        if event.seat_granted and row.paid_minor < row.price_minor <= row.paid_minor + event.amount_minor:
+        day.refund_due_minor += owed_delta
+        if not held_before and owed_back.holds_paid_ticket(row):
             day.tickets += 1
 
-    def refund(self, row: WhoPaidRow, event: Any) -> None:
-        day = self._day(row, event.timestamp)
+    def refund(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
+        day = self._day(row, event)
         day.refund_count += 1
         day.refunded_minor += event.amount_minor
         day.fee_reversed_minor += event.fee_reversed_minor
+        day.refund_due_minor += owed_delta
+
+    def closed(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
+        """A rejection or cancellation: the ticket's money becomes owed back and
+        its fee is given back (R17, R18)."""
+        if event.fee_reversed_minor == 0 and owed_delta == 0:
+            return  # nothing paid: no line
+        day = self._day(row, event)
+        day.fee_reversed_minor += event.fee_reversed_minor
+        day.refund_due_minor += owed_delta
 
     def save(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
         if not self.days:
             return
-        sums = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "fee_minor",
-                "fee_reversed_minor")
         query = sql.SQL(
-            "INSERT INTO {table} AS t (organizer_id, currency, day, {sums})"
-            " SELECT * FROM unnest(%b::text[], %b::text[], %b::date[], {arrays})"
-            " ON CONFLICT (organizer_id, currency, day) DO UPDATE SET {adds}"
+            "INSERT INTO {table} AS t (organizer_id, currency, day, fee_policy, {sums})"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::date[], %b::text[], {arrays})"
+            " ON CONFLICT (organizer_id, currency, day, fee_policy) DO UPDATE SET {adds}"
         ).format(
             table=table,
-            sums=sql.SQL(", ").join(map(sql.Identifier, sums)),
-            arrays=sql.SQL(", ").join(sql.SQL("%b::int8[]") for _ in sums),
+            sums=sql.SQL(", ").join(map(sql.Identifier, _DAY_SUMS)),
+            arrays=sql.SQL(", ").join(sql.SQL("%b::int8[]") for _ in _DAY_SUMS),
             adds=sql.SQL(", ").join(
-                sql.SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in sums
+                sql.SQL("{c} = t.{c} + EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in _DAY_SUMS
             ),
         )
         keys = list(self.days)
         values = [self.days[k] for k in keys]
-        params: list[list[Any]] = [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]
-        params += [[getattr(v, s) for v in values] for s in sums]
+        params: list[list[Any]] = [[k[n] for k in keys] for n in range(4)]
+        params += [[getattr(v, s) for v in values] for s in _DAY_SUMS]
         conn.execute(query, params)
 
 
@@ -113,7 +139,8 @@ class FeeDays:
 
 @dataclass(frozen=True)
 class FeeFigures:
-    """One report line: an item (organizer + period) or a per-currency total."""
+    """One report line: an item (organizer + period + fee policy) or a
+    per-currency total (every policy)."""
 
     currency: str
     tickets: int
@@ -123,8 +150,10 @@ class FeeFigures:
     refunded_minor: int
     fee_charged_minor: int
     fee_reversed_minor: int
+    refund_due_minor: int = 0
     organizer_id: str | None = None
     period: str | None = None
+    fee_policy: str | None = None
 
     @property
     def net_minor(self) -> int:
@@ -142,6 +171,7 @@ class FeeFigures:
         if self.organizer_id is not None:
             found["organizer_id"] = self.organizer_id
             found["period"] = self.period
+            found["fee_policy"] = self.fee_policy
         found.update({
             "currency": self.currency,
             "tickets": self.tickets,
@@ -149,6 +179,7 @@ class FeeFigures:
             "gross": self.amount(self.gross_minor),
             "refunds": self.amount(self.refunded_minor),
             "refund_count": self.refund_count,
+            "refund_due": self.amount(self.refund_due_minor),
             "net": self.amount(self.net_minor),
             "fee_charged": self.amount(self.fee_charged_minor),
             "fee_reversed": self.amount(self.fee_reversed_minor),
@@ -168,8 +199,12 @@ class FeeReport:
             "items": [i.as_dict() for i in self.items],
             "totals": [t.as_dict() for t in self.totals],
             "filters": dict(self.filters),
-            "fee_policy": "fee-v1: 5% per payment, half-up to the minor unit; refunds reverse it proportionally",
+            "fee_policy": FEE_POLICIES_TEXT,
         }
+
+
+#: The report's note on how fees are computed (every item names its policy).
+FEE_POLICIES_TEXT = "; ".join(POLICY_TEXT[p] for p in sorted(POLICY_TEXT, reverse=True))
 
 
 def _parse_date(value: str | date | None, name: str) -> date | None:
@@ -219,7 +254,7 @@ def _label(start: date, period: str) -> str:
 
 #: The summed columns of a report query, named as ``FeeFigures`` fields.
 _SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "fee_charged_minor",
-         "fee_reversed_minor")
+         "fee_reversed_minor", "refund_due_minor")
 
 
 def query(
@@ -248,19 +283,21 @@ def query(
             params.append(value)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     statement = sql.SQL(
-        "SELECT organizer_id, currency, date_trunc(%s, day::timestamp)::date AS p,"
+        "SELECT organizer_id, currency, date_trunc(%s, day::timestamp)::date AS p, fee_policy,"
         " sum(tickets) AS tickets, sum(payments) AS payments, sum(gross_minor) AS gross_minor,"
         " sum(refund_count) AS refund_count, sum(refunded_minor) AS refunded_minor,"
-        " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor"
-        " FROM projections.fee_daily{where} GROUP BY organizer_id, currency, p"
-        " ORDER BY p, organizer_id, currency"
+        " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor,"
+        " sum(refund_due_minor) AS refund_due_minor"
+        " FROM projections.fee_daily{where} GROUP BY organizer_id, currency, p, fee_policy"
+        " ORDER BY p, organizer_id, currency, fee_policy"
     ).format(where=where)
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(statement, params).fetchall()
     items = [
         FeeFigures(
             organizer_id=r["organizer_id"], currency=r["currency"], period=_label(r["p"], period),
-            **{name: int(r[name]) for name in _SUMS},  # sums of bigint are numeric: back to int
+            # sums of bigint are numeric: back to int
+            fee_policy=r["fee_policy"], **{name: int(r[name]) for name in _SUMS},
         )
         for r in rows
     ]
@@ -273,26 +310,31 @@ def query(
 
 def totals(items: list[FeeFigures]) -> list[FeeFigures]:
     """Per-currency totals: plain integer sums of the rows (never re-rounded)."""
-    sums: dict[str, list[int]] = {}
+    sums: dict[str, dict[str, int]] = {}
     for i in items:
-        acc = sums.setdefault(i.currency, [0] * 7)
-        for n, value in enumerate((i.tickets, i.payments, i.gross_minor, i.refund_count,
-                                   i.refunded_minor, i.fee_charged_minor, i.fee_reversed_minor)):
-            acc[n] += value
+        acc = sums.setdefault(i.currency, dict.fromkeys(_SUMS, 0))
+        for name in _SUMS:
+            acc[name] += getattr(i, name)
     return [
-        FeeFigures(currency=code, tickets=acc[0], payments=acc[1], gross_minor=acc[2], refund_count=acc[3],
-                   refunded_minor=acc[4], fee_charged_minor=acc[5], fee_reversed_minor=acc[6])
+        FeeFigures(currency=code, tickets=acc["tickets"], payments=acc["payments"], gross_minor=acc["gross_minor"],
+                   refund_count=acc["refund_count"], refunded_minor=acc["refunded_minor"],
+                   fee_charged_minor=acc["fee_charged_minor"], fee_reversed_minor=acc["fee_reversed_minor"],
+                   refund_due_minor=acc["refund_due_minor"])
         for code, acc in sorted(sums.items())
     ]
 
 
+#: ``refund_due`` and ``fee_policy`` were added after the first release: at the
+#: end, so that readers addressing columns by position keep working.
 CSV_COLUMNS = ("kind", "organizer_id", "period", "currency", "tickets", "payments", "gross", "refunds",
-               "refund_count", "net", "fee_charged", "fee_reversed", "fee")
+               "refund_count", "net", "fee_charged", "fee_reversed", "fee", "refund_due", "fee_policy")
+_CSV_FIGURES = CSV_COLUMNS[3:-1]
 
 
 def csv_lines(report: FeeReport) -> Iterator[str]:
     """RFC 4180 CSV: one ``item`` line per row, then one ``total`` line per
-    currency (the ``kind`` column tells them apart, so sums are not doubled)."""
+    currency (the ``kind`` column tells them apart, so sums are not doubled;
+    a total's ``fee_policy`` is empty: it sums every policy)."""
     import csv
     import io
 
@@ -303,7 +345,7 @@ def csv_lines(report: FeeReport) -> Iterator[str]:
         for line in lines:
             d = line.as_dict()
             writer.writerow([kind, d.get("organizer_id", ""), d.get("period", "") or ""]
-                            + [d[c] for c in CSV_COLUMNS[3:]])
+                            + [d[c] for c in _CSV_FIGURES] + [d.get("fee_policy") or ""])
     yield buffer.getvalue()
 
 
@@ -315,15 +357,16 @@ def to_table(report: FeeReport) -> Any:
     """A ``rich.table.Table`` for ``ledger report fees`` in a terminal."""
     from rich.table import Table
 
-    table = Table(title="Service fees (R16, fee-v1)", show_footer=False)
-    for name in ("organizer", "period", "currency", "tickets", "gross", "refunds", "net", "fee"):
-        table.add_column(name, justify="right" if name not in ("organizer", "period", "currency") else "left")
+    table = Table(title="Service fees (R16-R18) and money owed back (R17)", show_footer=False)
+    left = ("organizer", "period", "policy", "currency")
+    for name in (*left, "tickets", "gross", "refunds", "refund due", "net", "fee"):
+        table.add_column(name, justify="left" if name in left else "right")
     for i in report.items:
         d = i.as_dict()
-        table.add_row(d["organizer_id"], d["period"], d["currency"], str(d["tickets"]), d["gross"],
-                      d["refunds"], d["net"], d["fee"])
+        table.add_row(d["organizer_id"], d["period"], d["fee_policy"], d["currency"], str(d["tickets"]),
+                      d["gross"], d["refunds"], d["refund_due"], d["net"], d["fee"])
     for t in report.totals:
         d = t.as_dict()
-        table.add_row("[b]total[/b]", "", d["currency"], str(d["tickets"]), d["gross"], d["refunds"],
-                      d["net"], d["fee"], style="bold")
+        table.add_row("[b]total[/b]", "", "", d["currency"], str(d["tickets"]), d["gross"], d["refunds"],
+                      d["refund_due"], d["net"], d["fee"], style="bold")
     return table

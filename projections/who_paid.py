@@ -3,9 +3,10 @@ status and the money that moved for it.
 
 The status and the refund still due are *not* re-implemented here: the row
 borrows ``Registration``'s own properties (``status``, ``refund_due_minor``,
-``is_open``), which read the same attribute names.  One definition of the
-state machine, so the view can never disagree with the aggregate about it
-(docs/projections.md).
+``is_open``), which read the same attribute names, and splits money between
+the ticket and what is owed back with the aggregate's own rules
+(``ledger.owed_back``).  One definition of the state machine and of the money
+split, so the view can never disagree with the aggregate (docs/projections.md).
 
 This module only says how an event changes a row; ``projections.batch`` loads
 the rows a batch touches, applies the events in memory and writes them back.
@@ -23,6 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from ledger import owed_back
 from ledger.domain.registration import Registration
 
 
@@ -43,6 +45,7 @@ class WhoPaidRow:
     provider_reference: str | None
     paid_minor: int
     refunded_minor: int
+    ticket_minor: int
     fee_minor: int
     fee_reversed_minor: int
     confirmed: bool
@@ -76,7 +79,7 @@ _values = attrgetter(*STORED_FIELDS, *DERIVED_FIELDS)
 #: PostgreSQL array types for the unnest() upsert, in STORED_FIELDS order.
 _TYPES = {
     "registration_id": "uuid", "seq": "int8", "event_id": "uuid", "price_minor": "int8",
-    "paid_minor": "int8", "refunded_minor": "int8", "fee_minor": "int8",
+    "paid_minor": "int8", "refunded_minor": "int8", "ticket_minor": "int8", "fee_minor": "int8",
     "fee_reversed_minor": "int8", "confirmed": "bool", "payment_failures": "int4",
     "resends": "int4", "version": "int4", "refund_due_minor": "int8",
 }
@@ -97,7 +100,7 @@ def _registered(row: WhoPaidRow | None, event: Any, position: int) -> WhoPaidRow
         registration_id=event.originator_id, seq=position, event_id=UUID(str(event.event_id)),
         organizer_id=str(event.organizer_id), name=event.name, email=event.email,
         currency=event.currency, price_minor=event.price_minor, provider=event.provider,
-        provider_reference=None, paid_minor=0, refunded_minor=0, fee_minor=0,
+        provider_reference=None, paid_minor=0, refunded_minor=0, ticket_minor=0, fee_minor=0,
         fee_reversed_minor=0, confirmed=False, closed_reason=None, close_note=None,
         payment_failures=0, last_failure_reason=None, resends=0,
         registered_at=event.timestamp, checkout_started_at=None, paid_at=None,
@@ -114,15 +117,15 @@ def _checkout_started(row: WhoPaidRow, event: Any) -> None:
 
 
 def _payment_recorded(row: WhoPaidRow, event: Any) -> None:
-    # Mirrors Registration._payment_recorded: money first, then a payment that
-    # found no seat (R9) closes the registration and is owed back.
+    # Mirrors Registration._payment_recorded: the split is decided on the row
+    # before the money is added (a payment that found no seat closes it, R9).
+    after = owed_back.after_payment(row, event.amount_minor, seat_granted=event.seat_granted)
     row.paid_minor += event.amount_minor
     row.fee_minor += event.fee_minor
+    row.ticket_minor, row.closed_reason = after.ticket_minor, after.closed_reason
     row.provider = event.provider
     row.provider_reference = event.reference
     row.paid_at = event.timestamp
-    if not event.seat_granted and row.closed_reason is None:
-        row.closed_reason = "capacity_exhausted"
 
 
 def _payment_failed(row: WhoPaidRow, event: Any) -> None:
@@ -136,15 +139,21 @@ def _confirmed(row: WhoPaidRow, event: Any) -> None:
     row.confirmed_at = event.timestamp
 
 
-def _rejected(row: WhoPaidRow, event: Any) -> None:
-    row.closed_reason = "rejected"
+def _close(row: WhoPaidRow, event: Any, reason: str) -> None:
+    # Mirrors Registration._close: no ticket money is left, its fee goes back (R18).
+    row.closed_reason = reason
     row.close_note = event.reason
+    row.ticket_minor = 0
+    row.fee_reversed_minor += event.fee_reversed_minor
+
+
+def _rejected(row: WhoPaidRow, event: Any) -> None:
+    _close(row, event, "rejected")
     row.rejected_at = event.timestamp
 
 
 def _cancelled(row: WhoPaidRow, event: Any) -> None:
-    row.closed_reason = "event_cancelled"
-    row.close_note = event.reason
+    _close(row, event, "event_cancelled")
     row.cancelled_at = event.timestamp
 
 
@@ -153,11 +162,12 @@ def _resend_requested(row: WhoPaidRow, event: Any) -> None:
 
 
 def _refund_recorded(row: WhoPaidRow, event: Any) -> None:
+    # Mirrors Registration._refund_recorded: owed back first, then the ticket (R17, R19).
+    after = owed_back.after_refund(row, event.amount_minor, ends_access=event.ends_access)
     row.refunded_minor += event.amount_minor
     row.fee_reversed_minor += event.fee_reversed_minor
+    row.ticket_minor, row.closed_reason = after.ticket_minor, after.closed_reason
     row.refunded_at = event.timestamp
-    if row.closed_reason is None:
-        row.closed_reason = "refunded"
 
 
 _CHANGES: dict[type[Any], Callable[[WhoPaidRow, Any], None]] = {

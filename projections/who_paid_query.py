@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -82,25 +83,65 @@ def parse_statuses(value: str | None) -> list[str]:
     return wanted
 
 
-def _check_event(conn: psycopg.Connection[Any], ledger: Ledger, event_id: str, scope: Scope) -> UUID:
-    """The event's id if ``scope`` may see it; ``NotFound`` otherwise.  The view
-    answers first; an event too new to be in it yet is checked in the event
-    store, so a just-created event lists (empty) instead of 404."""
+def _check_event(conn: psycopg.Connection[Any], ledger: Ledger, event_id: str, scope: Scope) -> tuple[UUID, str]:
+    """The event's id and currency if ``scope`` may see it; ``NotFound``
+    otherwise.  The view answers first; an event too new to be in it yet is
+    checked in the event store, so a just-created event lists (empty) instead of 404."""
     try:
         uid = UUID(str(event_id))
     except ValueError:
         raise NotFound(f"no event {event_id}") from None
-    row = conn.execute("SELECT organizer_id FROM projections.paid_events WHERE event_id = %s", (uid,)).fetchone()
+    row = conn.execute("SELECT organizer_id, currency FROM projections.paid_events WHERE event_id = %s",
+                       (uid,)).fetchone()
     if row is None:
-        ledger.service.event(str(uid), scope)  # raises NotFound (unknown or foreign)
-    elif not scope.allows(row[0]):
+        return uid, ledger.service.event(str(uid), scope).currency  # raises NotFound (unknown or foreign)
+    if not scope.allows(row[0]):
         raise NotFound(f"no event {event_id}")  # another tenant's id: 404, not 403
-    return uid
+    return uid, str(row[1])
 
 
-def check_event(ledger: Ledger, event_id: str, scope: Scope) -> UUID:
+def check_event(ledger: Ledger, event_id: str, scope: Scope) -> tuple[UUID, str]:
     with ledger.db.transaction() as conn:
         return _check_event(conn, ledger, event_id, scope)
+
+
+@dataclass(frozen=True)
+class EventMoney:
+    """An event's money (R17, R18), summed over its registrations in the view:
+    ``gross - refunded - refund_due`` is the money paying for tickets held."""
+
+    currency: str
+    gross_minor: int
+    refunded_minor: int
+    refund_due_minor: int
+    fee_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        """Gross minus refunds (as in the fee report); ``refund_due`` of it is owed back."""
+        return self.gross_minor - self.refunded_minor
+
+    @property
+    def ticket_minor(self) -> int:
+        return self.net_minor - self.refund_due_minor
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {name: Money(getattr(self, f"{name}_minor"), self.currency).as_dict()
+                for name in ("gross", "refunded", "refund_due", "fee", "net")}
+
+
+def event_money(ledger: Ledger, event_id: str, currency: str) -> EventMoney:
+    """The figures of ``GET /v1/events/{id}`` ``money`` and of the event page, as
+    of the view's position (the caller has already checked the scope)."""
+    with ledger.db.transaction() as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(paid_minor), 0), coalesce(sum(refunded_minor), 0),"
+            " coalesce(sum(refund_due_minor), 0), coalesce(sum(fee_minor - fee_reversed_minor), 0)"
+            " FROM projections.who_paid WHERE event_id = %s", (UUID(str(event_id)),),
+        ).fetchone()
+    assert row is not None
+    gross, refunded, due, fee = (int(v) for v in row)
+    return EventMoney(currency, gross, refunded, due, fee)
 
 
 def _rows(
@@ -130,7 +171,7 @@ def page(
     position = decode_int_cursor(after)
     statuses = parse_statuses(status)
     with ledger.db.transaction() as conn:
-        uid = _check_event(conn, ledger, event_id, scope)
+        uid, _ = _check_event(conn, ledger, event_id, scope)
         rows = _rows(conn, uid, statuses, position, size + 1)
     more = len(rows) > size
     rows = rows[:size]
@@ -156,22 +197,29 @@ def _cell(text: str | None) -> str:
 def csv_lines(
     ledger: Ledger, event_id: str, *, scope: Scope, status: str | None = None, chunk: int = 2000
 ) -> Iterator[str]:
-    """Every participant of the event as RFC 4180 CSV, streamed in chunks.  The
-    tenant check and input validation happen before the first line is yielded
-    (so an error is still a proper 404/422, not a truncated file)."""
+    """Every participant of the event as RFC 4180 CSV, streamed in chunks, and a
+    last line with the totals (R17): ``registration_id`` is ``total``, ``name``
+    says how many participants it sums, and the money columns are the sums of
+    the lines above.  The tenant check and input validation happen before the
+    first line is yielded (so an error is still a proper 404/422, not a
+    truncated file)."""
     statuses = parse_statuses(status)
-    uid = check_event(ledger, event_id, scope)
+    uid, currency = check_event(ledger, event_id, scope)
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         after: int | None = None
+        sums = [0] * len(_MONEY_FIELDS)
+        count = 0
         while True:
             with ledger.db.transaction() as conn:
                 rows = _rows(conn, uid, statuses, after, chunk)
             for r in rows:
-                currency = r["currency"]
+                count += 1
+                for n, (_, column) in enumerate(_MONEY_FIELDS):
+                    sums[n] += r[column]
                 writer.writerow([
                     r["registration_id"], _cell(r["name"]), _cell(r["email"]), r["status"], currency,
                     *(_amount(r[column], currency) for _, column in _MONEY_FIELDS),
@@ -179,11 +227,16 @@ def csv_lines(
                     r["closed_reason"] or "",
                     *((r[name].isoformat() if r[name] is not None else "") for name in TIMESTAMP_FIELDS),
                 ])
+            if len(rows) < chunk:
+                break
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-            if len(rows) < chunk:
-                return
             after = rows[-1]["seq"]
+        totals = [_amount(v, currency) for v in sums]
+        totals[0] = ""  # a sum of prices means nothing
+        writer.writerow(["total", f"{count} participants", "", "", currency, *totals,
+                         *([""] * (len(CSV_COLUMNS) - 5 - len(totals)))])
+        yield buffer.getvalue()
 
     return lines()

@@ -1,4 +1,4 @@
-"""The participant e-mails (R11–R15) in English and Polish, as plain text and HTML.
+"""The participant e-mails (R11–R15, R17, R19) in English and Polish, as plain text and HTML.
 
 Each e-mail is written once as a list of blocks (paragraphs, facts, a Join
 button, the token…) and rendered twice, so the text and HTML parts always say
@@ -67,6 +67,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "access_ends": "Any Join link and access token for this event no longer work.",
         "via.stripe": "through Stripe", "via.paypal": "through PayPal", "via.payu": "through PayU",
         "via.manual": "the same way you paid",
+        "owed_back.subject": "Money owed back to you for “{title}”",
+        "owed.no_seat": "we received your payment of {payment} for “{title}”, but it arrived when no seat "
+                        "was left, so it bought no ticket.",
+        "owed.event_cancelled": "we received your payment of {payment} for “{title}” after the event was "
+                                "cancelled.",
+        "owed.rejected": "we received your payment of {payment} for “{title}” after your registration was "
+                         "declined.",
+        "owed.closed": "we received your payment of {payment} for “{title}” after your registration was closed.",
+        "owed.paid_twice": "we received another payment of {payment} for “{title}”. Your ticket was already "
+                           "paid, so this payment bought nothing.",
+        "owed.excess": "we received your payment of {payment} for “{title}”. In all you paid {paid}, more "
+                       "than the price of {price}. Your place is confirmed.",
+        "payment": "Payment", "owed": "Owed back to you", "refunded_label": "Refunded",
+        "owed_total": "Refunds are not automatic: {organizer} owes you {owed} and will refund it {via}. "
+                      "If it does not arrive, please contact the organizer.",
+        "ticket_stays": "Your ticket, Join link and access token stay valid.",
+        "refund.subject": "Refund for “{title}”",
+        "refund_recorded": "{organizer} has refunded {refund} to you {via}.",
+        "still_owed": "{organizer} still owes you {owed}.",
+        "all_refunded": "Everything you paid ({paid}) has now been refunded.",
     },
     "pl": {
         "greeting": "Dzień dobry {name},",
@@ -100,6 +120,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "access_ends": "Link do dołączenia i token dostępu do tego wydarzenia przestały działać.",
         "via.stripe": "przez Stripe", "via.paypal": "przez PayPal", "via.payu": "przez PayU",
         "via.manual": "tą samą drogą, którą została wniesiona płatność",
+        "owed_back.subject": "Kwota do zwrotu za „{title}”",
+        "owed.no_seat": "otrzymaliśmy Twoją płatność {payment} za „{title}”, ale wpłynęła, gdy nie było już "
+                        "wolnych miejsc, więc nie kupiła biletu.",
+        "owed.event_cancelled": "otrzymaliśmy Twoją płatność {payment} za „{title}” po odwołaniu wydarzenia.",
+        "owed.rejected": "otrzymaliśmy Twoją płatność {payment} za „{title}” po odrzuceniu Twojej rejestracji.",
+        "owed.closed": "otrzymaliśmy Twoją płatność {payment} za „{title}” po zamknięciu Twojej rejestracji.",
+        "owed.paid_twice": "otrzymaliśmy kolejną płatność {payment} za „{title}”. Twój bilet był już "
+                           "opłacony, więc ta płatność niczego nie kupiła.",
+        "owed.excess": "otrzymaliśmy Twoją płatność {payment} za „{title}”. Łącznie zapłacono {paid}, więcej "
+                       "niż wynosi cena {price}. Twoje miejsce jest potwierdzone.",
+        "payment": "Płatność", "owed": "Do zwrotu", "refunded_label": "Zwrócono",
+        "owed_total": "Zwrot nie następuje automatycznie: organizator {organizer} zwróci Ci {owed} {via}. "
+                      "Jeśli zwrot nie dotrze, skontaktuj się z organizatorem.",
+        "ticket_stays": "Twój bilet, link do dołączenia i token dostępu pozostają ważne.",
+        "refund.subject": "Zwrot za „{title}”",
+        "refund_recorded": "organizator {organizer} zwrócił Ci {refund} {via}.",
+        "still_owed": "Organizator {organizer} ma Ci jeszcze do zwrotu {owed}.",
+        "all_refunded": "Cała wpłacona kwota ({paid}) została zwrócona.",
     },
 }
 
@@ -200,8 +238,9 @@ def _html(blocks: list[Block], *, language: str, subject: str) -> str:
 
 def render(kind: str, ctx: Mapping[str, Any], *, join_url: str | None = None,
            token: str | None = None) -> Rendered:
-    """One e-mail.  ``kind`` is confirmation, resend, reschedule, cancellation or
-    rejection; ``join_url`` and ``token`` are needed by the first two only."""
+    """One e-mail.  ``kind`` is confirmation, resend, reschedule, cancellation,
+    rejection, owed_back or refund; ``join_url`` and ``token`` are needed by the
+    first two only."""
     language = ctx["language"] if ctx["language"] in LANGUAGES else "en"
     t = TEXTS[language]
     event = ctx["event"]
@@ -251,6 +290,29 @@ def render(kind: str, ctx: Mapping[str, Any], *, join_url: str | None = None,
             blocks.append(("facts", [(t["reason"], ctx["reason"])]))
         blocks.append(("p", _money_back(ctx, t, money, names["organizer"])))
         if ctx.get("had_ticket"):
+            blocks.append(("p", t["access_ends"]))
+    elif kind == "owed_back":  # R17: money that bought no ticket, one e-mail per payment
+        via = t.get(f"via.{ctx['provider']}", t["via.manual"])
+        blocks.append(("p", t[f"owed.{ctx['why']}"].format(
+            payment=money(ctx["payment_minor"]), paid=money(ctx["paid_minor"]), price=money(ctx["price_minor"]),
+            **names)))
+        blocks.append(("facts", [(t["payment"], money(ctx["payment_minor"])),
+                                 (t["owed"], money(ctx["refund_due_minor"]))]))
+        blocks.append(("p", t["owed_total"].format(owed=money(ctx["refund_due_minor"]), via=via, **names)))
+        if ctx.get("keeps_ticket"):
+            blocks.append(("p", t["ticket_stays"]))
+    elif kind == "refund":  # R19: a partial refund keeps the ticket, the rest is said
+        via = t.get(f"via.{ctx['provider']}", t["via.manual"])
+        blocks.append(("p", t["refund_recorded"].format(refund=money(ctx["refund_minor"]), via=via, **names)))
+        blocks.append(("facts", [(t["amount_paid"], money(ctx["paid_minor"])),
+                                 (t["refunded_label"], money(ctx["refunded_minor"]))]))
+        if ctx["refund_due_minor"] > 0:
+            blocks.append(("p", t["still_owed"].format(owed=money(ctx["refund_due_minor"]), **names)))
+        elif ctx["refunded_minor"] >= ctx["paid_minor"]:
+            blocks.append(("p", t["all_refunded"].format(paid=money(ctx["paid_minor"]))))
+        if ctx.get("keeps_ticket"):
+            blocks.append(("p", t["ticket_stays"]))
+        elif ctx.get("access_ended"):
             blocks.append(("p", t["access_ends"]))
 
     blocks.append(("small", t["sign"].format(**names)))

@@ -1,4 +1,4 @@
-"""What e-mails each fact implies (R11–R15), decided in log order.
+"""What e-mails each fact implies (R11–R15, R17, R19), decided in log order.
 
 For every notification the planner first **decides**, outside any transaction:
 it reads what the fact needs from the event store (aggregates at the event's
@@ -48,7 +48,7 @@ import psycopg
 from eventsourcing.persistence import Notification
 from psycopg.types.json import Jsonb
 
-from ledger import access_tokens
+from ledger import access_tokens, owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.event_log import LogItem, to_item
@@ -147,10 +147,14 @@ class Planner:
                 " VALUES (%s, %s, %s, true) ON CONFLICT (registration_id) DO NOTHING", registered)])
         if isinstance(event, Registration.PaymentRecorded | Registration.Confirmed):
             reg = self._registration_at(item)
-            if not reg.keeps_ticket:  # partial payment, or paid after the last seat went (R9): no ticket
-                return Decision(writes=[partial(self._set_open, reg=reg)])
-            return Decision(writes=[partial(self._set_open, reg=reg), partial(self._issue, reg=reg, at=at)],
-                            emails=[self._email("confirmation", f"confirmation:{rid}", reg, {})])
+            writes: list[Write] = [partial(self._set_open, reg=reg)]
+            emails: list[PlannedEmail] = []
+            if reg.keeps_ticket:  # not a part payment, nor money that found no seat (R9)
+                writes.append(partial(self._issue, reg=reg, at=at))
+                emails.append(self._email("confirmation", f"confirmation:{rid}", reg, {}))
+            if isinstance(event, Registration.PaymentRecorded):
+                emails += self._owed_back(item, event, reg)  # R17: reads before the transaction
+            return Decision(writes=writes, emails=emails)
         if isinstance(event, Registration.ConfirmationResendRequested):
             reg = self._registration_at(item)
             return Decision(writes=[partial(self._issue, reg=reg, at=at)],
@@ -168,11 +172,14 @@ class Planner:
             )
         if isinstance(event, Registration.RefundRecorded):
             reg = self._registration_at(item)
-            writes: list[Write] = [partial(self._set_open, reg=reg)]
-            if not reg.is_open:
+            before = self._registration_at(item, offset=1)
+            writes = [partial(self._set_open, reg=reg)]
+            if not reg.is_open:  # R19: only a refund that ends access takes the token away
                 writes.append(partial(access_tokens.revoke_registration, registration_id=rid, reason="refunded",
                                       at=at))
-            return Decision(writes=writes)
+            extra = {"refund_minor": event.amount_minor, "keeps_ticket": reg.keeps_ticket,
+                     "access_ended": before.keeps_ticket and not reg.keeps_ticket}
+            return Decision(writes=writes, emails=[self._email("refund", f"refund:{item.id}", reg, extra)])
         if isinstance(event, PaidEvent.Rescheduled):
             return self._reschedule(item, event)
         if isinstance(event, PaidEvent.Cancelled):
@@ -209,6 +216,30 @@ class Planner:
             " ORDER BY registration_id", (event_id,),
         ).fetchall()
         return tuple(str(rid) for (rid,) in rows)
+
+    def _owed_back(self, item: LogItem, event: Registration.PaymentRecorded,
+                   reg: Registration) -> list[PlannedEmail]:
+        """R17, item 5: one e-mail per payment that left money owed back -- it
+        found no seat, came after the cancel or the rejection, or the ticket was
+        already paid (paid twice, or more than the price).  A part payment still
+        waiting for the rest is not told (it will pay for the ticket)."""
+        if reg.is_open and not owed_back.holds_paid_ticket(reg):
+            return []
+        before = self._registration_at(item, offset=1)
+        # Part payments that were waiting for the rest were not yet told: the
+        # payment that settles them tells all of what is owed.
+        told = before.refund_due_minor if not before.is_open or owed_back.holds_paid_ticket(before) else 0
+        owed = reg.refund_due_minor - told
+        if owed <= 0:
+            return []
+        if reg.is_open:
+            why = "paid_twice" if owed_back.holds_paid_ticket(before) else "excess"
+        else:
+            why = {"capacity_exhausted": "no_seat", "event_cancelled": "event_cancelled",
+                   "rejected": "rejected"}.get(reg.closed_reason or "", "closed")
+        extra = {"why": why, "payment_minor": event.amount_minor, "owed_minor": owed,
+                 "provider": event.provider, "keeps_ticket": reg.keeps_ticket}
+        return [self._email("owed_back", f"owed_back:{item.id}", reg, extra)]
 
     # --- helpers ----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from ledger.domain.paid_event import PaidEvent
 from ledger.errors import ValidationFailed
+from projections import who_paid_query
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Paid events")
 
@@ -47,6 +48,7 @@ def event_json(paid_event: PaidEvent) -> dict[str, Any]:
         "created_at": paid_event.created_on.isoformat(),
         **paid_event.summary(capacity, ledger.service.clock()),
         "hold_seconds": int(ledger.service.seat_hold_for(paid_event).total_seconds()),
+        "money": who_paid_query.event_money(ledger, str(paid_event.id), paid_event.currency).as_dict(),
     }
 
 
@@ -82,7 +84,8 @@ class EventResource(MethodView):
     @authenticated("organizer", "finance")
     @blp.response(200, EventSchema)
     def get(self, event_id: str) -> Any:
-        """The event with tickets sold and left."""
+        """The event with tickets sold and left, and its money: gross, refunded,
+        owed back (refund_due, R17), fee (R18) and net."""
         paid_event = current_ledger().service.event(event_id, g.principal.scope)
         return respond(EventSchema, event_json(paid_event), version=paid_event.version)
 

@@ -70,11 +70,15 @@ class Payments(MethodView):
     @blp.arguments(PaymentSchema)
     @blp.response(200, RegistrationSchema)
     def post(self, body: dict[str, Any], registration_id: str) -> Any:
-        """Record a payment seen outside the webhooks (bank transfer, cash…)."""
+        """Record a payment seen outside the webhooks (bank transfer, cash…).
+
+        Any real payment is recorded, also when nothing is due (R17): money
+        that pays for no ticket -- a second payment, a payment after the
+        cancel or the rejection -- is owed back (``refund_due``)."""
         registration = current_ledger().service.record_payment(
             registration_id, amount=money_from(body["amount"], "amount.amount"),
-            provider=body["provider"], reference=body["reference"], scope=g.principal.scope,
-            expected_version=if_match(),
+            provider=body["provider"], method=body["method"], reference=body["reference"],
+            scope=g.principal.scope, expected_version=if_match(),
         )
         return _respond(registration)
 
@@ -123,9 +127,14 @@ class Refunds(MethodView):
     @blp.arguments(RefundSchema)
     @blp.response(201, RegistrationSchema)
     def post(self, body: dict[str, Any], registration_id: str) -> Any:
-        """Record a refund made at the provider (R15); never more than was paid."""
+        """Record a refund made at the provider (R15); never more than was paid.
+
+        Taken from the money owed back first, then from the ticket (R17).
+        ``ends_access`` (R19) says whether the participant loses the ticket;
+        by default only a refund that leaves nothing paid ends access."""
         registration = current_ledger().service.record_refund(
             registration_id, amount=money_from(body["amount"], "amount.amount"),
-            reference=body["reference"], scope=g.principal.scope, expected_version=if_match(),
+            reference=body["reference"], ends_access=body["ends_access"], scope=g.principal.scope,
+            expected_version=if_match(),
         )
         return _respond(registration, 201)

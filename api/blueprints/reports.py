@@ -1,7 +1,8 @@
-"""Fee reports (R16): ``GET /v1/reports/fees`` — per organizer, currency and
-period: tickets, gross, refunds, net and the 5% service fee, with per-currency
-totals that are exact sums of the rows.  ``Accept: text/csv`` gives CSV.
-Organizers get their own figures; finance gets everyone's (or ``?organizer=``)."""
+"""Fee reports (R16-R18): ``GET /v1/reports/fees`` — per organizer, currency,
+period and fee policy: tickets, gross, refunds, money owed back, net and the 5%
+service fee, with per-currency totals that are exact sums of the rows.
+``Accept: text/csv`` gives CSV.  Organizers get their own figures; finance gets
+everyone's (or ``?organizer=``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from api.auth import authenticated
 from api.blueprints.participants import wants_csv
 from api.context import current_ledger
 from api.responses import respond
+from ledger.fee_policy import FEE_V1, FEE_V2
 from projections import fee_report
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Fee reports (R16)")
@@ -41,6 +43,9 @@ class FeeTotalSchema(Schema):
     gross = fields.String(metadata={"example": "490.00"})
     refunds = fields.String()
     refund_count = fields.Integer()
+    refund_due = fields.String(metadata={
+        "description": "change of the money owed back (R17) by these facts; summed over all periods, what is "
+                       "owed now. gross - refunds - refund_due is the change of ticket money"})
     net = fields.String(metadata={"description": "gross minus refunds"})
     fee_charged = fields.String()
     fee_reversed = fields.String()
@@ -50,11 +55,15 @@ class FeeTotalSchema(Schema):
 class FeeItemSchema(FeeTotalSchema):
     """One organizer, currency and period."""
 
-    class Meta:
-        fields = ("organizer_id", "period", *FeeTotalSchema._declared_fields)  # the order they are sent in
+    class Meta:  # the order they are sent in
+        fields = ("organizer_id", "period", "fee_policy", *FeeTotalSchema._declared_fields)
 
     organizer_id = fields.String()
     period = fields.String(metadata={"example": "2026-11"})
+    fee_policy = fields.String(metadata={
+        "enum": [FEE_V1, FEE_V2],
+        "description": "the policy that computed this line's fee figures: fee-v1 lines (first release) stay as "
+                       "they were stored; new facts are fee-v2 (R18)"})
 
 
 class FeeFiltersSchema(Schema):
@@ -80,8 +89,8 @@ class FeeReport(MethodView):
     @blp.arguments(FeeQuerySchema, location="query")
     @blp.response(200, FeeReportSchema)
     def get(self, args: dict[str, Any]) -> Any:
-        """Service fees per organizer, currency and period (by payment date;
-        refunds by refund date), with per-currency totals."""
+        """Service fees and money owed back per organizer, currency, period and
+        fee policy (each fact by its own date), with per-currency totals."""
         report = fee_report.query(
             current_ledger().db, scope=g.principal.scope, organizer=args.get("organizer"),
             currency=args.get("currency"), date_from=args.get("from_"), date_to=args.get("to"),

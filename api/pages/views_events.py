@@ -40,10 +40,13 @@ def events() -> str:
 
 
 def _event(event_id: str) -> tuple[PaidEvent, dict[str, Any]]:
+    """The event and its header figures: seats (R9) and money (R17, R18) --
+    the same numbers as ``GET /v1/events/{id}``."""
     ledger = current_ledger()
     paid_event = ledger.service.event(event_id, g.principal.scope)
     summary = paid_event.summary(ledger.service.capacity_of(paid_event), ledger.service.clock())
     summary["hold_seconds"] = int(ledger.service.seat_hold_for(paid_event).total_seconds())
+    summary["money"] = who_paid_query.event_money(ledger, str(paid_event.id), paid_event.currency)
     return paid_event, summary
 
 

@@ -1,5 +1,7 @@
 """Decisions on one participant — Confirm, Reject with a reason, Resend the
-confirmation e-mail (R12, R14, R15) — and a registration's full history.
+confirmation e-mail (R12, R14, R15), record a payment received by hand (R17)
+or a refund made at the provider, saying whether it ends access (R19) — and a
+registration's full history.
 
 The buttons appear in two places (each row of the Paid event tab, and the
 registration's own page); a refusal is shown where the button was pressed,
@@ -22,7 +24,15 @@ from api.pages.blueprint import bp, field_errors, reason_from, status_of
 from api.pages.event_list import wait_for_views
 from api.pages.session_auth import ACTING_ROLES, safe_next, signed_in
 from api.pages.views_events import READ_ROLES, render_paid_tab
+from api.schemas import PaymentSchema, RefundSchema
 from ledger.errors import LedgerError
+from ledger.money import Money
+from ledger.providers.registry import PROVIDERS
+
+#: Fields a refused form is shown again with (what the organizer typed).
+FORM_FIELDS = ("reason", "amount", "provider", "method", "reference", "access")
+#: The refund form's access choice (R19) → ``ends_access``.
+ACCESS_CHOICES: dict[str, bool | None] = {"auto": None, "keep": False, "end": True}
 
 
 def render_registration(
@@ -36,7 +46,7 @@ def render_registration(
     return render_template(
         "registration.html", registration=registration, reg=registration.as_dict(), event=paid_event,
         history=events, errors=errors or {}, open_form=open_form, values=values or {},
-        here=url_for("pages.registration", registration_id=registration.id),
+        here=url_for("pages.registration", registration_id=registration.id), providers=PROVIDERS,
     ), status
 
 
@@ -66,7 +76,7 @@ def _decide(registration_id: str, kind: str, command: Callable[[int | None], obj
     except (LedgerError, ValidationError) as exc:
         form_id = f"{kind}-{registration_id}"
         errors = {form_id: field_errors(exc)}
-        values = {f"{form_id}:reason": request.form.get("reason", "")}
+        values = {f"{form_id}:{name}": request.form.get(name, "") for name in FORM_FIELDS}
         if request.form.get("view") == "event":
             found = ledger.service.registration(registration_id, g.principal.scope)
             return render_paid_tab(found.event_id, errors=errors, open_form=form_id, values=values,
@@ -108,3 +118,58 @@ def resend(registration_id: str) -> BaseResponse | tuple[str, int]:
         return service.request_resend(registration_id, scope=g.principal.scope, expected_version=version)
 
     return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again (R12).")
+
+
+def _amount(currency: str) -> Money:
+    """The amount typed on a money form, in the registration's currency (R8)."""
+    return Money.parse(request.form.get("amount", "").strip(), currency, field="amount")
+
+
+@bp.post("/registrations/<registration_id>/payments")
+@signed_in(*ACTING_ROLES)
+def record_payment(registration_id: str) -> BaseResponse | tuple[str, int]:
+    """Money received outside the providers' notifications (R17): recorded
+    whatever is due; what pays for no ticket is owed back."""
+    service = current_ledger().service
+
+    def command(version: int | None) -> object:
+        registration = service.registration(registration_id, g.principal.scope)
+        amount = _amount(registration.currency)
+        body = PaymentSchema().load({
+            "amount": {"amount": amount.amount, "currency": amount.currency},
+            "provider": request.form.get("provider") or "manual",
+            "method": request.form.get("method", "").strip() or None,
+            "reference": request.form.get("reference", "").strip(),
+        })
+        return service.record_payment(
+            registration_id, amount=amount, provider=body["provider"], method=body["method"],
+            reference=body["reference"], scope=g.principal.scope, expected_version=version,
+        )
+
+    return _decide(registration_id, "payment", command,
+                   "Payment recorded. Whatever pays for no ticket is shown as owed back (R17).")
+
+
+@bp.post("/registrations/<registration_id>/refunds")
+@signed_in(*ACTING_ROLES)
+def record_refund(registration_id: str) -> BaseResponse | tuple[str, int]:
+    """A refund made at the provider; the organizer says whether the
+    participant keeps the ticket (R19)."""
+    service = current_ledger().service
+
+    def command(version: int | None) -> object:
+        registration = service.registration(registration_id, g.principal.scope)
+        amount = _amount(registration.currency)
+        choice = request.form.get("access", "auto")
+        body = RefundSchema().load({
+            "amount": {"amount": amount.amount, "currency": amount.currency},
+            "reference": request.form.get("reference", "").strip(),
+            "ends_access": ACCESS_CHOICES.get(choice),
+        })
+        return service.record_refund(
+            registration_id, amount=amount, reference=body["reference"], ends_access=body["ends_access"],
+            scope=g.principal.scope, expected_version=version,
+        )
+
+    return _decide(registration_id, "refund", command,
+                   "Refund recorded. It was taken from what is owed back first, then from the ticket (R17).")

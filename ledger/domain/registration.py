@@ -7,9 +7,17 @@ Status is *derived* from the facts recorded, never stored as a separate truth:
 * closed: ``refund_due`` while money received exceeds money refunded, else
   ``refunded`` if money was ever received, else ``rejected`` / ``cancelled``.
 
-``refund_due`` as an *amount* is what the organizer owes back: everything
-received minus everything refunded minus the price, when a ticket is kept.
-See docs/registration-states.md for the diagram.
+``refund_due`` as an *amount* is what the organizer owes back (R17): everything
+received minus everything refunded minus the *ticket money* -- the money that
+pays for the ticket the registration holds.  Which money is which, and how
+refunds are taken, is decided by :mod:`ledger.owed_back`; the service fee is
+charged on ticket money only (R18, :mod:`ledger.fee_policy`).  A partial refund
+keeps the ticket unless the organizer says it ends access (R19).
+See docs/registration-states.md for the diagram and docs/money.md for examples.
+
+Old stored events keep their meaning through upcasters: a v1 refund always
+closed the registration (``ends_access`` True), v1 rejections and cancellations
+reversed no fee, and every v1 fee figure stays as stored, named ``fee-v1``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger import owed_back
 from ledger.errors import (
     AmountMismatch,
     CurrencyMismatch,
@@ -27,8 +36,9 @@ from ledger.errors import (
     RefundExceedsPaid,
     RefundReferenceConflict,
 )
-from ledger.fee_policy import DEFAULT_FEE_POLICY, FeePolicy
+from ledger.fee_policy import DEFAULT_FEE_POLICY, FEE_V1, FeePolicy
 from ledger.money import Money, check_bounded
+from ledger.providers.registry import PROVIDERS
 
 OPEN_STATUSES = ("awaiting_payment", "paid", "confirmed")
 
@@ -72,6 +82,7 @@ class Registration(Aggregate):
         self.failures: list[dict[str, Any]] = []
         self.mismatches: list[dict[str, Any]] = []
         self.paid_minor = 0
+        self.ticket_minor = 0
         self.fee_minor = 0
         self.refunded_minor = 0
         self.fee_reversed_minor = 0
@@ -106,8 +117,13 @@ class Registration(Aggregate):
 
     @property
     def refund_due_minor(self) -> int:
-        kept = self.price_minor if self.is_open and self.paid_minor >= self.price_minor else 0
-        return max(0, self.paid_minor - self.refunded_minor - kept)
+        """Owed back (R17): received, not refunded, paying for no ticket."""
+        return owed_back.owed_minor(self)
+
+    @property
+    def fee_outstanding_minor(self) -> int:
+        """The service fee still charged: charged minus reversed (R16, R18)."""
+        return self.fee_minor - self.fee_reversed_minor
 
     @property
     def status(self) -> str:
@@ -159,21 +175,36 @@ class Registration(Aggregate):
 
     class PaymentRecorded(Aggregate.Event):
         """Money received.  ``seat_granted`` False means it arrived when no seat
-        was left (R9): recorded anyway, and owed back."""
+        was left (R9): recorded anyway, and owed back.  v2 added ``method`` (how
+        the money came when recorded by hand, e.g. "bank transfer"); since v2
+        ``fee_minor`` is charged on ticket money only (``fee-v2``, R18)."""
 
+        class_version = 2
         amount_minor: int
         currency: str
         provider: str
+        method: str | None
         reference: str
         fee_minor: int
         fee_policy: str
         seat_granted: bool
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # The first release took any text as a hand-recorded payment's
+            # provider ("wire"): such a payment was a manual one, made that way.
+            if state["provider"] in PROVIDERS:
+                state["method"] = None
+            else:
+                state["method"], state["provider"] = state["provider"], "manual"
+
     def record_payment(
         self, amount: Money, provider: str, reference: str, *, seat_granted: bool,
-        exact: bool = True, policy: FeePolicy = DEFAULT_FEE_POLICY,
+        method: str | None = None, policy: FeePolicy = DEFAULT_FEE_POLICY,
     ) -> bool:
-        """Idempotent per (provider, reference): a repeat returns False, no event."""
+        """Record any real payment (R17): whatever does not pay for the ticket is
+        owed back.  Idempotent per (provider, reference): a repeat returns False
+        and records nothing."""
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency)
         check_bounded(amount)  # R21: before it can become an event
@@ -181,31 +212,28 @@ class Registration(Aggregate):
             raise AmountMismatch("a payment must be positive", field="amount")
         if self.has_payment(provider, reference, amount):
             return False
-        if exact and self.is_open and amount.minor != self.price_minor - self.paid_minor:
-            raise AmountMismatch(
-                f"{self.money(self.price_minor - self.paid_minor)} is due, not {amount}",
-                field="amount",
-            )
+        after = owed_back.after_payment(self, amount.minor, seat_granted=seat_granted)
         self._payment_recorded(
-            amount_minor=amount.minor, currency=amount.currency, provider=provider,
-            reference=reference, fee_minor=policy.fee_for_payment(amount.minor),
+            amount_minor=amount.minor, currency=amount.currency, provider=provider, method=method,
+            reference=reference,
+            fee_minor=policy.charge(outstanding=self.fee_outstanding_minor, ticket_after=after.ticket_minor),
             fee_policy=policy.version, seat_granted=seat_granted,
         )
         return True
 
     @event(PaymentRecorded)
     def _payment_recorded(
-        self, amount_minor: int, currency: str, provider: str, reference: str,
+        self, amount_minor: int, currency: str, provider: str, method: str | None, reference: str,
         fee_minor: int, fee_policy: str, seat_granted: bool,
     ) -> None:
         self.payments.append(
-            {"amount_minor": amount_minor, "provider": provider, "reference": reference,
-             "fee_minor": fee_minor}
+            {"amount_minor": amount_minor, "provider": provider, "method": method, "reference": reference,
+             "fee_minor": fee_minor, "fee_policy": fee_policy}
         )
+        after = owed_back.after_payment(self, amount_minor, seat_granted=seat_granted)
         self.paid_minor += amount_minor
         self.fee_minor += fee_minor
-        if not seat_granted and self.closed_reason is None:
-            self.closed_reason = "capacity_exhausted"
+        self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
 
     class PaymentMismatched(Aggregate.Event):
         """A provider reported money that is not the price (amount or currency).
@@ -262,31 +290,60 @@ class Registration(Aggregate):
         self.confirmed = True
 
     class Rejected(Aggregate.Event):
-        reason: str
+        """v2: a ticket lost after payment gives its whole fee back, as part of
+        this fact (``fee_reversed_minor``, R18); v1 rejections reversed none."""
 
-    def reject(self, reason: str) -> None:
+        class_version = 2
+        reason: str
+        fee_reversed_minor: int
+        fee_policy: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["fee_reversed_minor"] = 0
+            state["fee_policy"] = FEE_V1
+
+    def reject(self, reason: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY) -> None:
         if not self.is_open:
             raise InvalidState(f"a {self.status} registration cannot be rejected")
-        self._rejected(reason=reason)
+        self._rejected(reason=reason, fee_reversed_minor=self._fee_back_on_close(policy), fee_policy=policy.version)
 
     @event(Rejected)
-    def _rejected(self, reason: str) -> None:
-        self.closed_reason = "rejected"
-        self.close_note = reason
+    def _rejected(self, reason: str, fee_reversed_minor: int, fee_policy: str) -> None:
+        self._close("rejected", reason, fee_reversed_minor)
 
     class Cancelled(Aggregate.Event):
-        """The event was cancelled (R15)."""
+        """The event was cancelled (R15).  v2 as ``Rejected``: the whole fee of a
+        ticket lost after payment is given back with it."""
 
+        class_version = 2
         reason: str
+        fee_reversed_minor: int
+        fee_policy: str
 
-    def cancel(self, reason: str) -> None:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["fee_reversed_minor"] = 0
+            state["fee_policy"] = FEE_V1
+
+    def cancel(self, reason: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY) -> None:
         if self.is_open:
-            self._cancelled(reason=reason)
+            self._cancelled(reason=reason, fee_reversed_minor=self._fee_back_on_close(policy),
+                            fee_policy=policy.version)
 
     @event(Cancelled)
-    def _cancelled(self, reason: str) -> None:
-        self.closed_reason = "event_cancelled"
-        self.close_note = reason
+    def _cancelled(self, reason: str, fee_reversed_minor: int, fee_policy: str) -> None:
+        self._close("event_cancelled", reason, fee_reversed_minor)
+
+    def _fee_back_on_close(self, policy: FeePolicy) -> int:
+        """R18: closing leaves no ticket money, so no fee may stay charged."""
+        return policy.reversal(outstanding=self.fee_outstanding_minor, ticket_after=0)
+
+    def _close(self, reason: str, note: str, fee_reversed_minor: int) -> None:
+        self.closed_reason = reason
+        self.close_note = note
+        self.ticket_minor = 0
+        self.fee_reversed_minor += fee_reversed_minor
 
     class ConfirmationResendRequested(Aggregate.Event):
         pass
@@ -331,10 +388,22 @@ class Registration(Aggregate):
     # --- refunds (R15) --------------------------------------------------------------
 
     class RefundRecorded(Aggregate.Event):
+        """A refund made at the provider (R15).  v2 added ``ends_access`` (R19:
+        does the participant lose the ticket?) and ``fee_policy``; every v1
+        refund closed the registration, so v1 reads as ``ends_access`` True."""
+
+        class_version = 2
         amount_minor: int
         currency: str
         reference: str
+        ends_access: bool
         fee_reversed_minor: int
+        fee_policy: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["ends_access"] = True
+            state["fee_policy"] = FEE_V1
 
     def has_refund(self, reference: str, amount: Money | None = None) -> bool:
         """Whether a refund under ``reference`` is recorded: a repeat.  With
@@ -351,10 +420,13 @@ class Registration(Aggregate):
         return False
 
     def record_refund(
-        self, amount: Money, reference: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY
+        self, amount: Money, reference: str, *, ends_access: bool | None = None,
+        policy: FeePolicy = DEFAULT_FEE_POLICY,
     ) -> bool:
-        """A refund made at the provider, never more than what was paid.  A refund
-        on an open registration gives the ticket back (it closes)."""
+        """A refund made at the provider, never more than what was paid and not
+        yet refunded.  It is taken from the money owed back first, then from the
+        ticket (R17).  ``ends_access`` None: the participant loses the ticket only
+        when nothing paid is left (R19); a partial refund keeps it."""
         if amount.currency != self.currency:
             raise CurrencyMismatch(self.currency, amount.currency)
         check_bounded(amount)  # R21
@@ -367,26 +439,27 @@ class Registration(Aggregate):
             raise RefundExceedsPaid(
                 f"at most {self.money(refundable)} can be refunded", field="amount"
             )
-        reversal = policy.fee_reversal(
-            paid_minor=self.paid_minor, fee_minor=self.fee_minor,
-            refunded_before=self.refunded_minor, refund_minor=amount.minor,
-            reversed_before=self.fee_reversed_minor,
-        )
+        if ends_access is None:
+            ends_access = owed_back.ends_access_by_default(self, amount.minor)
+        after = owed_back.after_refund(self, amount.minor, ends_access=ends_access)
         self._refund_recorded(
-            amount_minor=amount.minor, currency=amount.currency, reference=reference,
-            fee_reversed_minor=reversal,
+            amount_minor=amount.minor, currency=amount.currency, reference=reference, ends_access=ends_access,
+            fee_reversed_minor=policy.reversal(outstanding=self.fee_outstanding_minor,
+                                               ticket_after=after.ticket_minor),
+            fee_policy=policy.version,
         )
         return True
 
     @event(RefundRecorded)
     def _refund_recorded(
-        self, amount_minor: int, currency: str, reference: str, fee_reversed_minor: int
+        self, amount_minor: int, currency: str, reference: str, ends_access: bool, fee_reversed_minor: int,
+        fee_policy: str,
     ) -> None:
-        self.refunds.append({"amount_minor": amount_minor, "reference": reference})
+        self.refunds.append({"amount_minor": amount_minor, "reference": reference, "ends_access": ends_access})
+        after = owed_back.after_refund(self, amount_minor, ends_access=ends_access)
         self.refunded_minor += amount_minor
         self.fee_reversed_minor += fee_reversed_minor
-        if self.closed_reason is None:
-            self.closed_reason = "refunded"
+        self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -403,22 +476,27 @@ class Registration(Aggregate):
             "paid": self.money(self.paid_minor).as_dict(),
             "refunded": self.money(self.refunded_minor).as_dict(),
             "refund_due": self.money(self.refund_due_minor).as_dict(),
-            "fee": self.money(self.fee_minor - self.fee_reversed_minor).as_dict(),
+            "ticket_money": self.money(self.ticket_minor).as_dict(),
+            "fee": self.money(self.fee_outstanding_minor).as_dict(),
             "provider": self.provider,
             "checkout": self.checkout,
             "payments": [
                 {"amount": self.money(p["amount_minor"]).as_dict(), "provider": p["provider"],
-                 "reference": p["reference"]} for p in self.payments
+                 "method": p["method"], "reference": p["reference"],
+                 "fee": self.money(p["fee_minor"]).as_dict(), "fee_policy": p["fee_policy"]}
+                for p in self.payments
             ],
             "refunds": [
-                {"amount": self.money(r["amount_minor"]).as_dict(), "reference": r["reference"]}
+                {"amount": self.money(r["amount_minor"]).as_dict(), "reference": r["reference"],
+                 "ends_access": r["ends_access"]}
                 for r in self.refunds
             ],
             "payment_failures": list(self.failures),
             "email_failures": list(self.email_failures),
             "payment_mismatches": [
                 {"amount": Money(m["amount_minor"], m["currency"]).as_dict(), "provider": m["provider"],
-                 "reference": m["reference"]} for m in self.mismatches
+                 "reference": m["reference"], "recorded": self.has_payment(m["provider"], m["reference"])}
+                for m in self.mismatches
             ],
             "closed_reason": self.closed_reason,
             "close_note": self.close_note,

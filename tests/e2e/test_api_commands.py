@@ -113,16 +113,18 @@ def test_registration_payment_confirm_resend_refund(client: FlaskClient, make_ev
     rid = reg["id"]
     r = client.post(f"/v1/registrations/{rid}/resend-confirmation", headers=h)
     assert (r.status_code, r.get_json()["code"]) == (409, "invalid_state")
-    r = client.post(f"/v1/registrations/{rid}/payments",
+    r = client.post(f"/v1/registrations/{rid}/payments",  # a part payment is real money: recorded (R17)
                     json={"amount": {"amount": "10.00", "currency": "USD"}, "reference": "bank-1"}, headers=h)
-    assert (r.status_code, r.get_json()["code"]) == (422, "amount_mismatch")
+    assert r.status_code == 200 and r.get_json()["status"] == "awaiting_payment"
+    assert r.get_json()["refund_due"] == {"amount": "10.00", "currency": "USD"}  # owed until the rest comes
     r = client.post(f"/v1/registrations/{rid}/payments",
-                    json={"amount": {"amount": "49.00", "currency": "EUR"}, "reference": "bank-1"}, headers=h)
+                    json={"amount": {"amount": "39.00", "currency": "EUR"}, "reference": "bank-2"}, headers=h)
     assert r.get_json()["code"] == "currency_mismatch"
     r = client.post(f"/v1/registrations/{rid}/payments",
-                    json={"amount": {"amount": "49.00", "currency": "USD"}, "reference": "bank-1"}, headers=h)
+                    json={"amount": {"amount": "39.00", "currency": "USD"}, "reference": "bank-2"}, headers=h)
     assert r.status_code == 200 and r.get_json()["status"] == "paid"
     assert r.get_json()["fee"] == {"amount": "2.45", "currency": "USD"}
+    assert r.get_json()["refund_due"] == {"amount": "0.00", "currency": "USD"}
     r = client.post(f"/v1/registrations/{rid}/confirm", headers=h)
     assert r.get_json()["status"] == "confirmed"
     r = client.post(f"/v1/registrations/{rid}/resend-confirmation", headers=h)

@@ -31,7 +31,9 @@ def test_refused_commands_record_nothing(fresh_ledger: Ledger) -> None:
     head = event_log.head(fresh_ledger.store)
     bad: list[tuple[str, dict[str, Any]]] = [
         (f"/v1/events/{event['id']}/registrations", {"name": "B", "email": "b@b.co"}),  # capacity
-        (f"/v1/registrations/{reg['id']}/payments", {"amount": {"amount": "4.00", "currency": "USD"}, "reference": "r"}),
+        (f"/v1/registrations/{reg['id']}/payments", {"amount": {"amount": "4.00", "currency": "EUR"}, "reference": "r"}),
+        (f"/v1/registrations/{reg['id']}/payments", {"amount": {"amount": "4.00", "currency": "USD"}, "reference": "r",
+                                                     "provider": "wire"}),
         (f"/v1/registrations/{reg['id']}/payments", {"amount": {"amount": 5, "currency": "USD"}, "reference": "r"}),
         (f"/v1/registrations/{reg['id']}/refunds", {"amount": {"amount": "1.00", "currency": "USD"}, "reference": "r"}),
         (f"/v1/registrations/{reg['id']}/resend-confirmation", {}),

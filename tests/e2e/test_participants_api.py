@@ -81,8 +81,9 @@ def test_csv_lists_every_participant(client: FlaskClient, busy_event: Any) -> No
                    headers={**event["_org"].headers, "Accept": "text/csv"})
     assert r.status_code == 200 and r.mimetype == "text/csv"
     assert "attachment" in r.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    *rows, total = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
     assert [row["registration_id"] for row in rows] == regs  # all of them, ?limit is for JSON pages
+    assert (total["registration_id"], total["paid"], total["refund_due"]) == ("total", "50.00", "12.50")
     assert rows[0]["paid"] == "12.50" and rows[0]["currency"] == "EUR" and rows[0]["fee"] == "0.63"
 
 

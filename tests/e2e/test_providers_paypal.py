@@ -54,7 +54,8 @@ def test_approval_then_return_captures_and_the_capture_webhook_is_a_duplicate(
     assert r.get_json()["facts"][0]["outcome"] == "duplicate:payment_recorded"
     got = shop.get(reg["id"])
     assert got["payments"] == [
-        {"amount": {"amount": "25.00", "currency": "EUR"}, "provider": "paypal", "reference": order_id}
+        {"amount": {"amount": "25.00", "currency": "EUR"}, "provider": "paypal", "method": None, "reference": order_id,
+         "fee": {"amount": "1.25", "currency": "EUR"}, "fee_policy": "fee-v2"}
     ]
     assert len(servers.paypal.requests_to("POST", r"/v2/checkout/orders/[^/]+/capture")) == 1
 

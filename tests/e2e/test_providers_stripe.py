@@ -50,7 +50,8 @@ def test_register_opens_a_stripe_session_and_the_webhook_marks_it_paid(shop: Sho
     got = shop.get(reg["id"])
     assert got["status"] == "paid"
     assert got["paid"] == {"amount": "49.00", "currency": "USD"}
-    assert got["payments"] == [{"amount": got["paid"], "provider": "stripe", "reference": session["id"]}]
+    assert got["payments"] == [{"amount": got["paid"], "provider": "stripe", "method": None, "reference": session["id"],
+                                "fee": {"amount": "2.45", "currency": "USD"}, "fee_policy": "fee-v2"}]
     assert shop.event_now()["tickets_sold"] == 1
 
 
@@ -148,7 +149,14 @@ def test_amount_mismatch_is_recorded_apart_never_as_a_payment(
     assert r.get_json()["facts"][0]["outcome"] == "payment_mismatch"
     got = shop.get(reg["id"])
     assert got["status"] == "awaiting_payment" and got["paid"]["amount"] == "0.00" and got["payments"] == []
-    assert got["payment_mismatches"] == [{"amount": seen, "provider": "stripe", "reference": session["id"]}]
+    assert got["payment_mismatches"] == [{"amount": seen, "provider": "stripe", "reference": session["id"],
+                                          "recorded": False}]
+    if seen["currency"] == "USD":  # the organizer records the real money by hand (R17)
+        r = shop.client.post(f"/v1/registrations/{reg['id']}/payments", headers=shop.org.headers,
+                             json={"amount": seen, "provider": "stripe", "reference": session["id"]})
+        assert r.status_code == 200, r.get_json()
+        assert (r.get_json()["status"], r.get_json()["refund_due"]) == ("awaiting_payment", seen)
+        assert r.get_json()["payment_mismatches"][0]["recorded"] is True
 
 
 def test_a_declined_card_keeps_the_seat_and_a_late_failure_never_undoes_a_payment(shop: Shop, servers: Servers) -> None:
@@ -186,8 +194,10 @@ def test_partial_then_full_refund_via_webhooks(shop: Shop, servers: Servers) -> 
     r = _deliver(shop, servers, "refund.created", first)
     assert r.get_json()["facts"] == [{"id": f"refund:{first['id']}", "outcome": "refund_recorded"}]
     got = shop.get(reg["id"])
-    assert (got["refunded"]["amount"], got["refund_due"]["amount"]) == ("10.00", "39.00")
-    assert got["refunds"] == [{"amount": {"amount": "10.00", "currency": "USD"}, "reference": first["id"]}]
+    # A partial refund keeps the ticket (R19): nothing is owed back, the status stays.
+    assert (got["status"], got["refunded"]["amount"], got["refund_due"]["amount"]) == ("paid", "10.00", "0.00")
+    assert got["refunds"] == [{"amount": {"amount": "10.00", "currency": "USD"}, "reference": first["id"],
+                               "ends_access": False}]
     # The same refund again through another event type counts once.
     assert (
         _deliver(shop, servers, "charge.refund.updated", first)

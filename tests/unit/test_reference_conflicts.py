@@ -27,7 +27,7 @@ def test_the_same_payment_reference_and_amount_is_a_repeat_another_amount_a_conf
     version = registration.version
     assert registration.record_payment(Money(4900, "USD"), "manual", "bank-1", seat_granted=True) is False
     with pytest.raises(PaymentReferenceConflict) as refused:
-        registration.record_payment(Money(1200, "USD"), "manual", "bank-1", seat_granted=True, exact=False)
+        registration.record_payment(Money(1200, "USD"), "manual", "bank-1", seat_granted=True)
     assert (refused.value.code, refused.value.status) == ("payment_reference_conflict", 409)
     assert registration.has_payment("manual", "bank-1") and not registration.has_payment("stripe", "bank-1")
     assert (registration.version, registration.paid_minor) == (version, 4900)

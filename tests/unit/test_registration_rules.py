@@ -12,6 +12,7 @@ from ledger.domain.registration import Registration
 from ledger.errors import (
     AmountMismatch,
     CapacityExhausted,
+    CurrencyMismatch,
     EventCancelled,
     InvalidState,
     RefundExceedsPaid,
@@ -94,10 +95,12 @@ def test_r14_status_follows_payment_and_confirmation() -> None:
     assert reg.status == "confirmed"
 
 
-def test_payment_must_match_what_is_due_and_is_idempotent_per_reference() -> None:
+def test_a_payment_must_be_real_and_is_idempotent_per_reference() -> None:
     reg = make_registration()
     with pytest.raises(AmountMismatch):
-        reg.record_payment(Money(100, "USD"), "manual", "r1", seat_granted=True)
+        reg.record_payment(Money(0, "USD"), "manual", "r0", seat_granted=True)
+    with pytest.raises(CurrencyMismatch):
+        reg.record_payment(Money(4900, "EUR"), "manual", "r0", seat_granted=True)
     assert reg.record_payment(Money(4900, "USD"), "manual", "r1", seat_granted=True) is True
     assert reg.record_payment(Money(4900, "USD"), "manual", "r1", seat_granted=True) is False
     assert reg.paid_minor == 4900
@@ -152,12 +155,13 @@ def test_r12_resend_only_for_a_participant_with_a_ticket() -> None:
 
 
 def test_r16_fee_is_five_percent_half_up_per_payment_and_reverses_with_refunds() -> None:
-    assert DEFAULT_FEE_POLICY.fee_for_payment(1010) == 51  # 50.5 → 51
-    assert DEFAULT_FEE_POLICY.fee_for_payment(1009) == 50  # 50.45 → 50
+    assert DEFAULT_FEE_POLICY.fee_on(1010) == 51  # 50.5 → 51
+    assert DEFAULT_FEE_POLICY.fee_on(1009) == 50  # 50.45 → 50
     reg = make_registration(price_minor=1010)
     reg.record_payment(Money(1010, "USD"), "manual", "r", seat_granted=True)
     assert reg.fee_minor == 51
     reg.record_refund(Money(505, "USD"), "a")
+    assert reg.fee_reversed_minor == 26  # 25.25 stays charged → 25
     reg.record_refund(Money(505, "USD"), "b")
     assert reg.fee_reversed_minor == 51  # a full refund reverses the whole fee
 

@@ -63,6 +63,16 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
                                      paid_minor=0, had_ticket=False)),
     "rejection-pl": ("rejection", ctx("pl", reason="Zduplikowane konto.", refund_due_minor=30050,
                                      had_ticket=True)),
+    # R17: paid twice (the ticket stays), and money that found no seat.
+    "owed_back-en": ("owed_back", ctx("en", why="paid_twice", payment_minor=4900, paid_minor=9800,
+                                     refund_due_minor=4900, owed_minor=4900, keeps_ticket=True)),
+    "owed_back-pl": ("owed_back", ctx("pl", why="no_seat", payment_minor=30050, refund_due_minor=30050,
+                                     owed_minor=30050, keeps_ticket=False)),
+    # R19: a goodwill refund keeps the ticket; refunding the rest after a cancellation.
+    "refund-en": ("refund", ctx("en", refund_minor=1000, refunded_minor=1000, keeps_ticket=True,
+                               access_ended=False)),
+    "refund-pl": ("refund", ctx("pl", refund_minor=30050, refunded_minor=30050, keeps_ticket=False,
+                               access_ended=False)),
 }
 
 

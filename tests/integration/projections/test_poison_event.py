@@ -80,8 +80,8 @@ def write_poison(ledger: Ledger, registration_id: str) -> int:
     """A payment of 10**19 minor units, recorded past R21 as the first release did."""
     registration = ledger.service.registration(registration_id)
     registration._payment_recorded(  # the event method itself: no rule in the way
-        amount_minor=POISON_MINOR, currency="USD", provider="manual", reference="poison",
-        fee_minor=DEFAULT_FEE_POLICY.fee_for_payment(POISON_MINOR), fee_policy=DEFAULT_FEE_POLICY.version,
+        amount_minor=POISON_MINOR, currency="USD", provider="manual", method=None, reference="poison",
+        fee_minor=DEFAULT_FEE_POLICY.fee_on(POISON_MINOR), fee_policy=DEFAULT_FEE_POLICY.version,
         seat_granted=True,
     )
     ledger.store.save(registration)

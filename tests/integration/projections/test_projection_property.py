@@ -48,7 +48,7 @@ def run_step(ledger: Ledger, events: list[str], regs: list[str], step: tuple[str
         service.record_payment(rid, amount=due, provider="manual", reference=f"pay{n}")
     elif action == "pay_partly":
         part = Money(max(1, reg.price_minor * size // 100), reg.currency)
-        service.record_payment(rid, amount=part, provider="manual", reference=f"part{n}", exact=False)
+        service.record_payment(rid, amount=part, provider="manual", reference=f"part{n}")
     elif action == "fail":
         service.record_payment_failure(rid, reason="card_declined", reference=f"cs{n}")
     elif action == "confirm":

@@ -101,15 +101,17 @@ def test_csv_parses_back_and_defuses_formulas(shared_ledger: Ledger) -> None:
     paid_registration(shared_ledger, event_id, 2, pay=False)
     project(shared_ledger)
     text = "".join(who_paid_query.csv_lines(shared_ledger, event_id, scope=Scope(org_id), chunk=1))
-    rows = list(csv.DictReader(io.StringIO(text)))
+    *rows, total = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == list(who_paid_query.CSV_COLUMNS)
     assert [r["status"] for r in rows] == ["paid", "awaiting_payment"]
+    assert (total["registration_id"], total["name"], total["paid"], total["refund_due"], total["fee"]) == (
+        "total", "2 participants", "10.00", "0.00", "0.50")  # R17: the totals line
     assert rows[0]["name"] == "'=HYPERLINK(\"http://x\",\"y\")" and rows[0]["email"] == "a,b@example.org"
     assert (rows[0]["paid"], rows[0]["fee"], rows[0]["currency"]) == ("10.00", "0.50", "USD")
     assert rows[0]["provider_reference"] == "'+cash"
     only_unpaid = "".join(who_paid_query.csv_lines(shared_ledger, event_id, scope=ANYONE,
                                                    status="awaiting_payment"))
-    assert len(list(csv.DictReader(io.StringIO(only_unpaid)))) == 1
+    assert [r["registration_id"] != "total" for r in csv.DictReader(io.StringIO(only_unpaid))] == [True, False]
 
 
 def test_event_log_pages_every_event_in_order(fresh_ledger: Ledger) -> None:
