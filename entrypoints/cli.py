@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import NoReturn
 
 import click
 
@@ -15,7 +16,33 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-@click.group()
+class LedgerGroup(click.Group):
+    """Exit codes for every command: 0 ok, 1 a domain error or a failure, 2 a
+    usage error -- a wrong option, or a wrong ``LEDGER_*`` variable (the
+    environment is part of how the command was called)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ledger.config import ConfigurationError
+        from ledger.errors import LedgerError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except LedgerError as exc:
+            click.echo(f"error: {exc.detail}", err=True)
+            ctx.exit(1)
+
+
+def fail(message: str) -> NoReturn:
+    """A command could not do its work: say why on stderr, exit 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="webinar-ledger", prog_name="ledger")
 def main() -> None:
     """Event-sourced payment ledger for paid webinars."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -140,24 +167,24 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--role", type=click.Choice(["admin", "finance", "organizer"]), required=True)
-@click.option("--organizer", "organizer_id", default=None, help="organizer id (organizer role)")
+@click.option("--organizer", "organizer_id", default=None, help="organizer id (required with --role organizer)")
 @click.option("--label", default="", help="a note to recognise the token by")
 def token_create(role: str, organizer_id: str | None, label: str) -> None:
     """Print a new token alone on stdout (only its hash is kept)."""
+    if role == "organizer" and not organizer_id:
+        raise click.UsageError("--role organizer needs --organizer ID (the organizer the token acts for)")
+    if role != "organizer" and organizer_id:
+        raise click.UsageError(f"--organizer goes only with --role organizer; a {role} token sees every organizer")
     from entrypoints.bootstrap import bootstrap, database_url
     from ledger import api_tokens
-    from ledger.errors import LedgerError
 
     settings = _settings()
     _check_schema(database_url(settings))
     ledger = bootstrap(settings)
     try:
-        if role == "organizer":
-            ledger.service.organizer(organizer_id or "")
+        if organizer_id:
+            ledger.service.organizer(organizer_id)
         click.echo(api_tokens.create_token(ledger.db, role=role, organizer_id=organizer_id, label=label))
-    except LedgerError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(2)
     finally:
         ledger.close()
 

@@ -32,7 +32,7 @@ def tail_command(from_beginning: bool, group: str | None, json_lines: bool) -> N
              json_lines=json_lines)
     except BrokerUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(1)
     except KeyboardInterrupt:
         pass
 

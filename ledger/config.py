@@ -1,15 +1,32 @@
-"""Settings from the environment (ARCHITECTURE.md's table), read in one place.
+"""Settings from the environment (ARCHITECTURE.md's table), read and checked in
+one place.
 
 Every variable has a working default so that a fresh checkout runs with
-nothing configured; production overrides them.
+nothing configured; production overrides them.  The variables are validated
+by pydantic-settings at start-up: a wrong value stops the process with a
+message naming the variable (``LEDGER_HTTP_PORT: …``), never a traceback,
+and never a silent fallback (``LEDGER_KAFKA_INCLUDE_PII=true`` means true).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "LEDGER_"
+
+
+class ConfigurationError(Exception):
+    """One or more ``LEDGER_*`` variables are wrong; the message names each."""
+
 
 #: Per client (IP address), per operation; ``LEDGER_RATE_LIMIT_<NAME>`` overrides one.
 DEFAULT_RATE_LIMITS: dict[str, str] = {
@@ -60,48 +77,128 @@ class Settings:
         return self.data_dir / "outbox"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        data_dir = Path(env.get("LEDGER_DATA_DIR", "./.ledger")).resolve()
-        host = env.get("LEDGER_HTTP_HOST", "127.0.0.1")
-        port = int(env.get("LEDGER_HTTP_PORT", "8000"))
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (default: the process environment).  Raises
+        :class:`ConfigurationError` naming every wrong variable."""
+        env_map = os.environ if env is None else env
+        values = Environment.read(env_map)
+        data_dir = values.data_dir.resolve()
         return cls(
             data_dir=data_dir,
-            database_url=env.get("LEDGER_DATABASE_URL") or None,
-            kafka_bootstrap=env.get("LEDGER_KAFKA_BOOTSTRAP") or None,
-            kafka_topic=env.get("LEDGER_KAFKA_TOPIC", "ledger.events"),
-            kafka_partitions=int(env.get("LEDGER_KAFKA_PARTITIONS", "3")),
-            kafka_include_pii=env.get("LEDGER_KAFKA_INCLUDE_PII", "0") == "1",
-            smtp_url=env.get("LEDGER_SMTP_URL") or None,
-            http_host=host,
-            http_port=port,
-            public_url=(env.get("LEDGER_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
-            secret_key=_secret_key(env, data_dir),
-            stripe_api_base=env.get("LEDGER_STRIPE_API_BASE", "https://api.stripe.com"),
-            payu_api_base=env.get("LEDGER_PAYU_API_BASE", "https://secure.payu.com"),
-            paypal_api_base=env.get("LEDGER_PAYPAL_API_BASE", "https://api-m.paypal.com"),
-            seat_hold_seconds=int(env.get("LEDGER_SEAT_HOLD_SECONDS", "900")),
-            manual_hold_seconds=int(env.get("LEDGER_MANUAL_HOLD_SECONDS", "86400")),
+            database_url=values.database_url,
+            kafka_bootstrap=values.kafka_bootstrap,
+            kafka_topic=values.kafka_topic,
+            kafka_partitions=values.kafka_partitions,
+            kafka_include_pii=values.kafka_include_pii,
+            smtp_url=values.smtp_url,
+            http_host=values.http_host,
+            http_port=values.http_port,
+            public_url=(values.public_url or f"http://{values.http_host}:{values.http_port}").rstrip("/"),
+            secret_key=values.secret_key or _generated_secret_key(data_dir),
+            stripe_api_base=values.stripe_api_base,
+            payu_api_base=values.payu_api_base,
+            paypal_api_base=values.paypal_api_base,
+            seat_hold_seconds=values.seat_hold_seconds,
+            manual_hold_seconds=values.manual_hold_seconds,
             rate_limits={
-                name: env.get(f"LEDGER_RATE_LIMIT_{name.upper()}", default)
+                name: env_map.get(f"LEDGER_RATE_LIMIT_{name.upper()}") or default
                 for name, default in DEFAULT_RATE_LIMITS.items()
             },
-            rate_limit_storage=env.get("LEDGER_RATE_LIMIT_STORAGE", "postgresql"),
-            return_checks_per_minute=int(env.get("LEDGER_RETURN_CHECKS_PER_MINUTE", "3")),
-            trusted_proxies=int(env.get("LEDGER_TRUSTED_PROXIES", "0")),
+            rate_limit_storage=values.rate_limit_storage,
+            return_checks_per_minute=values.return_checks_per_minute,
+            trusted_proxies=values.trusted_proxies,
         )
 
 
-def _secret_key(env: dict[str, str], data_dir: Path) -> bytes:
-    """LEDGER_SECRET_KEY (hex, 32 bytes) or one generated once into the data dir.
+#: The mapping :meth:`Environment.read` validates (the process environment, or
+#: a test's own dict): pydantic-settings reads ``os.environ`` by default.
+_SOURCE: ContextVar[Mapping[str, str] | None] = ContextVar("ledger_settings_source", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        source = _SOURCE.get()
+        env = os.environ if source is None else source
+        return {k.lower(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX) and v != ""}
+
+
+class Environment(BaseSettings):
+    """The ``LEDGER_*`` variables, typed and bounded.  Empty means unset."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore")
+
+    data_dir: Path = Path("./.ledger")
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = Field("ledger.events", min_length=1, max_length=249)
+    kafka_partitions: int = Field(3, ge=1, le=1000)
+    kafka_include_pii: bool = False
+    smtp_url: str | None = Field(None, pattern=r"^smtps?://")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(None, pattern=r"^https?://")
+    secret_key: bytes | None = None
+    stripe_api_base: str = Field("https://api.stripe.com", pattern=r"^https?://")
+    payu_api_base: str = Field("https://secure.payu.com", pattern=r"^https?://")
+    paypal_api_base: str = Field("https://api-m.paypal.com", pattern=r"^https?://")
+    #: R20: how long an open checkout holds its seat: 1 minute to 1 day.
+    seat_hold_seconds: int = Field(900, ge=60, le=86_400)
+    #: R20: how long an offline (manual) registration holds its seat: up to 30 days.
+    manual_hold_seconds: int = Field(86_400, ge=1, le=30 * 86_400)
+    rate_limit_storage: Literal["postgresql", "memory"] = "postgresql"
+    return_checks_per_minute: int = Field(3, ge=1, le=600)
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    provider_timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _hex_key(cls, value: object) -> bytes | None:
+        if value is None or isinstance(value, bytes):
+            return value
+        try:
+            key = bytes.fromhex(str(value))
+        except ValueError:
+            raise ValueError("must be 64 hexadecimal characters (32 bytes)") from None
+        if len(key) != 32:
+            raise ValueError(f"must be 64 hexadecimal characters (32 bytes), not {len(str(value))}")
+        return key
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (_MappingSource(settings_cls),)
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> Environment:
+        token = _SOURCE.set(env)
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc, env)) from None
+        finally:
+            _SOURCE.reset(token)
+
+
+def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
+    """One line per wrong variable: its name, what is wrong, and the value
+    given (never for the secret key)."""
+    lines = []
+    for error in exc.errors():
+        name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
+        shown = "" if name == "LEDGER_SECRET_KEY" else f" (got {env.get(name, '')!r})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _generated_secret_key(data_dir: Path) -> bytes:
+    """The key generated once into the data dir when LEDGER_SECRET_KEY is unset.
 
     Generated with O_EXCL so that two processes starting together agree on it.
     """
-    if env.get("LEDGER_SECRET_KEY"):
-        key = bytes.fromhex(env["LEDGER_SECRET_KEY"])
-        if len(key) != 32:
-            raise ValueError("LEDGER_SECRET_KEY must be 64 hex characters (32 bytes)")
-        return key
     path = data_dir / "secret.key"
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -354,19 +354,32 @@ def to_csv(report: FeeReport) -> str:
 
 
 def to_table(report: FeeReport) -> Any:
-    """A ``rich.table.Table`` for ``ledger report fees`` in a terminal."""
+    """A ``rich.table.Table`` for ``ledger report fees`` in a terminal.
+
+    Nothing is ever cut: amounts and counts keep their full width (a column is
+    never narrower than its longest figure) and ids fold onto a second line in
+    a narrow terminal (``--wide`` keeps one line per row)."""
     from rich.table import Table
 
-    table = Table(title="Service fees (R16-R18) and money owed back (R17)", show_footer=False)
     left = ("organizer", "period", "policy", "currency")
-    for name in (*left, "tickets", "gross", "refunds", "refund due", "net", "fee"):
-        table.add_column(name, justify="left" if name in left else "right")
-    for i in report.items:
-        d = i.as_dict()
-        table.add_row(d["organizer_id"], d["period"], d["fee_policy"], d["currency"], str(d["tickets"]),
-                      d["gross"], d["refunds"], d["refund_due"], d["net"], d["fee"])
-    for t in report.totals:
-        d = t.as_dict()
-        table.add_row("[b]total[/b]", "", "", d["currency"], str(d["tickets"]), d["gross"], d["refunds"],
-                      d["refund_due"], d["net"], d["fee"], style="bold")
+    names = (*left, "tickets", "gross", "refunds", "refund due", "net", "fee")
+    rows = [
+        (d["organizer_id"], d["period"], d["fee_policy"], d["currency"], str(d["tickets"]), d["gross"],
+         d["refunds"], d["refund_due"], d["net"], d["fee"])
+        for d in (i.as_dict() for i in report.items)
+    ]
+    total_rows = [
+        ("total", "", "", d["currency"], str(d["tickets"]), d["gross"], d["refunds"], d["refund_due"], d["net"],
+         d["fee"])
+        for d in (t.as_dict() for t in report.totals)
+    ]
+    table = Table(title="Service fees (R16-R18) and money owed back (R17)", show_footer=False)
+    for n, name in enumerate(names):
+        widest = max([len(name), *(len(r[n]) for r in rows + total_rows)])
+        table.add_column(name, justify="left" if name in left else "right", overflow="fold",
+                         min_width=None if name == "organizer" else widest, no_wrap=name != "organizer")
+    for row in rows:
+        table.add_row(*row)
+    for row in total_rows:
+        table.add_row(*(f"[b]{row[0]}[/b]", *row[1:]), style="bold")
     return table
