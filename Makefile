@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench schemas clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy ledger projections api workers entrypoints tests
+
+schemas: install
+	$(BIN)/python -m ledger.event_schemas
 
 bench: install
 	$(BIN)/python bench/commands.py

@@ -130,7 +130,7 @@ def serve(workers: int, threads: int) -> None:
 @main.command()
 @click.argument("name")
 def worker(name: str) -> None:
-    """One worker: projections, relay, notify or reconcile."""
+    """One worker: projections, relay, notify, reconcile or sealer."""
     import signal
 
     from entrypoints.bootstrap import bootstrap, database_url
@@ -190,11 +190,12 @@ def token_create(role: str, organizer_id: str | None, label: str) -> None:
 
 
 def _register_component_commands() -> None:
-    """Commands kept in their own modules (rebuild, reports, tail, status)."""
-    from entrypoints import cli_status, cli_views
+    """Commands kept in their own modules (rebuild, reports, tail, status, verify, checkpoint)."""
+    from entrypoints import cli_proof, cli_status, cli_views
 
     cli_views.register(main)
     cli_status.register(main)
+    cli_proof.register(main)
 
 
 _register_component_commands()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ledger.container import Ledger
 
 
 @click.command("tail")
@@ -39,16 +42,34 @@ def tail_command(from_beginning: bool, group: str | None, json_lines: bool) -> N
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status_command(as_json: bool) -> None:
+@click.option("--check", "check", default=None, metavar="NAME",
+              help="exit 0 if the view or worker NAME is healthy, 1 if not (for health checks)")
+def status_command(as_json: bool, check: str | None) -> None:
     """Where every consumer of the event log stands: head, projection lag,
     relay position, e-mail backlog, and each view's or worker's health (a
     stuck one says since when, at which event, and the error's class)."""
+    import os
+
     from entrypoints.bootstrap import bootstrap
     from ledger import consumer_health, event_log
+    from ledger.config import Environment, Settings
+    from workers.broker import bootstrap_servers
 
-    ledger = bootstrap()
+    where = Environment.read(os.environ)
+    if where.database_url is None and not (where.data_dir.resolve() / "pg").is_dir():
+        # Look before touching anything: no server is started, no key written.
+        click.echo(f"no ledger here: {where.data_dir.resolve()} holds no database (start one with `ledger run`, "
+                   "or point LEDGER_DATA_DIR or LEDGER_DATABASE_URL at one)", err=True)
+        sys.exit(1)
+    settings = Settings.from_env()
+    ledger = bootstrap(settings)
+    if check is not None:
+        try:
+            sys.exit(_check(ledger, check))
+        finally:
+            ledger.close()
     try:
-        report: dict[str, Any] = {"head": event_log.head(ledger.store)}
+        report: dict[str, Any] = {"head": event_log.head(ledger.store), "broker": bootstrap_servers(settings)}
         try:
             from projections.runner import status
 
@@ -72,6 +93,7 @@ def status_command(as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, default=str))
         return
     click.echo(f"event log head:   {report['head']}")
+    click.echo(f"broker:           {report['broker'] or 'none (set LEDGER_KAFKA_BOOTSTRAP or start `ledger run`)'}")
     proj = report["projections"]
     click.echo(f"projections:      position {proj.get('position')}  lag {proj.get('lag')}"
                + ("  (rebuild in progress)" if proj.get("rebuilding") else ""))
@@ -84,6 +106,25 @@ def status_command(as_json: bool) -> None:
     click.echo(f"e-mails:          {e['pending']} pending, {e['sent']} sent, {e['failed']} failed")
     for c in report["consumers"]:
         click.echo(f"{c['name'] + ':':<17} {_health_line(c)}")
+
+
+def _check(ledger: Ledger, name: str) -> int:
+    """0 when ``name`` is healthy.  Log followers (projections, relay, notify,
+    sealer) report their health (``ledger.consumer_health``); a worker that
+    does not follow the log (reconcile) is healthy while the database answers."""
+    from ledger import consumer_health, event_log
+
+    head = event_log.head(ledger.store)
+    found = {c.name: c for c in consumer_health.read(ledger.db)}
+    if name not in found:
+        if name == "reconcile":
+            click.echo("reconcile: ok (the database answers)")
+            return 0
+        click.echo(f"{name}: has not reported yet", err=True)
+        return 1
+    line = _health_line(found[name].as_dict(head, consumer_health.now()))
+    click.echo(f"{name}: {line}")
+    return 0 if line.startswith("ok") else 1
 
 
 def _health_line(c: dict[str, Any]) -> str:

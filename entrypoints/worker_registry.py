@@ -13,7 +13,7 @@ from ledger.container import Ledger
 from workers.base import Worker
 
 #: Every worker, in the order ``ledger run`` starts them.
-WORKERS: tuple[str, ...] = ("projections", "relay", "notify", "reconcile")
+WORKERS: tuple[str, ...] = ("projections", "relay", "notify", "reconcile", "sealer")
 
 
 def _factory(name: str) -> Callable[[Ledger], Worker]:
@@ -33,6 +33,10 @@ def _factory(name: str) -> Callable[[Ledger], Worker]:
         from workers import reconcile
 
         return reconcile.build
+    if name == "sealer":
+        from ledger.proof import sealer
+
+        return sealer.build
     raise KeyError(f"unknown worker {name!r}; choose from {', '.join(WORKERS)}")
 
 

@@ -6,12 +6,18 @@ nothing configured; production overrides them.  The variables are validated
 by pydantic-settings at start-up: a wrong value stops the process with a
 message naming the variable (``LEDGER_HTTP_PORT: …``), never a traceback,
 and never a silent fallback (``LEDGER_KAFKA_INCLUDE_PII=true`` means true).
+
+One variable is read outside this class, by the component that owns it:
+``LEDGER_CHECKPOINT_KEY`` (64 hex characters, the Ed25519 seed that signs the
+log's checkpoints, R23) — unset, a key is generated once into
+``<LEDGER_DATA_DIR>/checkpoint.key``; see ``ledger.proof.checkpoints`` and
+docs/audit.md.  A malformed one makes ``ledger checkpoint`` / ``ledger verify``
+exit 2.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -20,6 +26,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ledger.key_files import generated_key
 
 ENV_PREFIX = "LEDGER_"
 
@@ -195,24 +203,6 @@ def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
 
 
 def _generated_secret_key(data_dir: Path) -> bytes:
-    """The key generated once into the data dir when LEDGER_SECRET_KEY is unset.
-
-    Generated with O_EXCL so that two processes starting together agree on it.
-    """
-    path = data_dir / "secret.key"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    for _ in range(50):
-        text = path.read_text().strip()
-        if len(text) == 64:
-            return bytes.fromhex(text)
-        import time
-
-        time.sleep(0.01)
-    raise RuntimeError(f"{path} is not a 64-hex-character key")
+    """The key generated once into the data dir when LEDGER_SECRET_KEY is unset
+    (two processes starting together agree on it: ``ledger.key_files``)."""
+    return generated_key(data_dir / "secret.key")

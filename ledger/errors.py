@@ -73,6 +73,14 @@ class PriceBelowMinimum(LedgerError):
     title = "Price below the minimum"
 
 
+class PriceBelowProviderMinimum(LedgerError):
+    """The provider refuses charges this small in this currency (e.g. Stripe
+    PLN 2.00): refused when the event is created, not at the first checkout."""
+
+    code = "price_below_provider_minimum"
+    title = "Price below the provider's minimum charge"
+
+
 class PriceAboveLimit(LedgerError):
     code = "price_above_limit"
     title = "Price above the currency's limit"

@@ -14,6 +14,7 @@ from ledger.errors import (
     CurrencyNotSupportedByProvider,
     PriceAboveLimit,
     PriceBelowMinimum,
+    PriceBelowProviderMinimum,
     ProviderNotAvailableInCountry,
 )
 from ledger.money import Money
@@ -23,7 +24,10 @@ from ledger.providers.registry import PROVIDERS, describe
 #: R6: the minimum price is one unit of the currency.
 MIN_PRICE_MAJOR = 1
 
-__all__ = ["MAX_PRICE_MAJOR", "MIN_PRICE_MAJOR", "PROVIDERS", "STRIPE_ONLY", "check_price", "check_provider_country"]
+__all__ = [
+    "MAX_PRICE_MAJOR", "MIN_PRICE_MAJOR", "PROVIDERS", "STRIPE_ONLY", "check_price", "check_provider_country",
+    "minimum_price",
+]
 
 
 def check_provider_country(provider: str, country: str) -> None:
@@ -35,6 +39,15 @@ def check_provider_country(provider: str, country: str) -> None:
             f"not {country} (R3)",
             field="provider",
         )
+
+
+def minimum_price(currency: str, provider: str) -> Money:
+    """The smallest price an event paid through ``provider`` may have: R6's one
+    unit, or the provider's own minimum charge when that is higher (what the
+    pages show next to the price field)."""
+    floor = Money.of(MIN_PRICE_MAJOR, currency)
+    provider_minimum = describe(provider).minimum_charge.get(currency)
+    return max(floor, Money.parse(provider_minimum, currency)) if provider_minimum else floor
 
 
 def check_price(price: Money, provider: str) -> None:
@@ -49,6 +62,9 @@ def check_price(price: Money, provider: str) -> None:
             f"the minimum price is {Money.of(MIN_PRICE_MAJOR, price.currency)} (R6)",
             field="price",
         )
+    floor = minimum_price(price.currency, provider)
+    if price < floor:
+        raise PriceBelowProviderMinimum(f"{describe(provider).label} accepts no charge below {floor}", field="price")
     limit = Money.of(MAX_PRICE_MAJOR[price.currency], price.currency)
     if price > limit:
         raise PriceAboveLimit(f"the maximum price is {limit} (R6)", field="price")

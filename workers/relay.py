@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import event_log
 from ledger.log_follower import CommitListener, LogBatch, LogConsumer, LogFollower, Standby
+from ledger.proof import queries as proof_queries
 from workers.broker import BrokerUnavailable, answers, bootstrap_servers, describe, ensure_topic
 
 if TYPE_CHECKING:
@@ -75,9 +76,13 @@ def build(ledger: Ledger) -> RelayWorker:
     return RelayWorker(ledger)
 
 
-def encode(item: event_log.LogItem, *, include_pii: bool) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """(key, value, headers) of one message; docs/events.md is the contract."""
-    value = _JSON.encode(item.as_dict(include_pii=include_pii))
+def encode(
+    item: event_log.LogItem, *, include_pii: bool, chain_hash: str | None = None,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of one message; docs/events.md is the contract.
+    ``hash`` is the event's chain hash (R23, docs/audit.md) when the sealer had
+    sealed it before the relay read it, else null: the relay never waits for it."""
+    value = _JSON.encode({**item.as_dict(include_pii=include_pii), "hash": chain_hash})
     headers = [
         ("event-id", item.id.encode()),
         ("event-type", item.type.encode()),
@@ -284,8 +289,11 @@ class RelayWorker(LogConsumer):
         self._settle(session, block=len(session.inflight) >= self.options.max_in_flight)
         store, pii = self.ledger.store, self.ledger.settings.kafka_include_pii
         futures = []
+        with self.ledger.db.transaction() as conn:
+            hashes = proof_queries.chain_hashes(conn, [n.id for n in batch.notifications])
         for notification in batch.notifications:
-            key, value, headers = encode(event_log.to_item(store, notification), include_pii=pii)
+            key, value, headers = encode(event_log.to_item(store, notification), include_pii=pii,
+                                         chain_hash=hashes.get(notification.id))
             futures.append(session.producer.send(self.topic, key=key, value=value, headers=headers))
         session.inflight.append(_Batch(batch.reached, futures))
         return batch.reached

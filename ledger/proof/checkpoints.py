@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.clock import Clock, utc_now
+from ledger.key_files import generated_key
 from ledger.proof import queries
 
 MESSAGE_TAG = "ledger-checkpoint-v1"
@@ -146,21 +147,7 @@ def load_signing_key(data_dir: Path, env: Mapping[str, str] | None = None) -> Ed
     env = os.environ if env is None else env
     if env.get(KEY_ENV):
         return Ed25519PrivateKey.from_private_bytes(_seed(env[KEY_ENV], KEY_ENV))
-    path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(os.urandom(32).hex())
-    for _ in range(50):  # another process may be writing it right now
-        text = path.read_text().strip()
-        if len(text) == 64:
-            return Ed25519PrivateKey.from_private_bytes(_seed(text, str(path)))
-        time.sleep(0.01)
-    raise RuntimeError(f"{path} is not a 64-hex-character Ed25519 seed")
+    return Ed25519PrivateKey.from_private_bytes(generated_key(data_dir / KEY_FILE))
 
 
 # --- stored checkpoints ------------------------------------------------------------------

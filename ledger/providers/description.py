@@ -10,7 +10,9 @@ here, so no other table has to learn about it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 #: R6: the currencies a ticket may be priced in, with their maximum price in
@@ -64,6 +66,10 @@ class ProviderDescription:
     has_checkout: ClassVar[bool] = True
     #: Needs an explicit capture after the payer approves (PayPal).
     captures: ClassVar[bool] = False
+    #: The smallest charge the provider accepts per currency, in major units as
+    #: a decimal string, where it is above R6's minimum of one unit.  Each
+    #: provider class names its source.
+    minimum_charge: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -137,10 +137,16 @@ class PaypalGateway(ProviderDescription):
     def capture(self, creds: Credentials, reference: str) -> Notification:
         token = self._token(creds)
         path = f"/v2/checkout/orders/{quote(reference, safe='')}/capture"
-        response = self._call("POST", path, token, json={}, request_id=f"capture-{reference}")
+        # PayPal answers ``return=minimal`` ({id, status, links}) unless asked:
+        # ask for the representation, and read the order when it still lacks
+        # the capture -- the money was taken either way.
+        response = self._call("POST", path, token, json={}, request_id=f"capture-{reference}",
+                              prefer="return=representation")
         answer = json_of(PROVIDER, response)
         if response.status_code in (200, 201):
-            found = from_order(answer, "capture")
+            found = from_order(answer, "capture") if answer.get("purchase_units") else None
+            if found is None:
+                found = self.fetch_status(creds, reference)
         elif _issue(answer) == "ORDER_ALREADY_CAPTURED":
             found = self.fetch_status(creds, reference)
         else:
@@ -198,11 +204,14 @@ class PaypalGateway(ProviderDescription):
         json: Any = None,
         body: bytes | None = None,
         request_id: str | None = None,
+        prefer: str | None = None,
     ) -> requests.Response:
         """``json`` is serialized by ``requests``; ``body`` is sent as it is (JSON text)."""
         headers = {"Authorization": f"Bearer {token}"}
         if request_id:
             headers["PayPal-Request-Id"] = request_id
+        if prefer:
+            headers["Prefer"] = prefer
         if body is not None:
             headers["Content-Type"] = "application/json"
         return send(

@@ -58,11 +58,15 @@ from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
 PROVIDER = "PayU"
 
 #: Order status -> ledger kind; NEW (created, nobody paying yet) tells nothing.
+#: REJECTED (the shop turned down a WAITING_FOR_CONFIRMATION order; PayU gives
+#: the money back to the payer) ends the checkout like CANCELED: the seat goes
+#: back.  The first release ignored it and kept the seat held.
 _ORDER_KINDS: dict[str, NotificationKind] = {
     "PENDING": "pending",
     "WAITING_FOR_CONFIRMATION": "pending",
     "COMPLETED": "paid",
     "CANCELED": "failed",
+    "REJECTED": "failed",
 }
 _DIGESTS = {"MD5": "md5", "SHA-256": "sha256", "SHA256": "sha256"}
 _SECOND_KEY = re.compile(r"^[0-9a-fA-F]{32}$")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 import stripe
 
@@ -72,6 +73,15 @@ class StripeGateway(ProviderDescription):
         CredentialField("webhook_secret", "Webhook signing secret", secret=True),
     )
     currencies = ALL_CURRENCIES  # R6: the only provider for HUF, BGN and RON
+    #: Stripe's minimum charge amounts above one unit of the currency, from
+    #: Stripe's documentation ("Supported currencies" → "Minimum and maximum
+    #: charge amounts", docs.stripe.com/currencies).  Currencies missing there
+    #: (ILS, PHP, RUB) must be worth at least USD 0.50 at the day's rate, which
+    #: no fixed table can say: they are checked against R6 only.
+    minimum_charge = MappingProxyType({
+        "CZK": "15.00", "DKK": "2.50", "HKD": "4.00", "HUF": "175.00", "MXN": "10.00",
+        "NOK": "3.00", "PLN": "2.00", "RON": "2.00", "SEK": "3.00", "THB": "10.00",
+    })  # fmt: skip
 
     @classmethod
     def from_endpoints(cls, endpoints: ProviderEndpoints) -> StripeGateway:
@@ -104,8 +114,15 @@ class StripeGateway(ProviderDescription):
         ):
             try:
                 client.raw_request("post", path)
-            except stripe.InvalidRequestError:
-                continue  # allowed, and refused only for missing parameters
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status == 400:
+                    continue  # allowed, and refused only for missing parameters
+                # Only the documented answers count: a 404 (or anything else)
+                # means the probe did not reach what it checks -- never "allowed".
+                raise ProviderRejectedRequest(
+                    f"Stripe answered HTTP {exc.http_status} to the '{permission}' check ({path}); only 400 "
+                    "(allowed) or 403 (not allowed) is expected: check the key and LEDGER_STRIPE_API_BASE"
+                ) from exc
             except stripe.StripeError as exc:
                 raise _translate(exc, permission, "check the key") from exc
 

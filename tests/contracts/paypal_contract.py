@@ -10,7 +10,9 @@ Contract points mirrored from PayPal's documentation:
   ``payer-action`` link, otherwise ``CREATED`` with an ``approve`` link.
   Amount ``value`` must be a decimal string with the currency's digits (422
   ``DECIMAL_PRECISION``).
-* ``POST /v2/checkout/orders/{id}/capture`` (also ``PayPal-Request-Id``):
+* ``POST /v2/checkout/orders/{id}/capture`` (also ``PayPal-Request-Id``; the
+  full order only with ``Prefer: return=representation``, else PayPal's minimal
+  ``{id, status, links}``):
   422 ``ORDER_NOT_APPROVED`` before approval, ``ORDER_ALREADY_CAPTURED`` after.
 * ``GET /v2/checkout/orders/{id}``, ``GET /v2/payments/captures/{id}``,
   ``GET /v1/notifications/webhooks/{id}``.
@@ -67,6 +69,9 @@ class PaypalContractServer(ContractServer):
         self.refunds: dict[str, JSON] = {}
         #: Status the next capture gets (COMPLETED, PENDING or DECLINED).
         self.next_capture_status = "COMPLETED"
+        #: Answer captures minimally even when the full representation is asked
+        #: for (a proxy or an API version that drops ``Prefer``).
+        self.minimal_captures = False
         self._replays: dict[tuple[str, str], Response] = {}
         self.route("POST", r"/v1/oauth2/token", self._token)
         self.route("POST", r"/v2/checkout/orders", self._create_order)
@@ -182,7 +187,7 @@ class PaypalContractServer(ContractServer):
             return _problem(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
         return json_response(200, order)
 
-    def _capture(self, _: Request, match: re.Match[str]) -> Response:
+    def _capture(self, request: Request, match: re.Match[str]) -> Response:
         order = self.orders.get(match.group(1))
         if order is None:
             return _problem(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
@@ -212,6 +217,9 @@ class PaypalContractServer(ContractServer):
         self.captures[capture_id] = capture
         unit["payments"] = {"captures": [capture]}
         order["status"] = "COMPLETED"
+        # PayPal's default is ``Prefer: return=minimal``: id, status and links only.
+        if self.minimal_captures or (request.header("Prefer") or "").strip() != "return=representation":
+            return json_response(201, {"id": order["id"], "status": "COMPLETED", "links": order["links"][:1]})
         return json_response(
             201,
             {

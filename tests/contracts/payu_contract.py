@@ -181,7 +181,7 @@ class PayuContractServer(ContractServer):
     # -- dashboard: what the payer and the organizer do -------------------------
 
     def set_status(self, order_id: str, status: str) -> JSON:
-        """PENDING (paying), WAITING_FOR_CONFIRMATION, COMPLETED or CANCELED."""
+        """PENDING (paying), WAITING_FOR_CONFIRMATION, COMPLETED, CANCELED or REJECTED."""
         with self._lock:
             self.orders[order_id]["status"] = status
             return dict(self.orders[order_id])

@@ -91,6 +91,18 @@ def test_cancelled_order_releases_the_seat_and_a_late_completion_still_books(sho
     assert got["status"] == "paid" and shop.event_now()["tickets_sold"] == 1
 
 
+def test_a_rejected_order_releases_the_seat(shop: Shop, servers: Servers) -> None:
+    """Issue 18 item 6: PayU's REJECTED (the shop turned the payment down, PayU
+    returns the money) used to be ignored, keeping the seat held."""
+    reg = shop.registered()
+    order_id = _order(servers, reg["id"])["orderId"]
+    servers.payu.set_status(order_id, "REJECTED")
+    r = _notify(shop, servers, servers.payu.order_notification(order_id))
+    assert r.get_json()["facts"][0]["outcome"] == "payment_failed"
+    assert shop.get(reg["id"])["status"] == "awaiting_payment"
+    assert shop.event_now()["tickets_left"] == 50
+
+
 def test_completion_then_cancellation_keeps_the_payment(shop: Shop, servers: Servers) -> None:
     reg = shop.registered()
     order_id = _order(servers, reg["id"])["orderId"]

@@ -377,3 +377,21 @@ def test_concurrent_duplicate_deliveries_book_once(
     assert (got["status"], len(got["payments"]), got["paid"]["amount"]) == ("paid", 1, "49.00")
     assert shop.event_now()["tickets_sold"] == 1
     assert inbox_rows(provider_ledger, shop.connection_id) == [("verified", 6)]
+
+
+def test_a_stripe_event_below_stripes_minimum_is_refused_at_creation(
+    client: FlaskClient, make_org: Any, servers: Servers
+) -> None:
+    """Issue 18 item 3: a 1.00 PLN Stripe event used to be created and to fail
+    only at the first checkout (502); now it is a 422 naming the minimum."""
+    org = make_org(country="PL", plan_size=5, providers=())
+    assert kit.connect(client, org, "stripe", servers.stripe.credentials()).status_code == 201
+    price = {"amount": "1.00", "currency": "PLN"}
+    body: dict[str, Any] = {"title": "Cheap", "starts_at": "2027-03-01T18:00:00+01:00", "permanent": False,
+                            "price": price, "provider": "stripe"}
+    refused = client.post("/v1/events", json=body, headers=org.headers)
+    assert refused.status_code == 422
+    assert refused.get_json()["code"] == "price_below_provider_minimum"
+    assert "2.00 PLN" in refused.get_json()["detail"]
+    price["amount"] = "2.00"
+    assert client.post("/v1/events", json=body, headers=org.headers).status_code == 201

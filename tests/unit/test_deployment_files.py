@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from entrypoints.worker_registry import WORKERS  # every worker `ledger run` starts has a service
+
 ROOT = Path(__file__).resolve().parents[2]
-WORKERS = ("projections", "relay", "notify", "reconcile")
 
 
 def _compose() -> dict[str, Any]:

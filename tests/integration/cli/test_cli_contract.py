@@ -99,3 +99,28 @@ def test_fee_table_never_cuts_ids_or_amounts(fresh_ledger: Ledger, env: dict[str
     assert "1999.99" in narrow.stdout and "99.99" in narrow.stdout  # gross and fee, whole
     wide = ledger_cli("report", "fees", "--wide", env=env, columns=60)
     assert str(org.id) in wide.stdout and "1999.99" in wide.stdout and "…" not in wide.stdout
+
+
+def test_status_on_an_empty_data_dir_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    result = ledger_cli("status", env={"LEDGER_DATA_DIR": str(empty), "LEDGER_DATABASE_URL": ""})
+    assert result.returncode == 1 and "no ledger here" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not empty.exists()  # no server started, no key written
+
+
+def test_status_shows_the_broker_and_checks_one_worker(fresh_ledger: Ledger, env: dict[str, str]) -> None:
+    from ledger.consumer_health import FollowerHealth, HealthWriter
+
+    shown = ledger_cli("status", env={**env, "LEDGER_KAFKA_BOOTSTRAP": "kafka.example.test:9092"})
+    assert shown.returncode == 0, shown.stderr
+    assert "broker:           kafka.example.test:9092" in shown.stdout
+    assert ledger_cli("status", "--check", "relay", env=env).returncode == 1  # never reported
+    assert ledger_cli("status", "--check", "reconcile", env=env).returncode == 0  # no log to follow
+    writer = HealthWriter(fresh_ledger.database_url, "relay")
+    try:
+        assert writer.report(FollowerHealth(position=0))
+    finally:
+        writer.close()
+    healthy = ledger_cli("status", "--check", "relay", env=env)
+    assert healthy.returncode == 0 and healthy.stdout.startswith("relay: ok"), healthy.stdout + healthy.stderr

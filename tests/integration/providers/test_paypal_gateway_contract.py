@@ -124,6 +124,22 @@ def test_capture_needs_approval_then_is_paid_once(
     assert {r.header("PayPal-Request-Id") for r in captures} == {f"capture-{order_id}"}
 
 
+def test_capture_asks_for_the_representation_and_survives_a_minimal_answer(
+    gateway: CapturingGateway, paypal_server: PaypalContractServer, make_request: MakeRequest
+) -> None:
+    """Issue 18 item 4: PayPal answers ``return=minimal`` by default; the
+    gateway used to raise "has no capture" although the money was taken."""
+    creds = paypal_server.credentials()
+    order_id = gateway.start_checkout(creds, make_request()).reference
+    paypal_server.approve(order_id)
+    paypal_server.minimal_captures = True  # the answer carries no capture
+    paid = gateway.capture(creds, order_id)
+    assert (paid.kind, paid.amount, paid.reference) == ("paid", Money(4900, "USD"), order_id)
+    assert len(paypal_server.captures) == 1
+    captures = paypal_server.requests_to("POST", f"/v2/checkout/orders/{order_id}/capture")
+    assert [r.header("Prefer") for r in captures] == ["return=representation"]
+
+
 def test_already_captured_order_answers_from_the_order(
     gateway: CapturingGateway, paypal_server: PaypalContractServer, make_request: MakeRequest
 ) -> None:

@@ -199,6 +199,7 @@ def test_missing_header_and_unknown_algorithm_are_refused(
         ("WAITING_FOR_CONFIRMATION", "pending"),
         ("COMPLETED", "paid"),
         ("CANCELED", "failed"),
+        ("REJECTED", "failed"),  # issue 18 item 6: used to be ignored
     ],
 )
 def test_order_statuses_map_to_kinds(

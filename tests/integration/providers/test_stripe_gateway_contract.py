@@ -78,6 +78,17 @@ def test_restricted_key_lacking_a_permission_is_told_which(
         gateway.validate_credentials(stripe_server.credentials(key))
 
 
+def test_a_permission_probe_answered_404_is_not_taken_as_allowed(
+    gateway: PaymentGateway, stripe_server: StripeContractServer
+) -> None:
+    """Issue 18 item 7: only Stripe's documented answers (400 allowed, 403 not)
+    count; a 404 used to pass as "allowed"."""
+    stripe_server.fail_next(status=404, path="^/v1/prices")
+    with pytest.raises(ProviderRejectedRequest, match="HTTP 404 to the 'Prices: Write' check"):
+        gateway.validate_credentials(stripe_server.credentials(stripe_server.restricted_key(
+            "products", "prices", "checkout_sessions")))
+
+
 def test_missing_fields_and_a_non_signing_secret_are_refused_before_any_call(
     gateway: PaymentGateway, stripe_server: StripeContractServer
 ) -> None:
