@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import Flask
-from flask_smorest import Api
 
-from api import errors, idempotency, input_guard, pages, rate_limits
+from api import errors, idempotency, input_guard, openapi, pages, rate_limits
 from api.blueprints import (
     events,
     health,
@@ -59,9 +58,11 @@ def create_app(ledger: Ledger) -> Flask:
         },
     )
     app.extensions["ledger"] = ledger
-    api = Api(app)
+    api = openapi.LedgerApi(app)
+    openapi.register(api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    openapi.finish(api)
     pages.register(app)
     rate_limits.register(app, ledger)  # after the blueprints, before every other before_request hook
     errors.register(app)

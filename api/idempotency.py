@@ -122,6 +122,8 @@ def _before() -> Response | None:
     active_key.set(None)  # threads are reused: never inherit a previous request's key
     if request.method not in KEYED_METHODS or HEADER not in request.headers:
         return None
+    if request.routing_exception is not None:  # no such operation (404, 405): nothing to claim
+        return None
     if request.path in NOT_STORED_PATHS:
         return None
     key = request.headers[HEADER]

@@ -18,7 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ledger.errors import AmountAboveLimit, PriceAboveLimit
 from ledger.fee_policy import FEE_V1, FEE_V2
-from ledger.money import Money
+from ledger.money import MINOR_UNIT_DIGITS, Money
 from ledger.pricing import MAX_PRICE_MAJOR, PROVIDERS
 from projections.who_paid_query import STATUSES
 
@@ -54,12 +54,20 @@ class AwareDateTime(fields.DateTime):
         return result
 
 
+#: What ``Money.parse`` reads for a two-digit currency (R6's are all two-digit).
+AMOUNT_PATTERN = r"^-?([0-9]+(\.[0-9]{0,2})?|\.[0-9]{1,2})$"
+#: The currencies R6 accepts.
+CURRENCIES = sorted(MINOR_UNIT_DIGITS)
+
+
 class MoneySchema(Schema):
     amount = fields.Raw(
         required=True,
-        metadata={"type": "string", "example": "49.00", "description": "decimal string, major units"},
+        metadata={"type": "string", "pattern": AMOUNT_PATTERN, "example": "49.00",
+                  "description": "decimal string, major units"},
     )
-    currency = fields.String(required=True, validate=validate.Length(equal=3), metadata={"example": "USD"})
+    currency = fields.String(required=True, validate=validate.Length(equal=3),
+                             metadata={"enum": CURRENCIES, "example": "USD"})
 
 
 def money_from(data: dict[str, Any], field: str = "amount") -> Money:
@@ -243,13 +251,20 @@ class EventSchema(Schema):
 
 # --- registrations -----------------------------------------------------------------
 
+def _at_most_30_fields(value: dict[str, str]) -> None:
+    """At most 30 custom fields (documented as ``maxProperties``, which
+    ``validate.Length`` on a dict would wrongly document as ``maxLength``)."""
+    if len(value) > 30:
+        raise ValidationError("Longer than maximum length 30.")
+
+
 class RegistrationCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(required=True, validate=validate.Length(max=254))
     fields_ = fields.Dict(
         data_key="fields", keys=fields.String(validate=validate.Length(max=100)),
         values=fields.String(validate=validate.Length(max=2000)), load_default=dict,
-        validate=validate.Length(max=30),
+        validate=_at_most_30_fields, metadata={"maxProperties": 30},
     )
     language = fields.String(load_default=None, validate=validate.OneOf(("en", "pl")))
 

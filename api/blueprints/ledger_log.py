@@ -22,7 +22,8 @@ class LogQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    after = fields.String(metadata={"description": "a position: events after it (default 0)"})
+    after = fields.String(metadata={"pattern": "^[0-9]{0,18}$",
+                                    "description": "a position: events after it (default 0)"})
     limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={"description": "default 100"})
 
 

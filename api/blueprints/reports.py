@@ -11,12 +11,13 @@ from typing import Any
 from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import authenticated
 from api.blueprints.participants import wants_csv
 from api.context import current_ledger
 from api.responses import respond
+from api.schemas import CURRENCIES
 from ledger.fee_policy import FEE_V1, FEE_V2
 from projections import fee_report
 
@@ -27,10 +28,13 @@ class FeeQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    from_ = fields.String(data_key="from", metadata={"format": "date", "description": "first UTC day, inclusive"})
-    to = fields.String(metadata={"format": "date", "description": "last UTC day, inclusive"})
-    currency = fields.String(metadata={"example": "USD"})
-    organizer = fields.String(metadata={"description": "organizer id (finance); organizers see their own"})
+    from_ = fields.String(data_key="from", validate=validate.Length(min=1),
+                          metadata={"format": "date", "description": "first UTC day, inclusive"})
+    to = fields.String(validate=validate.Length(min=1),
+                       metadata={"format": "date", "description": "last UTC day, inclusive"})
+    currency = fields.String(metadata={"enum": CURRENCIES, "example": "USD"})
+    organizer = fields.String(validate=validate.Length(min=1), metadata={
+        "format": "uuid", "description": "organizer id (finance); organizers see their own"})
     period = fields.String(metadata={"enum": list(fee_report.PERIODS), "description": "default month"})
 
 

@@ -67,7 +67,7 @@ def mismatches(value: Any, schema: dict[str, Any], spec: dict[str, Any], path: s
         return []
     declared: dict[str, Any] = schema.get("properties", {})
     extra = schema.get("additionalProperties", "properties" not in schema)
-    found: list[str] = []
+    found: list[str] = [f"{path}.{key}: required but missing" for key in schema.get("required", []) if key not in value]
     for key, item in value.items():
         if key in declared:
             found += mismatches(item, declared[key], spec, f"{path}.{key}")
@@ -172,8 +172,10 @@ def test_the_check_notices_an_undeclared_field(checked: Checked) -> None:
     assert mismatches({**body, "secret": "x"}, organizer, checked.spec) == ["$.secret: not declared by the schema"]
     assert mismatches({**body, "name": None}, organizer, checked.spec) == ["$.name: null is not declared nullable"]
     registration = {"$ref": "#/components/schemas/Registration"}
-    assert mismatches({"checkout": {"provider": "stripe", "url": None, "reference": "r", "key": "k"}},
-                      registration, checked.spec) == ["$.checkout.key: not declared by the schema"]
+    found = mismatches({"checkout": {"provider": "stripe", "url": None, "reference": "r", "key": "k"}},
+                       registration, checked.spec)
+    assert [m for m in found if "required" not in m] == ["$.checkout.key: not declared by the schema"]
+    assert "$.id: required but missing" in found
 
 
 def test_a_field_the_schema_does_not_declare_is_never_sent() -> None:
