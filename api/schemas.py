@@ -83,7 +83,7 @@ def price_from(data: dict[str, Any], field: str = "price.amount") -> Money:
         return money_from(data, field)
     except AmountAboveLimit:
         limit = Money.of(MAX_PRICE_MAJOR[data["currency"]], data["currency"])
-        raise PriceAboveLimit(f"the maximum price is {limit} (R6)", field="price") from None
+        raise PriceAboveLimit(f"the maximum price is {limit}", field="price") from None
 
 
 class ProblemSchema(Schema):
@@ -238,15 +238,15 @@ class EventSchema(Schema):
     created_at = _time("when the event was created")
     tickets_sold = fields.Integer()
     tickets_held = fields.Integer(metadata={"description": "seats held, unpaid, by open checkouts and offline "
-                                                           "registrations until their holds expire (R20)"})
+                                                           "registrations until their holds expire"})
     tickets_left = fields.Integer(metadata={"description": "capacity minus sold minus held; 0 unless scheduled (R9)"})
     capacity = fields.Integer(metadata={"description": "seats the organizer's plan leaves for it (R9)"})
     hold_seconds = fields.Integer(metadata={"description": "how long a new registration holds a seat: the open "
-                                                           "checkout's hold, or the offline payment's (R20)"})
+                                                           "checkout's hold, or the offline payment's"})
     money = fields.Nested(EventMoneySchema, metadata={
         "description": "the event's money, summed over its registrations from the who-paid view (as fresh as "
                        "GET /v1/events/{id}/participants): gross - refunded - refund_due is what pays for "
-                       "tickets held (R17)"})
+                       "tickets held"})
 
 
 # --- registrations -----------------------------------------------------------------

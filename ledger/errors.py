@@ -49,7 +49,7 @@ class CurrencyNotSupported(LedgerError):
     title = "Currency not supported"
 
     def __init__(self, currency: str) -> None:
-        super().__init__(f"{currency!r} is not an accepted currency (R6)", field="currency")
+        super().__init__(f"{currency!r} is not an accepted currency", field="currency")
 
 
 class CurrencyNotSupportedByProvider(LedgerError):
@@ -57,7 +57,7 @@ class CurrencyNotSupportedByProvider(LedgerError):
     title = "Currency not supported by this provider"
 
     def __init__(self, currency: str, provider: str) -> None:
-        super().__init__(f"{provider} does not accept {currency} (R3, R6)", field="currency")
+        super().__init__(f"{provider} does not accept {currency}", field="currency")
 
 
 class CurrencyMismatch(LedgerError):
@@ -207,7 +207,7 @@ class AmountAboveLimit(LedgerError):
     title = "Amount above the currency's limit"
 
     def __init__(self, field: str, limit: object) -> None:
-        super().__init__(f"at most {limit} is accepted (R21)", field=field)
+        super().__init__(f"at most {limit} is accepted", field=field)
 
 
 class MalformedJson(LedgerError):

@@ -36,7 +36,7 @@ def check_provider_country(provider: str, country: str) -> None:
     if description.countries is not None and country not in description.countries:
         raise ProviderNotAvailableInCountry(
             f"{description.label} is available to organizers in {description.countries_label} only, "
-            f"not {country} (R3)",
+            f"not {country}",
             field="provider",
         )
 
@@ -59,7 +59,7 @@ def check_price(price: Money, provider: str) -> None:
         raise CurrencyNotSupportedByProvider(price.currency, provider)
     if price < Money.of(MIN_PRICE_MAJOR, price.currency):
         raise PriceBelowMinimum(
-            f"the minimum price is {Money.of(MIN_PRICE_MAJOR, price.currency)} (R6)",
+            f"the minimum price is {Money.of(MIN_PRICE_MAJOR, price.currency)}",
             field="price",
         )
     floor = minimum_price(price.currency, provider)
@@ -67,4 +67,4 @@ def check_price(price: Money, provider: str) -> None:
         raise PriceBelowProviderMinimum(f"{describe(provider).label} accepts no charge below {floor}", field="price")
     limit = Money.of(MAX_PRICE_MAJOR[price.currency], price.currency)
     if price > limit:
-        raise PriceAboveLimit(f"the maximum price is {limit} (R6)", field="price")
+        raise PriceAboveLimit(f"the maximum price is {limit}", field="price")

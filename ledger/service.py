@@ -460,7 +460,7 @@ class LedgerService:
             if not registration.confirmed and registration.is_open and not paid_event.sell_seat(
                 str(registration.id), capacity=self.capacity_of(paid_event), now=self.clock()
             ):
-                raise CapacityExhausted("no seat is left to confirm this participant (R9)")
+                raise CapacityExhausted("no seat is left to confirm this participant")
             registration.confirm()
             return (registration, paid_event)
 

@@ -40,7 +40,7 @@ def events() -> str:
 
 
 def _event(event_id: str) -> tuple[PaidEvent, dict[str, Any]]:
-    """The event and its header figures: seats (R9) and money (R17, R18) --
+    """The event and its header figures: seats and money --
     the same numbers as ``GET /v1/events/{id}``."""
     ledger = current_ledger()
     paid_event = ledger.service.event(event_id, g.principal.scope)
@@ -109,7 +109,7 @@ def event_schedule(event_id: str) -> tuple[str, int]:
 @signed_in(*ACTING_ROLES)
 def reschedule(event_id: str) -> BaseResponse | tuple[str, int]:
     """Step 1 (no ``confirm``): check the new time and show what will happen.
-    Step 2 (``confirm=yes``): move the session and notify everyone (R13)."""
+    Step 2 (``confirm=yes``): move the session and notify everyone."""
     ledger = current_ledger()
     values = {k: request.form.get(k, "") for k in ("session_id", "starts_at", "form_key", "version")}
     try:
@@ -131,7 +131,7 @@ def reschedule(event_id: str) -> BaseResponse | tuple[str, int]:
                 scope=g.principal.scope, expected_version=_version(values["version"]),
             )
             flash(f"Rescheduled to {local_time(starts_at, paid_event.timezone)}. "
-                  "Every participant is being notified (R13).", "ok")
+                  "Every participant is being notified.", "ok")
             wait_for_views(ledger)
             return url_for("pages.event_schedule", event_id=paid_event.id)
 
@@ -145,7 +145,7 @@ def reschedule(event_id: str) -> BaseResponse | tuple[str, int]:
 def cancel_event(event_id: str) -> BaseResponse | tuple[str, int]:
     """GET is the confirmation step (what will happen, a reason); POST cancels:
     every open registration closes in the same transaction, paid ones become
-    ``refund_due`` — refunds are never automatic (R15)."""
+    ``refund_due`` — refunds are never automatic."""
     ledger = current_ledger()
     paid_event, summary = _event(event_id)
     if request.method == "GET":
@@ -161,7 +161,7 @@ def cancel_event(event_id: str) -> BaseResponse | tuple[str, int]:
                 expected_version=_version(values["version"]),
             )
             flash("The event is cancelled. Participants are being notified; "
-                  "paid participants are now refund due (R15).", "ok")
+                  "paid participants are now refund due.", "ok")
             wait_for_views(ledger)
             return url_for("pages.event", event_id=paid_event.id)
 

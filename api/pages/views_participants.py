@@ -1,6 +1,6 @@
 """Decisions on one participant — Confirm, Reject with a reason, Resend the
-confirmation e-mail (R12, R14, R15), record a payment received by hand (R17)
-or a refund made at the provider, saying whether it ends access (R19) — and a
+confirmation e-mail, record a payment received by hand
+or a refund made at the provider, saying whether it ends access — and a
 registration's full history.
 
 The buttons appear in two places (each row of the Paid event tab, and the
@@ -31,7 +31,7 @@ from ledger.providers.registry import PROVIDERS
 
 #: Fields a refused form is shown again with (what the organizer typed).
 FORM_FIELDS = ("reason", "amount", "provider", "method", "reference", "access")
-#: The refund form's access choice (R19) → ``ends_access``.
+#: The refund form's access choice → ``ends_access``.
 ACCESS_CHOICES: dict[str, bool | None] = {"auto": None, "keep": False, "end": True}
 
 
@@ -93,7 +93,7 @@ def confirm(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.confirm(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "confirm", command, "Participant confirmed (R14).")
+    return _decide(registration_id, "confirm", command, "Participant confirmed.")
 
 
 @bp.post("/registrations/<registration_id>/reject")
@@ -106,7 +106,7 @@ def reject(registration_id: str) -> BaseResponse | tuple[str, int]:
         return service.reject(registration_id, reason=reason, scope=g.principal.scope, expected_version=version)
 
     return _decide(registration_id, "reject", command,
-                   "Participant rejected and notified. Anything they paid is now refund due (R15).")
+                   "Participant rejected and notified. Anything they paid is now refund due.")
 
 
 @bp.post("/registrations/<registration_id>/resend")
@@ -117,18 +117,18 @@ def resend(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.request_resend(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again (R12).")
+    return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again.")
 
 
 def _amount(currency: str) -> Money:
-    """The amount typed on a money form, in the registration's currency (R8)."""
+    """The amount typed on a money form, in the registration's currency."""
     return Money.parse(request.form.get("amount", "").strip(), currency, field="amount")
 
 
 @bp.post("/registrations/<registration_id>/payments")
 @signed_in(*ACTING_ROLES)
 def record_payment(registration_id: str) -> BaseResponse | tuple[str, int]:
-    """Money received outside the providers' notifications (R17): recorded
+    """Money received outside the providers' notifications: recorded
     whatever is due; what pays for no ticket is owed back."""
     service = current_ledger().service
 
@@ -147,14 +147,14 @@ def record_payment(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "payment", command,
-                   "Payment recorded. Whatever pays for no ticket is shown as owed back (R17).")
+                   "Payment recorded. Whatever pays for no ticket is shown as owed back.")
 
 
 @bp.post("/registrations/<registration_id>/refunds")
 @signed_in(*ACTING_ROLES)
 def record_refund(registration_id: str) -> BaseResponse | tuple[str, int]:
     """A refund made at the provider; the organizer says whether the
-    participant keeps the ticket (R19)."""
+    participant keeps the ticket."""
     service = current_ledger().service
 
     def command(version: int | None) -> object:
@@ -172,4 +172,4 @@ def record_refund(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "refund", command,
-                   "Refund recorded. It was taken from what is owed back first, then from the ticket (R17).")
+                   "Refund recorded. It was taken from what is owed back first, then from the ticket.")

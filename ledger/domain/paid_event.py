@@ -95,7 +95,7 @@ class PaidEvent(Aggregate):
         unknown field), so the organizer learns why and what to do instead."""
         if cls.PRICE_FIELDS & set(changes):
             raise PriceImmutable(
-                "the price can never change; cancel the event and create a new one (R7)",
+                "the price can never change; cancel the event and create a new one",
                 field="price",
             )
         unknown = sorted(set(changes) - cls.EDITABLE)
@@ -196,7 +196,7 @@ class PaidEvent(Aggregate):
         if registration_id in self.sold:
             return
         if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
-            raise CapacityExhausted(f"all {capacity} tickets are taken (R9)")
+            raise CapacityExhausted(f"all {capacity} tickets are taken")
         if self.holds.get(registration_id) != until.isoformat():
             self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
 

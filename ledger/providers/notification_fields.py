@@ -83,7 +83,7 @@ def minor_units(value: Any, code: str, what: str, *, digit_strings: bool = False
     else:
         raise NotificationMalformed(f"{what} must be an integer amount in minor units")
     if abs(minor) > MAX_SAFE_MINOR:
-        raise NotificationMalformed(f"{what} is beyond any amount the ledger can keep (R21)")
+        raise NotificationMalformed(f"{what} is beyond any amount the ledger can keep")
     return Money(minor, code)
 
 
