@@ -44,7 +44,7 @@ def test_sign_in_events_list_and_who_paid(page: Any, live: LiveApp) -> None:
     assert "49,00\u00a0zł" in text  # PLN in its own style
     assert "3 / 50" in text  # three paid of a 50 plan (R9)
     assert "\t46\t" in text  # left: 3 sold and 1 seat held by an open checkout (R9)
-    assert "Tue 1 Dec 2026, 18:00 CET" in text  # 17:00 UTC shown in Europe/Warsaw
+    assert "Tue 1 Dec 2037, 18:00 CET" in text  # 17:00 UTC shown in Europe/Warsaw
     shot(page, "03-events")
 
     follow(page, events.get_by_role("link", name="Budżet domowy 2027"))
@@ -114,15 +114,15 @@ def test_reschedule_and_cancel_with_confirmation(page: Any, live: LiveApp) -> No
     page.goto(f"{live.url}/app/events/{seeded.event_id}")
     follow(page, page.get_by_role("link", name="Schedule & cancel"))
 
-    page.get_by_label("New start (Europe/Warsaw)").fill("2026-12-08T19:30")
+    page.get_by_label("New start (Europe/Warsaw)").fill("2037-12-08T19:30")
     follow(page, page.get_by_role("button", name="Reschedule…"))
-    assert "Tue 8 Dec 2026, 19:30 CET" in page.locator("#new-start").inner_text()
+    assert "Tue 8 Dec 2037, 19:30 CET" in page.locator("#new-start").inner_text()
     shot(page, "07-reschedule-confirm")
     unchanged = live.ledger.service.event(seeded.event_id)
-    assert unchanged.starts_at == "2026-12-01T17:00:00+00:00"  # nothing happens before "yes"
+    assert unchanged.starts_at == "2037-12-01T17:00:00+00:00"  # nothing happens before "yes"
     follow(page, page.get_by_role("button", name="Yes, reschedule and notify"))
-    assert "Rescheduled to Tue 8 Dec 2026, 19:30 CET" in page.locator(".flashes").inner_text()
-    assert live.ledger.service.event(seeded.event_id).starts_at == "2026-12-08T18:30:00+00:00"
+    assert "Rescheduled to Tue 8 Dec 2037, 19:30 CET" in page.locator(".flashes").inner_text()
+    assert live.ledger.service.event(seeded.event_id).starts_at == "2037-12-08T18:30:00+00:00"
 
     follow(page, page.get_by_role("link", name="Cancel event…"))
     follow(page, page.get_by_role("link", name="No, keep it"))  # the confirmation step can be left

@@ -52,7 +52,7 @@ def make_org(client: FlaskClient, tokens: Tokens) -> Any:
 def make_event(client: FlaskClient, make_org: Any) -> Any:
     def make(org: Org | None = None, price: str = "49.00", currency: str = "USD", **extra: Any) -> dict[str, Any]:
         org = org or make_org()
-        body = {"title": "Webinar", "starts_at": "2026-12-01T18:00:00+01:00", "permanent": False,
+        body = {"title": "Webinar", "starts_at": "2037-12-01T18:00:00+01:00", "permanent": False,
                 "price": {"amount": price, "currency": currency}, "provider": "manual", **extra}
         r = client.post("/v1/events", json=body, headers=org.headers)
         assert r.status_code == 201, r.get_json()

@@ -58,7 +58,7 @@ def test_tenant_isolation_gives_404_for_another_organizers_ids(client: FlaskClie
 
 def test_event_creation_rules_r5_r6_r3(client: FlaskClient, make_org: Any) -> None:
     us = make_org(country="US")
-    base = {"title": "W", "starts_at": "2026-12-01T18:00:00+01:00", "provider": "manual"}
+    base = {"title": "W", "starts_at": "2037-12-01T18:00:00+01:00", "provider": "manual"}
     cases = [
         ({"amount": "0.99", "currency": "USD"}, "price_below_minimum"),
         ({"amount": "2000.01", "currency": "USD"}, "price_above_limit"),
@@ -77,7 +77,7 @@ def test_event_creation_rules_r5_r6_r3(client: FlaskClient, make_org: Any) -> No
     r = client.post("/v1/events", json={**base, "price": {"amount": "10.00", "currency": "USD"}, "provider": "stripe"},
                     headers=us.headers)
     assert r.get_json()["code"] == "provider_not_connected"
-    r = client.post("/v1/events", json={**base, "starts_at": "2026-12-01T18:00:00",
+    r = client.post("/v1/events", json={**base, "starts_at": "2037-12-01T18:00:00",
                                         "price": {"amount": "10.00", "currency": "USD"}}, headers=us.headers)
     assert r.status_code == 422 and "starts_at" in r.get_json()["errors"]
 
@@ -163,16 +163,16 @@ def test_reject_paid_becomes_refund_due_and_cancel_event(client: FlaskClient, ma
 
 
 def test_reschedule_and_sessions_r10_r13(client: FlaskClient, make_event: Any) -> None:
-    event = make_event(permanent=True, sessions=[{"starts_at": "2026-12-01T18:00:00+00:00"},
-                                                 {"starts_at": "2026-12-08T18:00:00+00:00"}])
+    event = make_event(permanent=True, sessions=[{"starts_at": "2037-12-01T18:00:00+00:00"},
+                                                 {"starts_at": "2037-12-08T18:00:00+00:00"}])
     h = event["_org"].headers
     assert [s["id"] for s in event["sessions"]] == ["s1", "s2"]
-    r = client.post(f"/v1/events/{event['id']}/reschedule", json={"starts_at": "2026-12-02T18:00:00+00:00"}, headers=h)
+    r = client.post(f"/v1/events/{event['id']}/reschedule", json={"starts_at": "2037-12-02T18:00:00+00:00"}, headers=h)
     assert (r.status_code, r.get_json()["code"]) == (409, "invalid_state")
     r = client.post(f"/v1/events/{event['id']}/reschedule",
-                    json={"starts_at": "2026-12-09T19:00:00+01:00", "session_id": "s2"}, headers=h)
+                    json={"starts_at": "2037-12-09T19:00:00+01:00", "session_id": "s2"}, headers=h)
     assert r.status_code == 200
-    assert r.get_json()["sessions"][1]["starts_at"] == "2026-12-09T18:00:00+00:00"
+    assert r.get_json()["sessions"][1]["starts_at"] == "2037-12-09T18:00:00+00:00"
 
 
 def test_capacity_exhausted_on_registration(client: FlaskClient, make_org: Any, make_event: Any) -> None:

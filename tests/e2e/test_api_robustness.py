@@ -25,7 +25,7 @@ def test_refused_commands_record_nothing(fresh_ledger: Ledger) -> None:
     org = client.post("/v1/organizers", json={"name": "O", "country": "US", "plan_size": 1}, headers=admin).get_json()
     client.post(f"/v1/organizers/{org['id']}/providers", json={"provider": "manual"}, headers=admin)
     event = client.post(f"/v1/events?organizer={org['id']}", headers=admin, json={
-        "title": "T", "starts_at": "2026-12-01T10:00:00+00:00", "price": {"amount": "5.00", "currency": "USD"},
+        "title": "T", "starts_at": "2037-12-01T10:00:00+00:00", "price": {"amount": "5.00", "currency": "USD"},
         "provider": "manual"}).get_json()
     reg = client.post(f"/v1/events/{event['id']}/registrations", json={"name": "A", "email": "a@b.co"}).get_json()
     head = event_log.head(fresh_ledger.store)
@@ -38,7 +38,7 @@ def test_refused_commands_record_nothing(fresh_ledger: Ledger) -> None:
         (f"/v1/registrations/{reg['id']}/refunds", {"amount": {"amount": "1.00", "currency": "USD"}, "reference": "r"}),
         (f"/v1/registrations/{reg['id']}/resend-confirmation", {}),
         (f"/v1/events/{event['id']}/reschedule", {"starts_at": "tomorrow"}),
-        ("/v1/events", {"title": "T", "starts_at": "2026-12-01T10:00:00+00:00",
+        ("/v1/events", {"title": "T", "starts_at": "2037-12-01T10:00:00+00:00",
                         "price": {"amount": "5.00", "currency": "XXX"}, "provider": "manual"}),
     ]
     for path, body in bad:
@@ -96,7 +96,7 @@ def test_every_event_records_its_actor(fresh_ledger: Ledger) -> None:
     org_id = hashlib.sha256(org_token.encode()).hexdigest()[:12]
     client.post(f"/v1/organizers/{org['id']}/providers", json={"provider": "manual"}, headers=bearer(org_token))
     event = client.post("/v1/events", headers=bearer(org_token), json={
-        "title": "T", "starts_at": "2026-12-01T10:00:00+00:00", "price": {"amount": "5.00", "currency": "USD"},
+        "title": "T", "starts_at": "2037-12-01T10:00:00+00:00", "price": {"amount": "5.00", "currency": "USD"},
         "provider": "manual"}).get_json()
     client.post(f"/v1/events/{event['id']}/registrations", json={"name": "A", "email": "a@b.co"})
     items = event_log.read(fresh_ledger.store, after=0, limit=20)

@@ -53,7 +53,7 @@ BAD_TEXT = ["\ud800", "a\udfffb", "\udc00\ud800", "nul\x00", "²", "٣", "é" * 
 BAD_RAW = ["[" * 30_000, "1" * 4_301, "-" + "9" * 5_000, "NaN", "Infinity", "1e999", "[" * 990 + "]" * 990]
 #: ``starts_at`` beyond datetime's range once in UTC, and other odd times.
 BAD_TIMES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59+00:00",
-             "2026-13-01T00:00:00+00:00", "2026-12-01T18:00:00", "2026-12-01T18:00:00+24:00"]
+             "2026-13-01T00:00:00+00:00", "2037-12-01T18:00:00", "2037-12-01T18:00:00+24:00"]
 BAD_AMOUNTS = ["100000000000000000.00", "1" * 5_000, "20000.01", "-1.00", "1e3", "49.001", "٣٣.00", "NaN"]
 #: If-Match values as a WSGI server hands them over (latin-1 decoded bytes).
 BAD_IF_MATCH = ['"²"', '"é"', '"\u0663"'.encode().decode("latin-1"), '"99999999999999999999999"', '"-1"', "*"]
@@ -152,7 +152,7 @@ class World:
 def world(client: FlaskClient, make_org: Any, tokens: Any) -> World:
     org = make_org(plan_size=1000)
     admin = bearer(tokens.admin)
-    body = {"title": "Fuzzed", "starts_at": "2026-12-01T18:00:00+01:00", "permanent": False,
+    body = {"title": "Fuzzed", "starts_at": "2037-12-01T18:00:00+01:00", "permanent": False,
             "price": {"amount": "49.00", "currency": "USD"}, "provider": "manual"}
     event = client.post("/v1/events", json=body, headers=org.headers).get_json()
     registration = client.post(f"/v1/events/{event['id']}/registrations",
@@ -167,11 +167,11 @@ ENDPOINTS: dict[str, tuple[str, str, str, Json]] = {
     "connect provider": ("POST", "/v1/organizers/{org}/providers", "org", {"provider": "manual"}),
     "issue token": ("POST", "/v1/tokens", "admin", {"role": "finance", "label": "fuzz"}),
     "create event": ("POST", "/v1/events", "org", {
-        "title": "T", "description": "d", "starts_at": "2026-12-01T18:00:00+01:00", "permanent": True,
-        "timezone": "Europe/Warsaw", "sessions": [{"starts_at": "2026-12-02T18:00:00+01:00"}],
+        "title": "T", "description": "d", "starts_at": "2037-12-01T18:00:00+01:00", "permanent": True,
+        "timezone": "Europe/Warsaw", "sessions": [{"starts_at": "2037-12-02T18:00:00+01:00"}],
         "price": {"amount": "49.00", "currency": "USD"}, "provider": "manual"}),
     "edit event": ("PATCH", "/v1/events/{event}", "org", {"title": "T2", "description": "d2"}),
-    "reschedule": ("POST", "/v1/events/{event}/reschedule", "org", {"starts_at": "2026-12-03T18:00:00+01:00"}),
+    "reschedule": ("POST", "/v1/events/{event}/reschedule", "org", {"starts_at": "2037-12-03T18:00:00+01:00"}),
     "cancel event": ("POST", "/v1/events/{event}/cancel", "org", {"reason": "r"}),
     "register": ("POST", "/v1/events/{event}/registrations", "public", {
         "name": "N", "email": "n@example.test", "fields": {"company": "C"}, "language": "pl"}),

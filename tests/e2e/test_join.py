@@ -35,7 +35,7 @@ def _issue(ledger: Ledger, rid: str, event_id: str) -> str:
 def test_a_valid_token_opens_every_session_of_a_permanent_event(
     client: FlaskClient, make_event: Any, shared_ledger: Ledger
 ) -> None:
-    sessions = [{"starts_at": "2026-12-01T18:00:00+01:00"}, {"starts_at": "2026-12-08T18:00:00+01:00"}]
+    sessions = [{"starts_at": "2037-12-01T18:00:00+01:00"}, {"starts_at": "2037-12-08T18:00:00+01:00"}]
     event = make_event(permanent=True, sessions=sessions, timezone="Europe/Warsaw")
     rid = _paid_registration(client, event)
     token = _issue(shared_ledger, rid, event["id"])
@@ -47,7 +47,7 @@ def test_a_valid_token_opens_every_session_of_a_permanent_event(
     assert body["valid"] is True and body["event_id"] == event["id"]
     assert body["permanent"] is True and body["timezone"] == "Europe/Warsaw"
     assert [s["starts_at"] for s in body["sessions"]] == [
-        "2026-12-01T17:00:00+00:00", "2026-12-08T17:00:00+00:00"]
+        "2037-12-01T17:00:00+00:00", "2037-12-08T17:00:00+00:00"]
 
 
 def test_unknown_and_malformed_tokens_are_404_problems(client: FlaskClient) -> None:
@@ -97,14 +97,14 @@ def test_the_join_link_in_the_email_opens_a_page(
     """API.md: the Join link is {LEDGER_PUBLIC_URL}/join/{token}: a page, in the
     event's time zone, agreeing with GET /v1/join/{token}."""
     event = make_event(permanent=True, timezone="Europe/Warsaw",
-                       sessions=[{"starts_at": "2026-12-01T18:00:00+01:00"}, {"starts_at": "2026-12-08T18:00:00+01:00"}])
+                       sessions=[{"starts_at": "2037-12-01T18:00:00+01:00"}, {"starts_at": "2037-12-08T18:00:00+01:00"}])
     rid = _paid_registration(client, event)
     token = _issue(shared_ledger, rid, event["id"])
     page = client.get(f"/join/{token}")
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
     assert "Your access is valid" in html and "every session" in html
-    assert "18:00" in html and "1 Dec 2026" in html and "8 Dec 2026" in html
+    assert "18:00" in html and "1 Dec 2037" in html and "8 Dec 2037" in html
     assert page.headers["Cache-Control"] == "no-store"
     client.post(f"/v1/registrations/{rid}/reject", json={"reason": "test"}, headers=event["_org"].headers)
     with shared_ledger.db.transaction() as conn:

@@ -157,7 +157,7 @@ def test_return_page_asks_payu(shop: Shop, servers: Servers) -> None:
 def test_payu_is_pln_only_and_poland_only(client: FlaskClient, make_org: Any, servers: Servers) -> None:
     pl = make_org(country="PL", providers=())
     assert connect(client, pl, "payu", servers.payu.credentials()).status_code == 201
-    base = {"title": "W", "starts_at": "2026-12-01T18:00:00+01:00", "provider": "payu"}
+    base = {"title": "W", "starts_at": "2037-12-01T18:00:00+01:00", "provider": "payu"}
     for currency in ("EUR", "USD", "HUF"):
         r = client.post(
             "/v1/events", json={**base, "price": {"amount": "10.00", "currency": currency}}, headers=pl.headers

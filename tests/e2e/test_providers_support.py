@@ -153,7 +153,7 @@ def open_shop(
     connection_id = str(r.get_json()["id"])
     body = {
         "title": "Pricing webinars that sell",
-        "starts_at": "2026-12-01T18:00:00+01:00",
+        "starts_at": "2037-12-01T18:00:00+01:00",
         "permanent": False,
         "price": {"amount": price, "currency": currency},
         "provider": provider,

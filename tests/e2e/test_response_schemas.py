@@ -124,14 +124,14 @@ def test_answers_send_only_what_their_documented_schemas_declare(
     checked("post", "/v1/tokens", "/v1/tokens", 201, headers=admin, json={"role": "finance"})
 
     event = checked("post", "/v1/events", "/v1/events", 201, headers=own, json={
-        "title": "Schemas", "sessions": [{"starts_at": "2026-12-01T18:00:00+01:00"}],
+        "title": "Schemas", "sessions": [{"starts_at": "2037-12-01T18:00:00+01:00"}],
         "price": {"amount": "20.00", "currency": "USD"}, "provider": "manual",
     })
     url = f"/v1/events/{event['id']}"
     checked("get", "/v1/events/{event_id}", url, 200, headers=own)
     checked("patch", "/v1/events/{event_id}", url, 200, headers=own, json={"description": "All of it"})
     checked("post", "/v1/events/{event_id}/reschedule", url + "/reschedule", 200, headers=own,
-            json={"starts_at": "2026-12-02T18:00:00+01:00"})
+            json={"starts_at": "2037-12-02T18:00:00+01:00"})
 
     regs = []
     for n in range(2):

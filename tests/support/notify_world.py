@@ -32,7 +32,7 @@ class World:
 
     def event(self, organizer_id: str, *, title: str = "Pricing 101", price: str = "49.00",
               currency: str = "USD", timezone: str = "America/New_York",
-              starts: tuple[str, ...] = ("2026-12-01T23:00:00+00:00",), permanent: bool = False) -> str:
+              starts: tuple[str, ...] = ("2037-12-01T23:00:00+00:00",), permanent: bool = False) -> str:
         paid_event = self.ledger.service.create_event(
             organizer_id=organizer_id, title=title, description="", timezone=timezone,
             sessions=[datetime.fromisoformat(s) for s in starts], permanent=permanent,

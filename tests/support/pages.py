@@ -98,7 +98,7 @@ def seed(
     )
     event = service.create_event(
         organizer_id=org, title=title, description="", timezone=timezone, permanent=False,
-        sessions=[starts_at or datetime(2026, 12, 1, 17, 0, tzinfo=UTC)],
+        sessions=[starts_at or datetime(2037, 12, 1, 17, 0, tzinfo=UTC)],
         price=Money.parse(price, currency), provider="manual",
     )
     seeded = Seeded(org, api_tokens.create_token(live.ledger.db, role="organizer", organizer_id=org), str(event.id))

@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 def make_event(**kw: object) -> PaidEvent:
     args = dict(
         organizer_id="org", title="T", description="", timezone="UTC", permanent=False,
-        sessions=[{"id": "s1", "starts_at": "2026-12-01T10:00:00+00:00"}], price_minor=4900,
+        sessions=[{"id": "s1", "starts_at": "2037-12-01T10:00:00+00:00"}], price_minor=4900,
         currency="USD", provider="manual", connection_id="c",
     )
     args.update(kw)

@@ -31,7 +31,7 @@ def test_each_aggregate_names_its_owner() -> None:
     organizer = Organizer.register(id=uuid.uuid4(), name="O", country="US", plan_size=5)
     paid_event = PaidEvent.create(
         id=uuid.uuid4(), organizer_id=str(organizer.id), title="T", description="", timezone="UTC",
-        permanent=False, sessions=[{"id": "s1", "starts_at": "2026-12-01T10:00:00+00:00"}],
+        permanent=False, sessions=[{"id": "s1", "starts_at": "2037-12-01T10:00:00+00:00"}],
         price_minor=4900, currency="USD", provider="manual", connection_id="c",
     )
     registration = Registration.register(

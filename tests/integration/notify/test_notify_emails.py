@@ -15,7 +15,7 @@ from tests.support.waiting import wait_until
 def test_payment_confirmation_in_english(world: World, smtp_server: SmtpTestServer) -> None:
     org = world.organizer(country="US", name="Acme Webinars")
     ev = world.event(org, title="Pricing 101", price="49.00", currency="USD",
-                     timezone="America/New_York", starts=("2026-12-01T23:00:00+00:00",))
+                     timezone="America/New_York", starts=("2037-12-01T23:00:00+00:00",))
     rid = world.register(ev, "ann@example.com", name="Ann Example")
     with running(world.ledger):
         world.pay(rid)
@@ -36,7 +36,7 @@ def test_payment_confirmation_in_english(world: World, smtp_server: SmtpTestServ
     assert mail.message.get_content_type() == "multipart/alternative"
     assert parsedate_to_datetime(mail.message["Date"]) == registration.modified_on.replace(microsecond=0)
     for body in (mail.text, mail.html):
-        assert "Tuesday, 1 December 2026, 18:00 EST (America/New_York, UTC-05:00)" in body
+        assert "Tuesday, 1 December 2037, 18:00 EST (America/New_York, UTC-05:00)" in body
         assert "49.00 USD" in body
         assert token in body
         assert join_url in body
@@ -52,7 +52,7 @@ def test_polish_organizer_writes_polish_unless_the_participant_chose_english(
 ) -> None:
     org = world.organizer(country="PL", name="Szkolenia Sp. z o.o.")
     ev = world.event(org, title="Podatki 2027", price="120.50", currency="PLN",
-                     timezone="Europe/Warsaw", starts=("2026-12-01T17:00:00+00:00",))
+                     timezone="Europe/Warsaw", starts=("2037-12-01T17:00:00+00:00",))
     polish = world.register(ev, "jan@example.pl", name="Jan Kowalski")
     english = world.register(ev, "john@example.com", name="John Smith", language="en")
     with running(world.ledger):
@@ -65,14 +65,14 @@ def test_polish_organizer_writes_polish_unless_the_participant_chose_english(
     assert pl.subject == "Twój bilet na „Podatki 2027”"
     assert pl.message["Content-Language"] == "pl"
     assert "Dzień dobry Jan Kowalski," in pl.text
-    assert "wtorek, 1 grudnia 2026, 18:00 CET (Europe/Warsaw, UTC+01:00)" in pl.text
+    assert "wtorek, 1 grudnia 2037, 18:00 CET (Europe/Warsaw, UTC+01:00)" in pl.text
     assert "120,50 PLN" in pl.text and "120,50 PLN" in pl.html
     assert "Twój osobisty token dostępu" in pl.text
     assert world.token(polish) in pl.text
     assert "Szkolenia Sp. z o.o. przez Webinar Ledger" in str(pl.message["From"])
 
     assert en.subject == "Your ticket for “Podatki 2027”"
-    assert "Tuesday, 1 December 2026, 18:00 CET (Europe/Warsaw, UTC+01:00)" in en.text
+    assert "Tuesday, 1 December 2037, 18:00 CET (Europe/Warsaw, UTC+01:00)" in en.text
     assert "120.50 PLN" in en.text
 
 
@@ -108,7 +108,7 @@ def test_reschedule_notifies_every_open_registration_in_the_event_time_zone(
 ) -> None:
     org = world.organizer()
     ev = world.event(org, title="Tokyo Night", timezone="Asia/Tokyo",
-                     starts=("2026-12-01T11:00:00+00:00",))
+                     starts=("2037-12-01T11:00:00+00:00",))
     paid = world.register(ev, "paid@example.com")
     waiting = world.register(ev, "waiting@example.com")
     rejected = world.register(ev, "rejected@example.com")
@@ -126,7 +126,7 @@ def test_reschedule_notifies_every_open_registration_in_the_event_time_zone(
     assert moved.subject == "New date for “Tokyo Night”"
     assert moved.message_id.startswith("<reschedule.") and paid in moved.message_id
     assert "New date: Friday, 15 January 2027, 18:30 JST (Asia/Tokyo, UTC+09:00)" in moved.text
-    assert "Previous date: Tuesday, 1 December 2026, 20:00 JST (Asia/Tokyo, UTC+09:00)" in moved.text
+    assert "Previous date: Tuesday, 1 December 2037, 20:00 JST (Asia/Tokyo, UTC+09:00)" in moved.text
     assert "Your Join link and access token stay the same." in moved.text
     assert "Your registration stays as it is." in waiting_moved.text
     assert waiting_moved.message_id != moved.message_id

@@ -55,7 +55,7 @@ def first_release_history(ledger: Ledger) -> tuple[str, str, list[str]]:
     org.connect_provider("c1", "manual", {})
     event = PaidEvent.create(
         id=uuid.uuid4(), organizer_id=str(org.id), title="Old", description="", timezone="UTC", permanent=False,
-        sessions=[{"id": "s1", "starts_at": "2026-12-01T10:00:00+00:00"}], price_minor=4900, currency="USD",
+        sessions=[{"id": "s1", "starts_at": "2037-12-01T10:00:00+00:00"}], price_minor=4900, currency="USD",
         provider="manual", connection_id="c1",
     )
     regs = []

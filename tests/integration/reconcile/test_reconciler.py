@@ -70,7 +70,7 @@ def _checkout(ledger: Ledger, provider: str, server: Any, currency: str = "USD")
         organizer_id=oid,
         title="Webinar",
         description="",
-        sessions=[datetime(2026, 12, 1, 17, tzinfo=UTC)],
+        sessions=[datetime(2037, 12, 1, 17, tzinfo=UTC)],
         timezone="UTC",
         permanent=False,
         price=Money(4900, currency),
