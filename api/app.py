@@ -8,6 +8,7 @@ from flask import Flask
 
 from api import errors, idempotency, input_guard, openapi, pages, rate_limits
 from api.blueprints import (
+    erasures,
     events,
     health,
     join,
@@ -30,6 +31,7 @@ BLUEPRINTS = (
     events.blp,
     registrations.blp,
     participants.blp,
+    erasures.blp,
     reports.blp,
     ledger_log.blp,
     proofs.blp,

@@ -121,6 +121,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "resend_confirmation", if_match=True, etag=True),
     ("post", "/v1/registrations/{registration_id}/refunds"): Op("record_refund", if_match=True, etag=True),
     ("get", "/v1/events/{event_id}/participants"): Op("list_participants", csv=True),
+    ("post", "/v1/erasures"): Op("erase_personal_data", errors=(404,)),
     ("get", "/v1/reports/fees"): Op("get_fee_report", csv=True, errors=(404,)),
     ("get", "/v1/ledger/events"): Op("list_ledger_events"),
     ("get", "/v1/ledger/checkpoints/latest"): Op("get_latest_checkpoint", errors=(404,)),

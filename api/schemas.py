@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ledger.errors import AmountAboveLimit, PriceAboveLimit
 from ledger.fee_policy import FEE_V1, FEE_V2
@@ -337,7 +337,7 @@ class EmailFailureSchema(Schema):
     message_id = fields.String()
     kind = fields.String(metadata={"description": "which e-mail could not be delivered"})
     smtp_code = fields.Integer(allow_none=True)
-    reason = fields.String()
+    reason = fields.String(allow_none=True, metadata={"description": "the mail server's reply; null once erased"})
     at = _time("when the failure was reported")
 
 
@@ -356,10 +356,12 @@ class RegistrationSchema(Schema):
     version = fields.Integer(metadata={"description": "aggregate version, also the ETag"})
     event_id = fields.String()
     organizer_id = fields.String()
-    name = fields.String()
-    email = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "null once erased (R24)"})
+    email = fields.String(allow_none=True, metadata={"description": "null once erased (R24)"})
     fields_ = fields.Dict(attribute="fields", data_key="fields", keys=fields.String(), values=fields.String(),
-                          metadata={"description": "the extra form fields the participant filled in"})
+                          allow_none=True,
+                          metadata={"description": "the extra form fields the participant filled in; null once erased"})
+    erased = fields.Boolean(metadata={"description": "the participant's personal data was erased (R24)"})
     language = fields.String(allow_none=True, metadata={"enum": ["en", "pl"]})
     status = fields.String(metadata={"enum": list(STATUSES)})
     price = fields.Nested(MoneySchema)
@@ -380,3 +382,36 @@ class RegistrationSchema(Schema):
     close_note = fields.String(allow_none=True)
     created_at = _time("when the participant registered")
     updated_at = _time("the last change")
+
+
+class ErasureCreateSchema(Schema):
+    """Whose personal data to erase: one registration, or every registration
+    (of the caller's events; an admin's: of all) made with one e-mail address."""
+
+    registration_id = fields.String(validate=validate.Length(min=1, max=64),
+                                    metadata={"description": "one registration"})
+    email = fields.String(validate=validate.Length(min=1, max=254),
+                          metadata={"description": "every registration made with this e-mail address"})
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if ("registration_id" in data) == ("email" in data):
+            raise ValidationError("give exactly one of registration_id and email")
+
+
+class ErasedRegistrationSchema(Schema):
+    registration_id = _text("the erased registration")
+    event_id = _text("the id of its PersonalDataErased event in the log")
+    position = fields.Integer(allow_none=True, metadata={"description": "that event's log position"})
+    already_erased = fields.Boolean(metadata={"description": "erased by an earlier request: nothing new recorded"})
+
+
+class ErasureReceiptSchema(Schema):
+    """The receipt of an erasure (R24)."""
+
+    id = _text("erasure id")
+    erased_at = _time("when the request was carried out")
+    registrations = fields.List(fields.Nested(ErasedRegistrationSchema))
+    erased = fields.List(fields.String(), metadata={"description": "what was erased, per registration"})
+    purged = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "rows purged outside the event log, per place"})

@@ -18,8 +18,10 @@ from ledger.clock import Clock, utc_now
 from ledger.config import Settings
 from ledger.container import Ledger
 from ledger.database import Database, embedded_server_url, eventsourcing_env
+from ledger.erasure import Erasures
 from ledger.migrations import check as check_schema
 from ledger.payment_intake import PaymentIntake
+from ledger.personal_data import Keyring
 from ledger.provider_access import ProviderAccess
 from ledger.provider_connections import ProviderConnector
 from ledger.provider_notifications import NotificationReceiver
@@ -66,11 +68,12 @@ def bootstrap(
     check_schema(url)
     store = LedgerStore(env=eventsourcing_env(url, pool_size=pool_size))
     db = Database(url, max_size=pool_size)
+    secret_box = SecretBox(settings.secret_key)
+    store.use_keyring(Keyring(secret_box, db.transaction))  # R24: personal data sealed per registration
     service = LedgerService(
         store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds),
         manual_hold=timedelta(seconds=settings.manual_hold_seconds),
     )
-    secret_box = SecretBox(settings.secret_key)
     providers = ProviderAccess(
         db=db, secret_box=secret_box, service=service, endpoints=endpoints or endpoints_for(settings)
     )
@@ -82,6 +85,7 @@ def bootstrap(
         connector=ProviderConnector(service=service, providers=providers, public_url=settings.public_url),
         registrations=RegistrationDesk(service=service, checkout=checkout),
         checkout=checkout, intake=intake,
+        erasures=Erasures(service=service, store=store, transaction=db.transaction, clock=clock),
         notifications=NotificationReceiver(
             service=service, providers=providers, intake=intake,
             status_checks_per_minute=settings.return_checks_per_minute,

@@ -14,14 +14,15 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, MapperDeserialisationError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.actor import current_actor
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
-from ledger.domain.registration import Registration
 from ledger.idempotency_store import CommitMark, mark_committed
+from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state, seal_state
 
 
 @dataclass
@@ -61,6 +62,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     PIPELINE_LIMIT = 500
     GROUP_LIMIT = 400  # events per group commit, kept under PIPELINE_LIMIT
+
+    #: Set by ``LedgerStore.use_keyring``: new registrations' data keys are
+    #: inserted in their first event's transaction (``ledger.personal_data``).
+    keyring: Keyring | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,8 +141,16 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def _insert_now(
         self, stored_events: Sequence[StoredEvent], marks: Sequence[CommitMark] = (), **kwargs: Any
     ) -> Sequence[int] | None:
-        # The library's database-function path would drop the marks: never with them.
-        if len(stored_events) <= self.PIPELINE_LIMIT and not (marks and self.datastore.enable_db_functions):
+        ids = self._insert_committed(stored_events, marks, **kwargs)
+        if self.keyring is not None:
+            self.keyring.committed(e.originator_id for e in stored_events)
+        return ids
+
+    def _insert_committed(
+        self, stored_events: Sequence[StoredEvent], marks: Sequence[CommitMark], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The library's database-function path would drop the marks and keys: never with them.
+        if len(stored_events) <= self.PIPELINE_LIMIT and not self.datastore.enable_db_functions:
             return super().insert_events(stored_events, idempotency_marks=marks, **kwargs)
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, idempotency_marks=marks, **kwargs)
@@ -152,20 +165,85 @@ class LedgerRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         for mark in kwargs.get("idempotency_marks") or ():
             mark_committed(curs, mark)
+        if self.keyring is not None:
+            for rid, wrapped in self.keyring.pending_rows(e.originator_id for e in stored_events):
+                curs.execute(
+                    "INSERT INTO personal_data_keys (registration_id, wrapped_key) VALUES (%s, %s)"
+                    " ON CONFLICT (registration_id) DO NOTHING", (rid, wrapped),
+                )
 
 
 class ActorMapper(Mapper[UUID]):
-    """Stores the current actor (see ``ledger.actor``) with each new event.
+    """Stores the current actor (see ``ledger.actor``) with each new event, and
+    seals participants' personal data (``ledger.personal_data``, R24).
 
     The ``actor`` key travels in the stored state beside the event's own fields;
     replaying ignores it (mutators take only their own parameters), and the
     event log lifts it into the envelope for auditors.
+
+    Personal fields are sealed when the state is stored and opened when it is
+    read, here, so the aggregates, the views, the workers and the API all read
+    the same decoded form.  Without a keyring (a bare store, as in migration
+    tests) events are stored in clear, as before sealing existed.
     """
+
+    keyring: Keyring | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         if "actor" not in vars(domain_event):
             object.__setattr__(domain_event, "actor", current_actor.get())
-        return super().to_stored_event(domain_event)
+        cls = type(domain_event)
+        if cls not in PERSONAL_FIELDS or self.keyring is None:
+            return super().to_stored_event(domain_event)
+        event_state = dict(vars(domain_event))
+        originator_id = event_state.pop("originator_id")
+        originator_version = event_state.pop("originator_version")
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            event_state["class_version"] = class_version
+        seal_state(event_state, cls, originator_id, originator_version, self.keyring)
+        stored_state = self.transcoder.encode(event_state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        if self.cipher:
+            stored_state = self.cipher.encrypt(stored_state)
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version,
+                           topic=get_topic(cls), state=stored_state)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(stored_event.topic)
+        if cls not in PERSONAL_FIELDS:
+            return super().to_domain_event(stored_event)
+        stored_state = stored_event.state
+        try:
+            if self.cipher:
+                stored_state = self.cipher.decrypt(stored_state)
+            if self.compressor:
+                stored_state = self.compressor.decompress(stored_state)
+            event_state: dict[str, Any] = self.transcoder.decode(stored_state)
+        except Exception as exc:
+            raise MapperDeserialisationError(
+                f"Failed to deserialise state of stored event with topic {stored_event.topic!r}, originator_id "
+                f"{stored_event.originator_id!r} and originator_version {stored_event.originator_version}: {exc}"
+            ) from exc
+        originator_id = stored_event.originator_id
+        event_state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        event_state["originator_version"] = stored_event.originator_version
+        open_state(event_state, cls, originator_id, stored_event.originator_version, self.keyring)
+        return upcast_and_build(cls, event_state)
+
+
+def upcast_and_build(cls: type[Any], event_state: dict[str, Any]) -> Any:
+    """The last steps of ``Mapper.to_domain_event``: upcast the state to the
+    class's version and build the event object from it."""
+    class_version = getattr(cls, "class_version", 1)
+    from_version = event_state.pop("class_version", 1)
+    while from_version < class_version:
+        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
+        from_version += 1
+    domain_event = object.__new__(cls)
+    object.__setattr__(domain_event, "__dict__", event_state)
+    return domain_event
 
 
 class LedgerStore(Application[UUID]):
@@ -178,9 +256,10 @@ class LedgerStore(Application[UUID]):
     name = "ledger"
     # A popular event accumulates one seat event per registration: snapshots keep
     # its reconstruction short; the cache (with fast-forward) keeps it cheap.
+    # Registrations are not snapshotted: a snapshot would hold their personal
+    # data in clear (R24); they have few events, and the cache keeps them.
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         PaidEvent: 200,
-        Registration: 50,
         Organizer: 50,
     }
     env: ClassVar[dict[str, str]] = {
@@ -192,6 +271,17 @@ class LedgerStore(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ActorMapper)
+
+    def use_keyring(self, keyring: Keyring) -> None:
+        """Seal personal data from now on (``entrypoints.bootstrap`` does it)."""
+        if not isinstance(self.mapper, ActorMapper) or not isinstance(self.recorder, LedgerRecorder):
+            raise TypeError("the ledger store needs its own mapper and recorder to seal personal data")
+        self.mapper.keyring = keyring
+        self.recorder.keyring = keyring
+
+    @property
+    def keyring(self) -> Keyring | None:
+        return self.mapper.keyring if isinstance(self.mapper, ActorMapper) else None
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]

@@ -133,8 +133,8 @@ class CheckoutStarter:
             event_id=str(paid_event.id),
             event_title=paid_event.title,
             price=registration.price,
-            participant_name=registration.name,
-            participant_email=registration.email,
+            participant_name=registration.name or "",  # erased (R24): nothing to pass on
+            participant_email=registration.email or "",
             success_url=success,
             cancel_url=cancel,
             notify_url=notify,

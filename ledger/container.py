@@ -17,6 +17,7 @@ from ledger.checkout import CheckoutStarter
 from ledger.clock import Clock
 from ledger.config import Settings
 from ledger.database import Database
+from ledger.erasure import Erasures
 from ledger.payment_intake import PaymentIntake
 from ledger.provider_access import ProviderAccess
 from ledger.provider_connections import ProviderConnector
@@ -58,6 +59,8 @@ class Ledger:
     intake: PaymentIntake
     #: Use case: receive one provider notification (verify, keep, apply).
     notifications: NotificationReceiver
+    #: Use case: erase participants' personal data (R24).
+    erasures: Erasures
 
     def close(self) -> None:
         self.store.close()

@@ -32,7 +32,9 @@ EVENTS: dict[str, dict[str, Any]] = {
             "message_id": {"description": "Message-ID of the undelivered e-mail; one event per message"},
             "kind": {"description": "Which e-mail (confirmation, resend, rescheduled, cancelled, …)"},
             "smtp_code": {"description": "The SMTP reply code, when there was one"},
-            "reason": {"description": "The mail server's reply text"},
+            "reason": {"description": "The mail server's reply text (it may quote the address): personal "
+                       "data, stored sealed since version 2; null once the participant was erased"},
+            "erased": {"description": "The participant's personal data was erased (R24): `reason` is null"},
         },
     },
     "EventCancelled": {
@@ -91,16 +93,21 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "ParticipantConfirmed": {"description": "The organizer confirmed the participant (R14).", "fields": {}},
     "ParticipantRegistered": {
-        "description": "A participant registered; status awaiting_payment. Version 2 added `language`.",
+        "description": "A participant registered; status awaiting_payment. Version 2 added `language`; "
+        "version 3 stores `name`, `email` and `fields` sealed under the registration's data key (R24): "
+        "they read as null, with `erased` true, once the participant was erased.",
         "fields": {
             "event_id": {"format": "uuid"},
             "organizer_id": {"format": "uuid"},
-            "name": {"description": "Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1"},
-            "email": {"description": "Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1"},
+            "name": {"description": "Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1; null once erased"},
+            "email": {"description": "Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1; null once erased"},
             "fields": {
                 "additionalProperties": {"type": "string"},
-                "description": "Extra form fields. Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1",
+                "description": "Extra form fields. Personal data: only with LEDGER_KAFKA_INCLUDE_PII=1; "
+                "null once erased",
             },
+            "erased": {"description": "The participant's personal data was erased (R24): `name`, `email` "
+                       "and `fields` are null"},
             "language": {"description": "E-mail language; null = organizer's country decides"},
             "price_minor": {
                 "minimum": 0,
@@ -126,6 +133,20 @@ EVENTS: dict[str, dict[str, Any]] = {
                 "description": "The policy that computed this event's fee "
                 "figures (fee-v1: the first release's stored "
                 "events; fee-v2: R18)",
+            },
+        },
+    },
+    "PersonalDataErased": {
+        "description": "The participant's personal data was erased on request (R24): its data key is "
+        "destroyed, so every earlier event of this registration now reads `name`, `email`, `fields` "
+        "(and e-mail failure reasons) as null with `erased` true. Consumers must erase their own copies "
+        "of this registration's personal data. Holds no personal data; amounts, statuses and fees are "
+        "unchanged.",
+        "fields": {
+            "erasure_id": {"format": "uuid", "description": "The erasure request (its receipt id)"},
+            "erased_fields": {
+                "items": {"type": "string"},
+                "description": "What was erased: `name`, `email`, `fields`, `email_failures.reason`",
             },
         },
     },

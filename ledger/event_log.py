@@ -19,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.utils import get_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
 
@@ -26,6 +27,7 @@ from ledger.application import LedgerStore
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
+from ledger.personal_data import PERSONAL_FIELDS
 
 EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
 
@@ -53,6 +55,7 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Registration.ConfirmationResendRequested: ("ConfirmationResendRequested", "registration"),
     Registration.RefundRecorded: ("RefundRecorded", "registration"),
     Registration.EmailDeliveryFailed: ("EmailDeliveryFailed", "registration"),
+    Registration.PersonalDataErased: ("PersonalDataErased", "registration"),
 }
 
 TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}
@@ -159,12 +162,26 @@ def to_item(store: LedgerStore, notification: Notification) -> LogItem:
     )
 
 
+#: Stored topics of the events that carry sealed personal data (R24).
+PERSONAL_TOPICS = frozenset(get_topic(cls) for cls in PERSONAL_FIELDS)
+
+
+def prepare_keys(store: LedgerStore, notifications: Sequence[Notification]) -> None:
+    """Read the data keys of a batch's personal events in one query, fresh
+    from the database, before the batch is decoded: a batch reader (the log
+    API, the relay) then never shows data another process erased (R24)."""
+    keyring = store.keyring
+    if keyring is not None:
+        keyring.refresh(str(n.originator_id) for n in notifications if n.topic in PERSONAL_TOPICS)
+
+
 def read(store: LedgerStore, *, after: int, limit: int, types: Sequence[str] = ()) -> list[LogItem]:
     """Items with position > ``after``, in global order."""
     topics = [store_topic(TYPE_NAMES[t]) for t in types] if types else ()
     notifications = store.recorder.select_notifications(
         start=after, limit=limit, topics=topics, inclusive_of_start=False
     )
+    prepare_keys(store, notifications)
     return [to_item(store, n) for n in notifications]
 
 
@@ -190,10 +207,23 @@ def read_aggregate(store: LedgerStore, aggregate_id: str, *, after: int, limit: 
     ).format(table=sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
     with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
         rows = cursor.execute(query, (UUID(aggregate_id), after, limit)).fetchall()
-    return [
-        to_item(store, Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state)))
-        for i, o, v, t, state in rows
-    ]
+    notifications = [Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state))
+                     for i, o, v, t, state in rows]
+    prepare_keys(store, notifications)
+    return [to_item(store, n) for n in notifications]
+
+
+def position_of(store: LedgerStore, aggregate_id: str, version: int) -> int | None:
+    """The log position of one aggregate's event (``None`` if not stored)."""
+    recorder = store.recorder
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        return None
+    query = sql.SQL(
+        "SELECT notification_id FROM {table} WHERE originator_id = %s AND originator_version = %s"
+    ).format(table=sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+        row = cursor.execute(query, (UUID(aggregate_id), version)).fetchone()
+    return int(row[0]) if row else None
 
 
 def store_topic(cls: type[Any]) -> str:

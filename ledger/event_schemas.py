@@ -29,6 +29,7 @@ from typing import Any
 from ledger.event_catalog import EVENTS
 from ledger.event_log import PII_FIELDS, PUBLIC_TYPES
 from ledger.money import MAX_AMOUNT_MINOR, minor_digits
+from ledger.personal_data import ERASED, PERSONAL_FIELDS
 from ledger.providers.description import MAX_PRICE_MAJOR
 from ledger.providers.registry import PROVIDERS
 
@@ -98,6 +99,8 @@ def build(cls: type[Any]) -> dict[str, Any]:
         raise SchemaSourceError(f"{public} has no entry in ledger/event_catalog.py")
     version = getattr(cls, "class_version", 1)
     fields = class_fields(cls)
+    if cls in PERSONAL_FIELDS:  # decoded by ledger.personal_data: says whether the fields were erased
+        fields[ERASED] = "bool"
     documented = set(EVENTS[public]["fields"])
     stale = sorted(documented - set(fields))
     if stale:

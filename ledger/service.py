@@ -489,7 +489,7 @@ class LedgerService:
         return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
 
     def record_email_delivery_failure(
-        self, registration_id: str, *, message_id: str, kind: str, smtp_code: int | None, reason: str
+        self, registration_id: str, *, message_id: str, kind: str, smtp_code: int | None, reason: str | None
     ) -> Registration:
         """The notify worker's report that an e-mail cannot be delivered: recorded
         on the registration, so the organizer sees it in GET /v1/registrations/{id}.
@@ -503,6 +503,16 @@ class LedgerService:
             return ()
 
         return self._change_registration(registration_id, change, lock_event=False)
+
+    def erase_personal_data(self, registration_id: str, *, erasure_id: str, scope: Scope = ANYONE) -> Registration:
+        """R24: record that the participant's personal data was erased (the key
+        is destroyed by ``ledger.erasure`` first).  Idempotent: an erased
+        registration records nothing again."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.erase(erasure_id) else ()
+
+        return self._change_registration(registration_id, change, scope=scope, lock_event=False)
 
     def record_refund(
         self, registration_id: str, *, amount: Money, reference: str, ends_access: bool | None = None,

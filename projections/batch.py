@@ -137,6 +137,7 @@ def apply_batch(
     registrations_to_load: set[UUID] = set()
     events_to_load: set[UUID] = set()
     created: set[UUID] = set()
+    decoder.prepare(batch.notifications, RELEVANT_TOPICS)
     for n in batch.notifications:
         cls = RELEVANT_TOPICS[n.topic]
         decoded.append((n.id, decoder.decode(n, cls)))

@@ -7,6 +7,10 @@ the fast path parses with the C JSON decoder, converts that one value, applies
 the class's upcasters exactly as the mapper does, and builds the event the same
 way (``object.__new__`` + ``__dict__``).
 
+Personal data (R24) is opened here as the mapper opens it
+(``ledger.personal_data.open_state``); :meth:`EventDecoder.prepare` reads a
+batch's keys in one query first, so a view never shows data erased meanwhile.
+
 Whenever anything is unusual — a cipher or compressor configured, another
 transcoded value in the state, an id that is not a UUID — it falls back to the
 mapper itself, so the result is always what the mapper would have produced
@@ -16,11 +20,14 @@ mapper itself, so the result is always what the mapper would have produced
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
+
+from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state
 
 _MARKER = b'"_type_"'
 _scan = json.JSONDecoder().raw_decode  # the C scanner, without json.loads' sniffing and regexes
@@ -29,6 +36,8 @@ _scan = json.JSONDecoder().raw_decode  # the C scanner, without json.loads' snif
 class EventDecoder:
     def __init__(self, mapper: Mapper[UUID]) -> None:
         self.mapper = mapper
+        keyring = getattr(mapper, "keyring", None)
+        self.keyring: Keyring | None = keyring if isinstance(keyring, Keyring) else None
         transcoder = mapper.transcoder
         self.fast = (
             mapper.cipher is None
@@ -36,6 +45,13 @@ class EventDecoder:
             and isinstance(transcoder, JSONTranscoder)
             and "datetime_iso" in transcoder.names
         )
+
+    def prepare(self, notifications: Sequence[Notification], classes: Mapping[str, type[Any]]) -> None:
+        """Read the data keys of the personal events among ``notifications``
+        (topic → class in ``classes``) in one query, fresh from the database."""
+        if self.keyring is not None:
+            self.keyring.refresh(str(n.originator_id) for n in notifications
+                                 if classes.get(n.topic) in PERSONAL_FIELDS)
 
     def decode(self, notification: Notification, cls: type[Any]) -> Any:
         """The domain event of ``notification``, whose topic resolves to ``cls``."""
@@ -51,6 +67,8 @@ class EventDecoder:
         state["timestamp"] = datetime.fromisoformat(stamp["_data_"])
         state["originator_id"] = notification.originator_id
         state["originator_version"] = notification.originator_version
+        if cls in PERSONAL_FIELDS:
+            open_state(state, cls, notification.originator_id, notification.originator_version, self.keyring)
         # Upcasting, as Mapper.to_domain_event does it.
         class_version = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)

@@ -37,8 +37,9 @@ class WhoPaidRow:
     seq: int
     event_id: UUID
     organizer_id: str
-    name: str
-    email: str
+    name: str | None  # None once erased (R24)
+    email: str | None
+    erased: bool
     currency: str
     price_minor: int
     provider: str
@@ -81,7 +82,7 @@ _TYPES = {
     "registration_id": "uuid", "seq": "int8", "event_id": "uuid", "price_minor": "int8",
     "paid_minor": "int8", "refunded_minor": "int8", "ticket_minor": "int8", "fee_minor": "int8",
     "fee_reversed_minor": "int8", "confirmed": "bool", "payment_failures": "int4",
-    "resends": "int4", "version": "int4", "refund_due_minor": "int8",
+    "resends": "int4", "version": "int4", "refund_due_minor": "int8", "erased": "bool",
 }
 for _name in STORED_FIELDS:
     if _name.endswith("_at"):
@@ -99,6 +100,7 @@ def _registered(row: WhoPaidRow | None, event: Any, position: int) -> WhoPaidRow
     return WhoPaidRow(
         registration_id=event.originator_id, seq=position, event_id=UUID(str(event.event_id)),
         organizer_id=str(event.organizer_id), name=event.name, email=event.email,
+        erased=bool(event.__dict__.get("erased")) or event.name is None,
         currency=event.currency, price_minor=event.price_minor, provider=event.provider,
         provider_reference=None, paid_minor=0, refunded_minor=0, ticket_minor=0, fee_minor=0,
         fee_reversed_minor=0, confirmed=False, closed_reason=None, close_note=None,
@@ -170,7 +172,14 @@ def _refund_recorded(row: WhoPaidRow, event: Any) -> None:
     row.refunded_at = event.timestamp
 
 
+def _personal_data_erased(row: WhoPaidRow, event: Any) -> None:
+    # R24: the participant reads as erased; money and status stay.
+    row.name = row.email = None
+    row.erased = True
+
+
 _CHANGES: dict[type[Any], Callable[[WhoPaidRow, Any], None]] = {
+    Registration.PersonalDataErased: _personal_data_erased,
     Registration.CheckoutStarted: _checkout_started,
     Registration.PaymentRecorded: _payment_recorded,
     Registration.PaymentFailed: _payment_failed,

@@ -37,7 +37,7 @@ TIMESTAMP_FIELDS = (
 #: Selected columns, each read by its name (ids as text: no UUID objects to build and print).
 _COLUMNS = (
     "registration_id::text AS registration_id", "seq", "event_id::text AS event_id", "organizer_id", "name",
-    "email", "status", "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
+    "email", "erased", "status", "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
     "fee_minor - fee_reversed_minor AS net_fee_minor", "provider", "provider_reference", "confirmed",
     "closed_reason", "close_note", "payment_failures", "last_failure_reason", "resends", *TIMESTAMP_FIELDS,
 )
@@ -63,7 +63,8 @@ def _amount(minor: int, currency: str) -> str:
 def as_item(r: Mapping[str, Any]) -> dict[str, Any]:
     """A selected row as API.md's participants item (money as objects)."""
     currency = r["currency"]
-    item = {name: r[name] for name in ("registration_id", "event_id", "organizer_id", "name", "email", "status")}
+    item = {name: r[name]
+            for name in ("registration_id", "event_id", "organizer_id", "name", "email", "erased", "status")}
     for name, column in _MONEY_FIELDS:
         item[name] = {"amount": _amount(r[column], currency), "currency": currency}
     item.update({name: r[name] for name in _PLAIN_FIELDS})
@@ -181,7 +182,7 @@ def page(
 
 CSV_COLUMNS = (
     "registration_id", "name", "email", "status", "currency", "price", "paid", "refunded", "refund_due",
-    "fee", "provider", "provider_reference", "confirmed", "closed_reason", *TIMESTAMP_FIELDS,
+    "fee", "provider", "provider_reference", "confirmed", "closed_reason", *TIMESTAMP_FIELDS, "erased",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -226,6 +227,7 @@ def csv_lines(
                     r["provider"], _cell(r["provider_reference"]), "true" if r["confirmed"] else "false",
                     r["closed_reason"] or "",
                     *((r[name].isoformat() if r[name] is not None else "") for name in TIMESTAMP_FIELDS),
+                    "true" if r["erased"] else "false",  # R24: name and e-mail are empty then
                 ])
             if len(rows) < chunk:
                 break
@@ -240,3 +242,18 @@ def csv_lines(
         yield buffer.getvalue()
 
     return lines()
+
+
+def registrations_by_email(ledger: Ledger, email: str, *, scope: Scope, limit: int) -> list[str]:
+    """The registrations (of the organizer's events; every one for an
+    unscoped caller) made with ``email``, case-insensitively, oldest first:
+    whom an erasure by e-mail address covers (R24).  At most ``limit``."""
+    conditions, params = ["lower(email) = lower(%s)"], [email]
+    if scope.organizer_id is not None:
+        conditions.append("organizer_id = %s")
+        params.append(scope.organizer_id)
+    query = ("SELECT registration_id::text FROM projections.who_paid WHERE " + " AND ".join(conditions)
+             + " ORDER BY seq LIMIT %s")
+    with ledger.db.transaction() as conn:
+        rows = conn.execute(query, (*params, limit)).fetchall()
+    return [rid for (rid,) in rows]

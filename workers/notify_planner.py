@@ -51,6 +51,7 @@ from psycopg.types.json import Jsonb
 from ledger import access_tokens, owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
+from ledger.erasure import purge_personal_rows
 from ledger.event_log import LogItem, to_item
 from workers.email_templates import resolve_language
 
@@ -182,6 +183,11 @@ class Planner:
             return Decision(writes=writes, emails=[self._email("refund", f"refund:{item.id}", reg, extra)])
         if isinstance(event, PaidEvent.Rescheduled):
             return self._reschedule(item, event)
+        if isinstance(event, Registration.PersonalDataErased):
+            # R24: what is still queued for the participant is dropped (the
+            # erasure use case did it already; this also catches an e-mail
+            # planned from an older read while the erasure ran).
+            return Decision(writes=[partial(purge_personal_rows, registration_ids=[rid])])
         if isinstance(event, PaidEvent.Cancelled):
             return Decision(writes=[partial(access_tokens.revoke_event, event_id=rid, reason="event_cancelled",
                                             at=at)])
@@ -285,11 +291,13 @@ class Planner:
             **extra,
         }
         return PlannedEmail(dedupe_key=dedupe_key, kind=kind, registration_id=str(reg.id),
-                            recipient=reg.email, context=context)
+                            recipient=reg.email or "", context=context)
 
     def _insert(self, conn: Conn, item: LogItem, email: PlannedEmail) -> int:
         """Message-ID = ``<kind.trigger-event-id.registration-id@domain>``: derived
         from the triggering event, so a re-send after a crash carries the same one."""
+        if not email.recipient:
+            return 0  # erased (R24): nobody to write to, and nothing of theirs is kept
         message_id = f"<{email.kind}.{item.id}.{email.registration_id}@{self.domain}>"
         cursor = conn.execute(
             "INSERT INTO notify_outbox (dedupe_key, message_id, kind, registration_id, trigger_event_id,"

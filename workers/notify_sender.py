@@ -51,6 +51,8 @@ SELECT seq, message_id, kind, registration_id, recipient, context, composed_at, 
        first_failed_at, now()
   FROM notify_outbox o
  WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+   AND NOT EXISTS (SELECT 1 FROM personal_data_keys k  -- erased (R24): never sent
+                    WHERE k.registration_id = o.registration_id::uuid AND k.erased_at IS NOT NULL)
    AND NOT EXISTS (SELECT 1 FROM notify_outbox p
                     WHERE p.registration_id = o.registration_id AND p.state = 'pending' AND p.seq < o.seq)
  ORDER BY o.seq

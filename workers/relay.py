@@ -291,6 +291,7 @@ class RelayWorker(LogConsumer):
         futures = []
         with self.ledger.db.transaction() as conn:
             hashes = proof_queries.chain_hashes(conn, [n.id for n in batch.notifications])
+        event_log.prepare_keys(store, batch.notifications)  # a replay shows erased data as erased (R24)
         for notification in batch.notifications:
             key, value, headers = encode(event_log.to_item(store, notification), include_pii=pii,
                                          chain_hash=hashes.get(notification.id))

@@ -45,14 +45,17 @@ OPEN_STATUSES = ("awaiting_payment", "paid", "confirmed")
 
 class Registration(Aggregate):
     class Registered(Aggregate.Created):
-        """v2 added ``language`` (``None`` = organizer's country decides)."""
+        """v2 added ``language`` (``None`` = organizer's country decides).  v3:
+        ``name``, ``email`` and ``fields`` are stored sealed under the
+        registration's data key (``ledger.personal_data``, R24) and read as
+        ``None`` once erased; the stored v2 clear text reads the same way."""
 
-        class_version = 2
+        class_version = 3
         event_id: str
         organizer_id: str
-        name: str
-        email: str
-        fields: dict[str, str]
+        name: str | None
+        email: str | None
+        fields: dict[str, str] | None
         language: str | None
         price_minor: int
         currency: str
@@ -62,16 +65,22 @@ class Registration(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["language"] = None
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Only the stored form changed (sealed); the mapper reads both."""
+
     @event(Registered)
     def __init__(
-        self, event_id: str, organizer_id: str, name: str, email: str, fields: dict[str, str],
-        language: str | None, price_minor: int, currency: str, provider: str,
+        self, event_id: str, organizer_id: str, name: str | None, email: str | None,
+        fields: dict[str, str] | None, language: str | None, price_minor: int, currency: str, provider: str,
     ) -> None:
         self.event_id = event_id
         self.organizer_id = organizer_id
         self.name = name
         self.email = email
-        self.fields = dict(fields)
+        self.fields = dict(fields) if fields is not None else None
+        # Erased (R24): the data key is destroyed, or the fields already read as erased.
+        self.erased = name is None and email is None
         self.language = language
         self.price_minor = price_minor
         self.currency = currency
@@ -91,6 +100,7 @@ class Registration(Aggregate):
         self.close_note: str | None = None
         self.resends = 0
         self.email_failures: list[dict[str, Any]] = []
+        self.erasure_id: str | None = None
 
     @classmethod
     def register(cls, *, id: UUID, **kwargs: Any) -> Registration:
@@ -363,14 +373,23 @@ class Registration(Aggregate):
     class EmailDeliveryFailed(Aggregate.Event):
         """The notify worker could not deliver an e-mail to this participant: the
         mail server refused it permanently (5xx), or kept deferring it for days.
-        Shown to the organizer on the registration; it changes no status."""
+        Shown to the organizer on the registration; it changes no status.  v2:
+        ``reason`` (the server's text, which quotes the address) is sealed like
+        the participant's name (R24) and reads as ``None`` once erased."""
 
+        class_version = 2
         message_id: str
         kind: str
         smtp_code: int | None
-        reason: str
+        reason: str | None
 
-    def record_email_failure(self, *, message_id: str, kind: str, smtp_code: int | None, reason: str) -> bool:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Only the stored form changed (sealed); the mapper reads both."""
+
+    def record_email_failure(
+        self, *, message_id: str, kind: str, smtp_code: int | None, reason: str | None,
+    ) -> bool:
         """Idempotent per Message-ID: after a crash the worker may report the same
         failure twice; the second report returns False and records nothing."""
         if any(f["message_id"] == message_id for f in self.email_failures):
@@ -379,11 +398,43 @@ class Registration(Aggregate):
         return True
 
     @event(EmailDeliveryFailed)
-    def _email_delivery_failed(self, message_id: str, kind: str, smtp_code: int | None, reason: str) -> None:
+    def _email_delivery_failed(
+        self, message_id: str, kind: str, smtp_code: int | None, reason: str | None,
+    ) -> None:
         self.email_failures.append(
             {"message_id": message_id, "kind": kind, "smtp_code": smtp_code, "reason": reason,
              "at": self.modified_on.isoformat()}
         )
+
+    # --- erasure (R24) ---------------------------------------------------------------
+
+    class PersonalDataErased(Aggregate.Event):
+        """The participant's personal data was erased on request: its data key is
+        destroyed, so every sealed field of this registration reads as erased.
+        Holds no personal data; tells every copy (views, Kafka consumers) to
+        erase theirs.  Money, statuses and fees are untouched."""
+
+        erasure_id: str
+        erased_fields: list[str]
+
+    #: What an erasure removes, as named in its event and receipt.
+    ERASED_FIELDS = ("name", "email", "fields", "email_failures.reason")
+
+    def erase(self, erasure_id: str) -> bool:
+        """Idempotent: an erased registration records nothing again (False)."""
+        if self.erased and self.erasure_id is not None:
+            return False
+        self._personal_data_erased(erasure_id=erasure_id, erased_fields=list(self.ERASED_FIELDS))
+        return True
+
+    @event(PersonalDataErased)
+    def _personal_data_erased(self, erasure_id: str, erased_fields: list[str]) -> None:
+        self.name = self.email = None
+        self.fields = None
+        self.erased = True
+        self.erasure_id = erasure_id
+        for failure in self.email_failures:
+            failure["reason"] = None
 
     # --- refunds (R15) --------------------------------------------------------------
 
@@ -470,6 +521,7 @@ class Registration(Aggregate):
             "name": self.name,
             "email": self.email,
             "fields": self.fields,
+            "erased": self.erased,
             "language": self.language,
             "status": self.status,
             "price": self.price.as_dict(),

@@ -170,4 +170,4 @@ def test_event_schema_version_upcasts_v1_registrations() -> None:
     state = {"event_id": "e"}
     Registration.Registered.upcast_v1_v2(state)
     assert state["language"] is None
-    assert Registration.Registered.class_version == 2
+    assert Registration.Registered.class_version == 3  # v3: personal fields sealed (R24)
