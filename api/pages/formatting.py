@@ -153,7 +153,17 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+#: What the pages show instead of an erased participant's name or e-mail (R24).
+ERASED_LABEL = "(erased)"
+
+
+def person(value: str | None) -> str:
+    """A participant's name or e-mail address, or that it was erased."""
+    return ERASED_LABEL if value is None else value
+
+
 FILTERS = {
+    "person": person,
     "money": money,
     "local_time": local_time,
     "iso_local": iso_local,

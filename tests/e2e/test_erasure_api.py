@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -181,3 +182,29 @@ def test_bad_input_is_a_problem_never_a_500(client: FlaskClient, make_event: Any
     assert r.status_code == 404 and r.get_json()["code"] == "not_found"
     r = erase(client, headers, email="nobody@example.org")
     assert r.status_code == 404 and r.get_json()["code"] == "not_found"
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_pages_show_the_participant_as_erased(client: FlaskClient, make_event: Any,
+                                              shared_ledger: Ledger) -> None:
+    event = make_event()
+    org = event["_org"]
+    rid = register(client, event, "Paula Page", "paula@example.org")
+    assert erase(client, org.headers, registration_id=rid).status_code == 201
+    ProjectionRunner(shared_ledger).catch_up()
+    form = client.get("/app/login").get_data(as_text=True)
+    r = client.post("/app/login", data={"csrf_token": _csrf(form), "token": org.token})
+    assert r.status_code in (200, 302, 303), r.get_data(as_text=True)[:500]
+    for url in (f"/app/registrations/{rid}", f"/app/events/{event['id']}",
+                f"/app/events/{event['id']}/participants.csv"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        text = page.get_data(as_text=True)
+        assert "Paula" not in text and "paula@example.org" not in text, url
+        assert "None" not in text.replace("NoneType", ""), url
+    assert "(erased)" in client.get(f"/app/registrations/{rid}").get_data(as_text=True)

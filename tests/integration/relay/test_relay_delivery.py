@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from ledger import event_log
 from ledger.event_log import PII_FIELDS, PUBLIC_TYPES
+from ledger.personal_data import PERSONAL_FIELDS
 from tests.integration.relay.scenario import busy_event, full_story
 from tests.support.kafka import TEST_GROUP_OPTIONS, ids_seen, read_topic
 from tests.support.relay import (
@@ -163,6 +164,8 @@ def test_every_public_type_has_a_schema_that_matches_its_class():
             name for klass in cls.__mro__ if klass.__module__.startswith("ledger.")
             for name in vars(klass).get("__annotations__", {})
         }
+        if cls in PERSONAL_FIELDS:  # R24: decoded with whether its personal fields were erased
+            fields.add("erased")
         assert set(props["data"]["properties"]) == fields, public
         assert set(props["data"]["required"]) == fields - PII_FIELDS, public
         assert f"`{public}`" in documented
