@@ -88,7 +88,17 @@ class Generator:
                 copy.set_types(["uuid", "int8", "text", "bytea"])
                 for e in stored:
                     copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+            keyring = store.keyring  # the registrations' data keys, as the recorder inserts them (R24)
+            keys = keyring.pending_rows(e.originator_id for e in stored) if keyring is not None else []
+            with conn.cursor().copy(
+                "COPY personal_data_keys (registration_id, wrapped_key) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["uuid", "bytea"])
+                for rid, wrapped in keys:
+                    copy.write_row((uuid.UUID(rid), wrapped))
             conn.execute(f"NOTIFY {store.recorder.channel_name}")  # type: ignore[attr-defined]
+        if store.keyring is not None:
+            store.keyring.committed(e.originator_id for e in stored)
         self.written += len(stored)
         self.pending = []
 

@@ -113,7 +113,12 @@ class Keyring:
         return self._box.seal(_KEY_LABEL + rid, {"k": base64.b64encode(key).decode()})
 
     def _unwrap(self, rid: str, wrapped: bytes) -> bytes:
-        return base64.b64decode(self._box.open(_KEY_LABEL + rid, wrapped)["k"])
+        try:
+            return base64.b64decode(self._box.open(_KEY_LABEL + rid, wrapped)["k"])
+        except InvalidTag as exc:  # every process must run with the same secret key
+            raise PersonalDataUnreadable(
+                f"the data key of registration {rid} does not unwrap: is LEDGER_SECRET_KEY the key it was"
+                " wrapped with?") from exc
 
     # --- the cache --------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ def test_a_v1_registration_event_is_upcast_when_read(fresh_ledger: Ledger) -> No
     store.recorder.insert_events([stored])
     assert store.repository.get(rid).language is None
     [item] = event_log.read(store, after=0, limit=10)
-    assert item.type == "ParticipantRegistered" and item.data["language"] is None and item.schema_version == 2
+    assert item.type == "ParticipantRegistered" and item.data["language"] is None and item.schema_version == 3
 
 
 def test_event_log_items_carry_the_audit_fields(fresh_ledger: Ledger) -> None:

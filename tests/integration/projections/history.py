@@ -96,7 +96,14 @@ def write_bulk(ledger: Ledger, registrations: int, *, seed: int = 1, chunk: int 
                 copy.set_types(["uuid", "int8", "text", "bytea"])
                 for e in stored:
                     copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+            # The registrations' data keys, inserted as the recorder does (R24).
+            keyring = store.keyring
+            for rid, wrapped in keyring.pending_rows(e.originator_id for e in stored) if keyring else []:
+                conn.execute("INSERT INTO personal_data_keys (registration_id, wrapped_key) VALUES (%s, %s)",
+                             (rid, wrapped))
             conn.execute(f"NOTIFY {store.recorder.channel_name}")  # type: ignore[attr-defined]
+        if store.keyring is not None:
+            store.keyring.committed(e.originator_id for e in stored)
         written += len(stored)
         pending = []
 

@@ -46,8 +46,9 @@ POISON_MINOR = 10**19  # what `100000000000000000.00` was in minor units: beyond
 
 
 def _env(ledger: Ledger, data_dir: Path) -> dict[str, str]:
+    # The same LEDGER_SECRET_KEY as the test's ledger: it unwraps the participants' data keys (R24).
     return {**os.environ, "LEDGER_DATABASE_URL": ledger.database_url, "LEDGER_DATA_DIR": str(data_dir),
-            "PYTHONPATH": str(ROOT)}
+            "LEDGER_SECRET_KEY": ledger.settings.secret_key.hex(), "PYTHONPATH": str(ROOT)}
 
 
 def ledger_cli(ledger: Ledger, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
