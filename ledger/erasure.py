@@ -73,17 +73,7 @@ def purge_personal_rows(conn: Conn, registration_ids: Sequence[str]) -> dict[str
     The one place for it: a new table that holds participants' personal data
     gets its statement here (and a line in docs/audit.md's inventory)."""
     ids = [str(r) for r in registration_ids]
-    purged: dict[str, int] = {}
-    # Queued e-mails are dropped; sent or failed ones keep their row (the
-    # record of what was sent) without recipient, context or server text.
-    purged["notify_outbox.pending"] = conn.execute(
-        "DELETE FROM notify_outbox WHERE registration_id = ANY(%s) AND state = 'pending'", (ids,)
-    ).rowcount
-    purged["notify_outbox"] = conn.execute(
-        "UPDATE notify_outbox SET recipient = '', context = '{}'::jsonb, last_error = NULL"
-        " WHERE registration_id = ANY(%s) AND (recipient <> '' OR context <> '{}'::jsonb"
-        " OR last_error IS NOT NULL)", (ids,),
-    ).rowcount
+    purged = purge_outbox(conn, ids)
     # Provider webhook bodies (payer name, e-mail, address) of this registration's facts.
     purged["provider_inbox"] = conn.execute(
         "UPDATE provider_inbox SET body = ''::bytea, headers = '{}'::jsonb, detail = NULL"
@@ -101,6 +91,25 @@ def purge_personal_rows(conn: Conn, registration_ids: Sequence[str]) -> dict[str
         "DELETE FROM ledger_snapshots WHERE originator_id = ANY(%s::uuid[])", (ids,)
     ).rowcount
     return purged
+
+
+def purge_outbox(conn: Conn, registration_ids: Sequence[str]) -> dict[str, int]:
+    """The notify outbox part of :func:`purge_personal_rows`, also run by the
+    notify planner when it reaches ``PersonalDataErased`` (an e-mail planned
+    from an older read while the erasure ran is dropped then)."""
+    ids = [str(r) for r in registration_ids]
+    # Queued e-mails are dropped; sent or failed ones keep their row (the
+    # record of what was sent) without recipient, context or server text.
+    return {
+        "notify_outbox.pending": conn.execute(
+            "DELETE FROM notify_outbox WHERE registration_id = ANY(%s) AND state = 'pending'", (ids,)
+        ).rowcount,
+        "notify_outbox": conn.execute(
+            "UPDATE notify_outbox SET recipient = '', context = '{}'::jsonb, last_error = NULL"
+            " WHERE registration_id = ANY(%s) AND (recipient <> '' OR context <> '{}'::jsonb"
+            " OR last_error IS NOT NULL)", (ids,),
+        ).rowcount,
+    }
 
 
 _PERSONAL_KEYS = ("name", "email", "fields")

@@ -51,7 +51,7 @@ from psycopg.types.json import Jsonb
 from ledger import access_tokens, owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
-from ledger.erasure import purge_personal_rows
+from ledger.erasure import purge_outbox
 from ledger.event_log import LogItem, to_item
 from workers.email_templates import resolve_language
 
@@ -187,7 +187,7 @@ class Planner:
             # R24: what is still queued for the participant is dropped (the
             # erasure use case did it already; this also catches an e-mail
             # planned from an older read while the erasure ran).
-            return Decision(writes=[partial(purge_personal_rows, registration_ids=[rid])])
+            return Decision(writes=[partial(purge_outbox, registration_ids=[rid])])
         if isinstance(event, PaidEvent.Cancelled):
             return Decision(writes=[partial(access_tokens.revoke_event, event_id=rid, reason="event_cancelled",
                                             at=at)])

@@ -151,8 +151,12 @@ def test_erasing_twice_records_once_and_a_key_replays(client: FlaskClient, make_
                                                       tokens: Tokens) -> None:
     event = make_event()
     org = event["_org"]
-    rid = register(client, event, "Tom Twice", "tom@example.org")
-    keyed = {**org.headers, "Idempotency-Key": "erase-tom-1"}
+    rid = register(client, event, "Tom Twice", "tom@example.org", pay=False)
+    paid_with = {**org.headers, "Idempotency-Key": f"pay-{rid}"}  # its answer is stored, with the name
+    r = client.post(f"/v1/registrations/{rid}/payments", headers=paid_with,
+                    json={"amount": event["price"], "provider": "manual", "reference": "keyed-1"})
+    assert r.status_code == 200 and r.get_json()["name"] == "Tom Twice"
+    keyed = {**org.headers, "Idempotency-Key": f"erase-{rid}"}
     first = erase(client, keyed, registration_id=rid)
     assert first.status_code == 201, first.get_json()
     replay = erase(client, keyed, registration_id=rid)
@@ -164,6 +168,13 @@ def test_erasing_twice_records_once_and_a_key_replays(client: FlaskClient, make_
     [original] = first.get_json()["registrations"]
     assert item["already_erased"] is True
     assert (item["event_id"], item["position"]) == (original["event_id"], original["position"])
+    assert first.get_json()["purged"]["idempotency_keys"] == 1  # the keyed payment's stored answer
+    replayed = client.post(f"/v1/registrations/{rid}/payments", headers=paid_with,
+                           json={"amount": event["price"], "provider": "manual", "reference": "keyed-1"})
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    answer = replayed.get_json()
+    assert (answer["name"], answer["email"], answer["fields"], answer["erased"]) == (None, None, None, True)
+    assert answer["paid"] == event["price"] and "tom@example.org" not in replayed.get_data(as_text=True)
     history = _history(client, bearer(tokens.finance), rid, item["position"] + 10)
     assert [i["type"] for i in history].count("PersonalDataErased") == 1
 
