@@ -165,12 +165,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         for mark in kwargs.get("idempotency_marks") or ():
             mark_committed(curs, mark)
-        if self.keyring is not None:
-            for rid, wrapped in self.keyring.pending_rows(e.originator_id for e in stored_events):
-                curs.execute(
-                    "INSERT INTO personal_data_keys (registration_id, wrapped_key) VALUES (%s, %s)"
-                    " ON CONFLICT (registration_id) DO NOTHING", (rid, wrapped),
-                )
+        keys = self.keyring.pending_rows(e.originator_id for e in stored_events) if self.keyring else []
+        if keys:  # new registrations' data keys, atomically with their first events (R24)
+            curs.executemany(
+                "INSERT INTO personal_data_keys (registration_id, wrapped_key) VALUES (%s, %s)"
+                " ON CONFLICT (registration_id) DO NOTHING", keys,
+            )
 
 
 class ActorMapper(Mapper[UUID]):

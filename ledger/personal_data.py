@@ -183,6 +183,9 @@ class Keyring:
         fresh key, inserted with its events (:meth:`pending_rows`)."""
         if not new:
             key = self._lookup(rid)
+            if key == _NO_ROW:  # ask again: another process may have created one meanwhile
+                self.refresh([rid])
+                key = self._lookup(rid)
             if key is None or key != _NO_ROW:
                 return key
         key = os.urandom(KEY_BYTES)

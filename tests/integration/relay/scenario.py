@@ -4,6 +4,7 @@ the application service (the same code path as the API)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 from ledger.container import Ledger
 from ledger.money import Money
@@ -13,7 +14,7 @@ from ledger.scope import ANYONE
 def full_story(ledger: Ledger, *, participants: int = 3) -> str:
     """One organizer's whole life: plan change, provider, an event edited and
     rescheduled, participants paying, failing, confirmed, rejected, refunded,
-    and finally the event cancelled.  Emits every type in PUBLIC_TYPES.
+    one participant erased, and finally the event cancelled.  Emits every type in PUBLIC_TYPES.
     Returns the organizer id."""
     service = ledger.service
     organizer = service.register_organizer(name="Acme Webinars", country="DE", plan_size=50)
@@ -46,6 +47,7 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
     service.record_payment_failure(failed, reason="card_declined", reference="chk-2")
     service.reject(rejected, reason="duplicate", scope=ANYONE)
     service.record_refund(paid, amount=Money(4900, "EUR"), reference="ref-1")
+    ledger.erasures.erase([failed], scope=ANYONE, erasure_id=uuid4())  # R24: PersonalDataErased
     service.cancel_event(event_id, reason="speaker ill", scope=ANYONE)
     return org_id
 

@@ -65,7 +65,10 @@ def test_personal_data_only_when_opted_in(relay_ledger, start_relay, kafka_broke
     items = all_items(relay_ledger)
     messages = read_topic(kafka_broker.bootstrap, kafka_topic + ".pii", until=ids_seen(i.id for i in items))
     registered = [m.event for m in messages if m.event["type"] == "ParticipantRegistered"]
-    assert {e["data"]["email"] for e in registered} >= {"p0@example.org", "p1@example.org"}
+    assert {e["data"]["email"] for e in registered} >= {"p0@example.org", "p2@example.org"}
+    # The story erased Person 1 (R24): its messages carry no personal data even with PII on.
+    assert "p1@example.org" not in {e["data"]["email"] for e in registered}
+    assert any(e["data"]["erased"] and e["data"]["name"] is None for e in registered)
     checks = validators()
     for message in messages:
         checks[message.event["type"]].validate(message.event)
