@@ -23,6 +23,7 @@ from ledger.application import LedgerStore
 from ledger.container import Ledger
 from ledger.database import eventsourcing_env
 from ledger.domain.registration import Registration
+from ledger.erasure import destroy_keys
 from ledger.proof.sealer import Sealer
 from ledger.scope import ANYONE
 from projections.rebuild import rebuild
@@ -195,3 +196,25 @@ def test_a_registration_stored_in_clear_before_sealing_is_erased_too(fresh_ledge
     Sealer(ledger.db, ledger.store.recorder, ledger.database_url).catch_up()
     verified = ledger_cli(ledger, "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def test_an_erasure_stopped_after_destroying_the_key_is_finished_by_a_retry(fresh_ledger: Ledger) -> None:
+    """Step 1 committed, then the process died (before the event): the data
+    already reads as erased, and asking again records the event once."""
+    ledger = fresh_ledger
+    world = World(ledger)
+    rid = world.register(world.event(world.organizer()), "cleo@example.org", name="Cleo Crash")
+    with ledger.db.transaction() as conn:
+        destroy_keys(conn, [rid], str(uuid4()))
+    assert ledger.store.keyring is not None
+    ledger.store.keyring.forget([rid])
+    [item] = [i for i in event_log.read_aggregate(ledger.store, rid, after=0, limit=10)
+              if i.type == "ParticipantRegistered"]
+    assert item.data["name"] is None and item.data["erased"] is True
+    receipt = ledger.erasures.erase([rid], scope=ANYONE, erasure_id=uuid4())
+    assert receipt.registrations[0].already_erased is False and receipt.registrations[0].position
+    again = ledger.erasures.erase([rid], scope=ANYONE, erasure_id=uuid4())
+    assert again.registrations[0].already_erased is True
+    assert again.registrations[0].position == receipt.registrations[0].position
+    types = [i.type for i in event_log.read_aggregate(ledger.store, rid, after=0, limit=50)]
+    assert types.count("PersonalDataErased") == 1
