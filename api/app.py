@@ -8,6 +8,7 @@ from flask import Flask
 
 from api import errors, idempotency, input_guard, openapi, pages, rate_limits
 from api.blueprints import (
+    books,
     events,
     health,
     join,
@@ -31,6 +32,7 @@ BLUEPRINTS = (
     registrations.blp,
     participants.blp,
     reports.blp,
+    books.blp,
     ledger_log.blp,
     proofs.blp,
     join.blp,

@@ -75,42 +75,58 @@ _DAY_SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_min
 
 class FeeDays:
     """A batch's contribution to ``fee_daily``, summed in memory and added to the
-    stored sums in one upsert (the batch's transaction makes it exactly-once)."""
+    stored sums in one upsert (the batch's transaction makes it exactly-once).
+
+    With the fact's ``position`` each fact's own figures are kept too
+    (``fee_facts``): the report "as of" a position sums those up to it."""
 
     def __init__(self) -> None:
         self.days: dict[tuple[str, str, date, str], FeeDay] = {}
+        self.facts: list[tuple[int, tuple[str, str, date, str], FeeDay]] = []
 
-    def _day(self, row: WhoPaidRow, event: Any) -> FeeDay:
+    def _add(self, row: WhoPaidRow, event: Any, fact: FeeDay, position: int | None) -> None:
         key = (row.organizer_id, row.currency, event.timestamp.astimezone(UTC).date(), event.fee_policy)
         found = self.days.get(key)
         if found is None:
             found = self.days[key] = FeeDay()
-        return found
+        for name in _DAY_SUMS:
+            setattr(found, name, getattr(found, name) + getattr(fact, name))
+        if position is not None:
+            self.facts.append((position, key, fact))
 
-    def payment(self, row: WhoPaidRow, event: Any, *, held_before: bool, owed_delta: int) -> None:
-        day = self._day(row, event)
-        day.payments += 1
-        day.gross_minor += event.amount_minor
-        day.fee_minor += event.fee_minor
-        day.refund_due_minor += owed_delta
+    def payment(self, row: WhoPaidRow, event: Any, *, held_before: bool, owed_delta: int,
+                position: int | None = None) -> None:
+        fact = FeeDay(payments=1, gross_minor=event.amount_minor, fee_minor=event.fee_minor,
+                      refund_due_minor=owed_delta)
         if not held_before and owed_back.holds_paid_ticket(row):
-            day.tickets += 1
+            fact.tickets = 1
+        self._add(row, event, fact, position)
 
-    def refund(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
-        day = self._day(row, event)
-        day.refund_count += 1
-        day.refunded_minor += event.amount_minor
-        day.fee_reversed_minor += event.fee_reversed_minor
-        day.refund_due_minor += owed_delta
+    def refund(self, row: WhoPaidRow, event: Any, *, owed_delta: int, position: int | None = None) -> None:
+        fact = FeeDay(refund_count=1, refunded_minor=event.amount_minor,
+                      fee_reversed_minor=event.fee_reversed_minor, refund_due_minor=owed_delta)
+        self._add(row, event, fact, position)
 
-    def closed(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
+    def closed(self, row: WhoPaidRow, event: Any, *, owed_delta: int, position: int | None = None) -> None:
         """A rejection or cancellation: the ticket's money becomes owed back and
         its fee is given back (R17, R18)."""
         if event.fee_reversed_minor == 0 and owed_delta == 0:
             return  # nothing paid: no line
-        day = self._day(row, event)
-        day.fee_reversed_minor += event.fee_reversed_minor
-        day.refund_due_minor += owed_delta
+        fact = FeeDay(fee_reversed_minor=event.fee_reversed_minor, refund_due_minor=owed_delta)
+        self._add(row, event, fact, position)
+
+    def save_facts(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
+        """Each fact's figures with its position (``fee_facts``), by binary COPY."""
+        if not self.facts:
+            return
+        statement = sql.SQL(
+            "COPY {table} (position, organizer_id, currency, day, fee_policy, {sums}) FROM STDIN (FORMAT BINARY)"
+        ).format(table=table, sums=sql.SQL(", ").join(map(sql.Identifier, _DAY_SUMS)))
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(["int8", "text", "text", "date", "text", "int4", "int4", "int8", "int4", "int8",
+                            "int8", "int8", "int8"])
+            for position, key, fact in self.facts:
+                copy.write_row((position, *key, *(getattr(fact, name) for name in _DAY_SUMS)))
 
     def save(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
         if not self.days:
@@ -242,6 +258,12 @@ def _organizer_filter(scope: Scope, organizer: str | None) -> str | None:
             raise NotFound(f"no organizer {organizer}", field="organizer")
         return organizer
     return scope.organizer_id
+
+
+#: Shared with the books (projections/books_query.py): one way to read these filters.
+parse_date = _parse_date
+parse_currency = _parse_currency
+organizer_filter = _organizer_filter
 
 
 def _label(start: date, period: str) -> str:

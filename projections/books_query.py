@@ -1,0 +1,424 @@
+"""Reads of the books (R22): the journal, the trial balance (now or as of a
+point of the log) and an organizer's statement.
+
+Every read runs in one REPEATABLE READ snapshot together with the view's
+position, so the ``Ledger-Position`` an answer carries is exactly the log
+position its figures reflect.
+
+**As of.** ``position:<n>`` or an RFC 3339 time.  A time means the position of
+the latest money fact stamped at or before it (books and fee figures only change
+at money facts), so the same question gives the same answer now or after a
+rebuild.  A position past what the view has applied is answered at the view's
+position (the answer says which).  The trial balance as of ``n`` reads, per
+account, its latest journal line at or before ``n`` (each line carries the
+account's running totals): one index probe per account, no replay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ledger.errors import ValidationFailed
+from ledger.money import Money
+from ledger.scope import ANYONE, Scope
+from projections import books
+from projections.fee_report import organizer_filter, parse_currency, parse_date
+from projections.paging import InvalidDateRange, parse_limit, parse_position
+
+if TYPE_CHECKING:
+    from ledger.database import Database
+
+_POSITION = re.compile(r"position:([0-9]{1,18})")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})")
+#: The same, for the OpenAPI document.
+AS_OF_PATTERN = (r"^(position:[0-9]{1,18}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}"
+                 r"(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$")
+
+
+@dataclass(frozen=True)
+class AsOfRequest:
+    position: int | None = None
+    time: datetime | None = None
+
+
+def parse_as_of(value: str | None) -> AsOfRequest | None:
+    """``position:<n>`` or an RFC 3339 time with its offset; else a 422."""
+    if value is None:
+        return None
+    found = _POSITION.fullmatch(value)
+    if found:
+        return AsOfRequest(position=int(found.group(1)))
+    if _TIME.fullmatch(value):
+        try:
+            stamp = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            stamp = None
+        if stamp is not None and stamp.tzinfo is not None:
+            return AsOfRequest(time=stamp)
+    raise ValidationFailed({"as_of": ["must be position:<n> or an RFC 3339 time with its offset"]})
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The point an answer reflects: a log position, and the time of the last
+    money fact up to it (``None`` before the first)."""
+
+    position: int
+    time: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "time": self.time.isoformat() if self.time else None}
+
+
+def _snapshot(conn: psycopg.Connection[Any]) -> int:
+    """Start a consistent read and answer the view's position."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    row = conn.execute("SELECT position FROM projections.generations WHERE state = 'active'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def resolve(conn: psycopg.Connection[Any], view_position: int, wanted: AsOfRequest | None) -> AsOf:
+    """The position (and time) ``wanted`` names, within what the view has applied."""
+    if wanted is not None and wanted.time is not None:
+        # every money fact stamped at or before the time, nothing after it
+        found = conn.execute(
+            "SELECT coalesce(max(position), 0) FROM projections.journal_entries WHERE occurred_at <= %s"
+            " AND position <= %s", (wanted.time, view_position)).fetchone()
+        return AsOf(int(found[0]) if found else 0, wanted.time)
+    position = view_position if wanted is None or wanted.position is None else min(wanted.position, view_position)
+    row = conn.execute(
+        "SELECT occurred_at FROM projections.journal_entries WHERE position <= %s ORDER BY position DESC LIMIT 1",
+        (position,)).fetchone()
+    return AsOf(position, row[0] if row else None)
+
+
+def _amount(minor: int, currency: str) -> str:
+    return Money(minor, currency).amount
+
+
+# --- trial balance ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    organizer_id: str
+    currency: str
+    account: str
+    debit_minor: int
+    credit_minor: int
+
+    @property
+    def balance_minor(self) -> int:
+        """Debits minus credits (positive: a debit balance)."""
+        return self.debit_minor - self.credit_minor
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "organizer_id": self.organizer_id, "currency": self.currency,
+            "debit": _amount(self.debit_minor, self.currency), "credit": _amount(self.credit_minor, self.currency),
+            "balance": _amount(self.balance_minor, self.currency),
+        }
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    debit_minor: int
+    credit_minor: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.debit_minor == self.credit_minor
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"currency": self.currency, "debit": _amount(self.debit_minor, self.currency),
+                "credit": _amount(self.credit_minor, self.currency), "balanced": self.balanced}
+
+
+@dataclass(frozen=True)
+class TrialBalance:
+    as_of: AsOf
+    accounts: list[AccountBalance]
+    totals: list[CurrencyTotal]
+    view_position: int
+
+    @property
+    def balanced(self) -> bool:
+        return all(t.balanced for t in self.totals)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.as_dict(), "accounts": [a.as_dict() for a in self.accounts],
+                "totals": [t.as_dict() for t in self.totals], "balanced": self.balanced}
+
+
+def _order(account: AccountBalance) -> tuple[str, str, int, str]:
+    rank = 0 if account.account.startswith(books.HELD) else 1 + books.FIXED_ACCOUNTS.index(account.account) \
+        if account.account in books.FIXED_ACCOUNTS else 9
+    return (account.currency, account.organizer_id, rank, account.account)
+
+
+def _filters(organizer_id: str | None, code: str | None, prefix: str = "a.") -> tuple[str, list[Any]]:
+    conditions, params = [], []
+    if organizer_id is not None:
+        conditions.append(f"{prefix}organizer_id = %s")
+        params.append(organizer_id)
+    if code is not None:
+        conditions.append(f"{prefix}currency = %s")
+        params.append(code)
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+def _balances(conn: psycopg.Connection[Any], position: int, view_position: int, organizer_id: str | None,
+              code: str | None) -> list[AccountBalance]:
+    where, params = _filters(organizer_id, code)
+    if position >= view_position:
+        query = ("SELECT a.organizer_id, a.currency, a.account, a.debit_minor, a.credit_minor"
+                 f" FROM projections.book_accounts a{where}")
+        rows = conn.execute(query, params).fetchall()
+    else:
+        query = (
+            "SELECT a.organizer_id, a.currency, a.account, l.debit_total, l.credit_total"
+            " FROM projections.book_accounts a CROSS JOIN LATERAL (SELECT j.debit_total, j.credit_total"
+            " FROM projections.journal_lines j WHERE j.account_id = a.account_id AND j.position <= %s"
+            f" ORDER BY j.position DESC, j.line_no DESC LIMIT 1) l{where}")
+        rows = conn.execute(query, [position, *params]).fetchall()
+    return sorted((AccountBalance(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows), key=_order)
+
+
+def totals(accounts: list[AccountBalance]) -> list[CurrencyTotal]:
+    sums: dict[str, list[int]] = {}
+    for a in accounts:
+        acc = sums.setdefault(a.currency, [0, 0])
+        acc[0] += a.debit_minor
+        acc[1] += a.credit_minor
+    return [CurrencyTotal(c, d, k) for c, (d, k) in sorted(sums.items())]
+
+
+def trial_balance(
+    db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, currency: str | None = None,
+    as_of: str | AsOfRequest | None = None,
+) -> TrialBalance:
+    """Every account's debits, credits and balance; totals per currency."""
+    wanted = parse_as_of(as_of) if isinstance(as_of, str | None) else as_of
+    code = parse_currency(currency)
+    organizer_id = organizer_filter(scope, organizer)
+    with db.transaction() as conn:
+        view_position = _snapshot(conn)
+        point = resolve(conn, view_position, wanted)
+        accounts = _balances(conn, point.position, view_position, organizer_id, code)
+    return TrialBalance(point, accounts, totals(accounts), view_position)
+
+
+# --- journal -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    items: list[dict[str, Any]]
+    next: str | None
+    view_position: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "next": self.next}
+
+
+def journal(
+    db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, account: str | None = None,
+    after: str | int | None = None, limit: str | int | None = None, currency: str | None = None,
+) -> JournalPage:
+    """Entries after the position ``after``, in log order, with their lines."""
+    start = parse_position(after)
+    size = parse_limit(limit)
+    code = parse_currency(currency)
+    organizer_id = organizer_filter(scope, organizer)
+    if account is not None and account != "" and not books.is_account_name(account):
+        raise ValidationFailed({"account": ["is not an account of the chart"]})
+    conditions: list[str] = ["e.position > %s"]
+    params: list[Any] = [start]
+    if organizer_id is not None:
+        conditions.append("e.organizer_id = %s")
+        params.append(organizer_id)
+    if code is not None:
+        conditions.append("e.currency = %s")
+        params.append(code)
+    if account:
+        conditions.append("EXISTS (SELECT 1 FROM projections.journal_lines x WHERE x.position = e.position"
+                          " AND x.account = %s)")
+        params.append(account)
+    with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        view_position = _snapshot(conn)
+        entries = cursor.execute(
+            "SELECT e.position, e.event_id, e.kind, e.organizer_id, e.currency, e.registration_id,"
+            " e.paid_event_id, e.occurred_at FROM projections.journal_entries e WHERE "
+            + " AND ".join(conditions) + " ORDER BY e.position LIMIT %s", [*params, size + 1]).fetchall()
+        more = len(entries) > size
+        entries = entries[:size]
+        lines: dict[int, list[dict[str, Any]]] = {}
+        if entries:
+            for r in cursor.execute(
+                "SELECT position, account, debit_minor, credit_minor, currency FROM projections.journal_lines"
+                " WHERE position = ANY(%s) ORDER BY position, line_no", ([e["position"] for e in entries],)):
+                line: dict[str, Any] = {"account": r["account"]}
+                if r["debit_minor"]:
+                    line["debit"] = _amount(r["debit_minor"], r["currency"])
+                else:
+                    line["credit"] = _amount(r["credit_minor"], r["currency"])
+                lines.setdefault(r["position"], []).append(line)
+    items = [{
+        "entry_id": e["position"], "position": e["position"], "event_id": str(e["event_id"]), "type": e["kind"],
+        "organizer_id": e["organizer_id"], "currency": e["currency"], "registration_id": str(e["registration_id"]),
+        "paid_event_id": str(e["paid_event_id"]), "occurred_at": e["occurred_at"].isoformat(),
+        "lines": lines.get(e["position"], []),
+    } for e in entries]
+    return JournalPage(items, str(entries[-1]["position"]) if more and entries else None, view_position)
+
+
+# --- statement -----------------------------------------------------------------------
+
+
+@dataclass
+class StatementFigures:
+    """One currency of an organizer's statement.  The balance is what the
+    organizer keeps: ticket revenue minus the service fee owed."""
+
+    currency: str
+    opening_minor: int = 0
+    received_minor: int = 0
+    refunds_minor: int = 0
+    owed_back_minor: int = 0  # change of money owed back in the period
+    fee_minor: int = 0  # change of the fee owed in the period
+    held_minor: int = 0  # money held (net of refunds) at the end
+    owed_back_total_minor: int = 0  # money owed back at the end
+    points: list[tuple[date, int]] = field(default_factory=list)
+
+    @property
+    def sales_minor(self) -> int:
+        """Ticket money the period brought (received − refunds − owed back)."""
+        return self.received_minor - self.refunds_minor - self.owed_back_minor
+
+    @property
+    def closing_minor(self) -> int:
+        return self.opening_minor + self.sales_minor - self.fee_minor
+
+    def as_dict(self) -> dict[str, Any]:
+        a = self.currency
+        return {
+            "currency": a, "opening_balance": _amount(self.opening_minor, a),
+            "received": _amount(self.received_minor, a), "refunds": _amount(self.refunds_minor, a),
+            "owed_back": _amount(self.owed_back_minor, a), "sales": _amount(self.sales_minor, a),
+            "fee": _amount(self.fee_minor, a), "closing_balance": _amount(self.closing_minor, a),
+            "held": _amount(self.held_minor, a), "owed_back_total": _amount(self.owed_back_total_minor, a),
+            "balance_by_day": [{"day": d.isoformat(), "balance": _amount(v, a)} for d, v in self.points],
+        }
+
+
+@dataclass(frozen=True)
+class Statement:
+    organizer_id: str
+    date_from: date | None
+    date_to: date | None
+    currencies: list[StatementFigures]
+    view_position: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"organizer_id": self.organizer_id,
+                "from": self.date_from.isoformat() if self.date_from else None,
+                "to": self.date_to.isoformat() if self.date_to else None,
+                "currencies": [c.as_dict() for c in self.currencies]}
+
+
+def _effect(account: str, debit: int, credit: int) -> dict[str, int]:
+    """What a line does to the statement's figures."""
+    credit_up = credit - debit
+    if account.startswith(books.HELD):
+        return {"received": debit, "held": debit - credit}
+    if account == books.REFUNDS_PAID:
+        return {"refunds": credit - debit, "held": debit - credit}
+    if account == books.OWED_BACK:
+        return {"owed": credit_up}
+    if account == books.TICKET_REVENUE:
+        return {"ticket": credit_up}
+    if account == books.FEE_PAYABLE:
+        return {"fee": credit_up}
+    return {}
+
+
+def statement(
+    db: Database, organizer: str, *, scope: Scope = ANYONE, date_from: str | date | None = None,
+    date_to: str | date | None = None, currency: str | None = None,
+) -> Statement:
+    """The organizer's statement over UTC days ``from``..``to`` (inclusive):
+    opening balance, received, refunds, owed back, sales, fee, closing balance,
+    and the closing balance of each day with a money fact (the chart)."""
+    start = parse_date(date_from, "from")
+    end = parse_date(date_to, "to")
+    if start and end and start > end:
+        raise InvalidDateRange(f"{start} is after {end}")
+    code = parse_currency(currency)
+    organizer_id = organizer_filter(scope, organizer)
+    assert organizer_id is not None
+    conditions: list[str] = ["l.organizer_id = %s"]
+    params: list[Any] = [organizer_id]
+    if code is not None:
+        conditions.append("l.currency = %s")
+        params.append(code)
+    if end is not None:
+        conditions.append("e.occurred_at < %s")
+        params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
+    with db.transaction() as conn:
+        view_position = _snapshot(conn)
+        rows = conn.execute(
+            "SELECT l.currency, l.account, (e.occurred_at AT TIME ZONE 'UTC')::date AS day,"
+            " sum(l.debit_minor), sum(l.credit_minor) FROM projections.journal_lines l"
+            " JOIN projections.journal_entries e ON e.position = l.position WHERE " + " AND ".join(conditions)
+            + " GROUP BY 1, 2, 3 ORDER BY 3", params).fetchall()
+    found: dict[str, StatementFigures] = {}
+    daily: dict[str, dict[date, int]] = {}
+    for cur, account, day, debit, credit in rows:
+        figures = found.setdefault(cur, StatementFigures(cur))
+        effect = _effect(account, int(debit), int(credit))
+        figures.held_minor += effect.get("held", 0)
+        figures.owed_back_total_minor += effect.get("owed", 0)
+        change = effect.get("ticket", 0) - effect.get("fee", 0)  # the balance moves by these
+        if start is not None and day < start:
+            figures.opening_minor += change
+            continue
+        figures.received_minor += effect.get("received", 0)
+        figures.refunds_minor += effect.get("refunds", 0)
+        figures.owed_back_minor += effect.get("owed", 0)
+        figures.fee_minor += effect.get("fee", 0)
+        per_day = daily.setdefault(cur, {})
+        per_day[day] = per_day.get(day, 0) + change
+    for cur, figures in found.items():
+        running = figures.opening_minor
+        for day in sorted(daily.get(cur, {})):
+            running += daily[cur][day]
+            figures.points.append((day, running))
+    if code is not None and code not in found:
+        found[code] = StatementFigures(code)
+    return Statement(organizer_id, start, end, [found[c] for c in sorted(found)], view_position)
+
+
+STATEMENT_CSV_COLUMNS = ("organizer_id", "from", "to", "currency", "opening_balance", "received", "refunds",
+                         "owed_back", "sales", "fee", "closing_balance", "held", "owed_back_total")
+
+
+def statement_csv(found: Statement) -> Iterator[str]:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(STATEMENT_CSV_COLUMNS)
+    head = found.as_dict()
+    for figures in head["currencies"]:
+        writer.writerow([head["organizer_id"], head["from"] or "", head["to"] or "",
+                         *(figures[c] for c in STATEMENT_CSV_COLUMNS[3:])])
+    yield buffer.getvalue()
