@@ -123,8 +123,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("post", "/v1/registrations/{registration_id}/resend-confirmation"): Op(
         "resend_confirmation", if_match=True, etag=True),
     ("post", "/v1/registrations/{registration_id}/refunds"): Op("record_refund", if_match=True, etag=True),
-    ("get", "/v1/events/{event_id}/participants"): Op("list_participants", csv=True),
-    ("get", "/v1/reports/fees"): Op("get_fee_report", csv=True, errors=(404,)),
+    ("get", "/v1/events/{event_id}/participants"): Op("list_participants", csv=True, position=True),
+    ("get", "/v1/reports/fees"): Op("get_fee_report", csv=True, position=True, errors=(404,)),
     ("get", "/v1/books/trial-balance"): Op("get_trial_balance", position=True, errors=(404,)),
     ("get", "/v1/books/journal"): Op("list_journal_entries", position=True, errors=(404,)),
     ("get", "/v1/organizers/{org}/statement"): Op("get_organizer_statement", csv=True, position=True, tag="books"),
@@ -195,7 +195,9 @@ def finish(api: Api) -> None:
 #: only in answers is listed as ``required``.
 OPTIONAL: dict[str, set[str]] = {
     "Ready": {"projections", "consumers", "stuck"},
-    "Connection": {"webhook_url"},  # only for providers that call back
+    "Connection": {"webhook_url"},
+    "FeeReport": {"as_of"},  # only with ?as_of=
+    "ParticipantPage": {"as_of"},  # only for providers that call back
     "ProjectionsStatus": {"generation", "position", "head", "lag", "rebuilding", "rebuild_position",
                           "rebuild_target", "error"},
 }

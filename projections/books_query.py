@@ -5,18 +5,13 @@ Every read runs in one REPEATABLE READ snapshot together with the view's
 position, so the ``Ledger-Position`` an answer carries is exactly the log
 position its figures reflect.
 
-**As of.** ``position:<n>`` or an RFC 3339 time.  A time means the position of
-the latest money fact stamped at or before it (books and fee figures only change
-at money facts), so the same question gives the same answer now or after a
-rebuild.  A position past what the view has applied is answered at the view's
-position (the answer says which).  The trial balance as of ``n`` reads, per
+**As of** (projections/as_of.py): the trial balance as of ``n`` reads, per
 account, its latest journal line at or before ``n`` (each line carries the
 account's running totals): one index probe per account, no replay.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,75 +24,12 @@ from ledger.errors import ValidationFailed
 from ledger.money import Money
 from ledger.scope import ANYONE, Scope
 from projections import books
+from projections.as_of import AsOf, AsOfRequest, parse_as_of, resolve, snapshot
 from projections.fee_report import organizer_filter, parse_currency, parse_date
 from projections.paging import InvalidDateRange, parse_limit, parse_position
 
 if TYPE_CHECKING:
     from ledger.database import Database
-
-_POSITION = re.compile(r"position:([0-9]{1,18})")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})")
-#: The same, for the OpenAPI document.
-AS_OF_PATTERN = (r"^(position:[0-9]{1,18}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}"
-                 r"(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$")
-
-
-@dataclass(frozen=True)
-class AsOfRequest:
-    position: int | None = None
-    time: datetime | None = None
-
-
-def parse_as_of(value: str | None) -> AsOfRequest | None:
-    """``position:<n>`` or an RFC 3339 time with its offset; else a 422."""
-    if value is None:
-        return None
-    found = _POSITION.fullmatch(value)
-    if found:
-        return AsOfRequest(position=int(found.group(1)))
-    if _TIME.fullmatch(value):
-        try:
-            stamp = datetime.fromisoformat(value.replace("z", "Z"))
-        except ValueError:
-            stamp = None
-        if stamp is not None and stamp.tzinfo is not None:
-            return AsOfRequest(time=stamp)
-    raise ValidationFailed({"as_of": ["must be position:<n> or an RFC 3339 time with its offset"]})
-
-
-@dataclass(frozen=True)
-class AsOf:
-    """The point an answer reflects: a log position, and the time of the last
-    money fact up to it (``None`` before the first)."""
-
-    position: int
-    time: datetime | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "time": self.time.isoformat() if self.time else None}
-
-
-def _snapshot(conn: psycopg.Connection[Any]) -> int:
-    """Start a consistent read and answer the view's position."""
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    row = conn.execute("SELECT position FROM projections.generations WHERE state = 'active'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def resolve(conn: psycopg.Connection[Any], view_position: int, wanted: AsOfRequest | None) -> AsOf:
-    """The position (and time) ``wanted`` names, within what the view has applied."""
-    if wanted is not None and wanted.time is not None:
-        # every money fact stamped at or before the time, nothing after it
-        found = conn.execute(
-            "SELECT coalesce(max(position), 0) FROM projections.journal_entries WHERE occurred_at <= %s"
-            " AND position <= %s", (wanted.time, view_position)).fetchone()
-        return AsOf(int(found[0]) if found else 0, wanted.time)
-    position = view_position if wanted is None or wanted.position is None else min(wanted.position, view_position)
-    row = conn.execute(
-        "SELECT occurred_at FROM projections.journal_entries WHERE position <= %s ORDER BY position DESC LIMIT 1",
-        (position,)).fetchone()
-    return AsOf(position, row[0] if row else None)
-
 
 def _amount(minor: int, currency: str) -> str:
     return Money(minor, currency).amount
@@ -210,7 +142,7 @@ def trial_balance(
     code = parse_currency(currency)
     organizer_id = organizer_filter(scope, organizer)
     with db.transaction() as conn:
-        view_position = _snapshot(conn)
+        view_position = snapshot(conn)
         point = resolve(conn, view_position, wanted)
         accounts = _balances(conn, point.position, view_position, organizer_id, code)
     return TrialBalance(point, accounts, totals(accounts), view_position)
@@ -253,7 +185,7 @@ def journal(
                           " AND x.account = %s)")
         params.append(account)
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        view_position = _snapshot(conn)
+        view_position = snapshot(conn)
         entries = cursor.execute(
             "SELECT e.position, e.event_id, e.kind, e.organizer_id, e.currency, e.registration_id,"
             " e.paid_event_id, e.occurred_at FROM projections.journal_entries e WHERE "
@@ -373,7 +305,7 @@ def statement(
         conditions.append("e.occurred_at < %s")
         params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
     with db.transaction() as conn:
-        view_position = _snapshot(conn)
+        view_position = snapshot(conn)
         rows = conn.execute(
             "SELECT l.currency, l.account, (e.occurred_at AT TIME ZONE 'UTC')::date AS day,"
             " sum(l.debit_minor), sum(l.credit_minor) FROM projections.journal_lines l"

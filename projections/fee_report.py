@@ -40,6 +40,7 @@ from ledger.errors import NotFound, ValidationFailed
 from ledger.fee_policy import POLICY_TEXT
 from ledger.money import Money, minor_digits
 from ledger.scope import ANYONE, Scope
+from projections.as_of import AsOf, parse_as_of, resolve, snapshot
 from projections.paging import InvalidDateRange
 
 if TYPE_CHECKING:
@@ -209,14 +210,19 @@ class FeeReport:
     items: list[FeeFigures]
     totals: list[FeeFigures]
     filters: dict[str, str | None] = field(default_factory=dict)
+    as_of: AsOf | None = None  #: when asked for ``?as_of=``
+    view_position: int = 0  #: the log position the figures reflect (Ledger-Position)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "items": [i.as_dict() for i in self.items],
             "totals": [t.as_dict() for t in self.totals],
             "filters": dict(self.filters),
             "fee_policy": FEE_POLICIES_TEXT,
         }
+        if self.as_of is not None:
+            found["as_of"] = self.as_of.as_dict()
+        return found
 
 
 #: The report's note on how fees are computed (every item names its policy).
@@ -282,10 +288,15 @@ _SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor",
 def query(
     db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, currency: str | None = None,
     date_from: str | date | None = None, date_to: str | date | None = None, period: str | None = "month",
+    as_of: str | None = None,
 ) -> FeeReport:
     """The fee report for ``scope``.  Dates are UTC calendar days, both bounds
     inclusive; ``period`` is ``day``, ``month`` (default) or ``year``.  Raw
-    strings are accepted and validated here so API and CLI refuse alike."""
+    strings are accepted and validated here so API and CLI refuse alike.
+
+    ``as_of`` (``position:<n>`` or a time, projections/as_of.py): the report as
+    the ledger stood then -- the facts up to that position (``fee_facts``)."""
+    wanted = parse_as_of(as_of)
     period = period or "month"
     if period not in PERIODS:
         raise ValidationFailed({"period": [f"must be one of {', '.join(PERIODS)}"]})
@@ -310,11 +321,18 @@ def query(
         " sum(refund_count) AS refund_count, sum(refunded_minor) AS refunded_minor,"
         " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor,"
         " sum(refund_due_minor) AS refund_due_minor"
-        " FROM projections.fee_daily{where} GROUP BY organizer_id, currency, p, fee_policy"
+        " FROM {source}{where} GROUP BY organizer_id, currency, p, fee_policy"
         " ORDER BY p, organizer_id, currency, fee_policy"
-    ).format(where=where)
+    )
+    point: AsOf | None = None
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(statement, params).fetchall()
+        view_position = snapshot(conn)
+        source: sql.Composable = sql.SQL("projections.fee_daily")
+        if wanted is not None:
+            point = resolve(conn, view_position, wanted)
+            source = sql.SQL("(SELECT * FROM projections.fee_facts WHERE position <= {}) AS facts").format(
+                sql.Literal(point.position))
+        rows = cursor.execute(statement.format(source=source, where=where), params).fetchall()
     items = [
         FeeFigures(
             organizer_id=r["organizer_id"], currency=r["currency"], period=_label(r["p"], period),
@@ -327,7 +345,7 @@ def query(
         "organizer": organizer_id, "currency": code, "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None, "period": period,
     }
-    return FeeReport(items=items, totals=totals(items), filters=filters)
+    return FeeReport(items=items, totals=totals(items), filters=filters, as_of=point, view_position=view_position)
 
 
 def totals(items: list[FeeFigures]) -> list[FeeFigures]:

@@ -17,7 +17,7 @@ from api.blueprints.participants import wants_csv
 from api.context import current_ledger
 from api.responses import respond
 from api.schemas import CURRENCIES
-from projections import books_query
+from projections import as_of, books_query
 from projections.paging import MAX_LIMIT
 
 blp = Blueprint("books", __name__, url_prefix="/v1", description="Books: journal, trial balance, statements (R22)")
@@ -27,8 +27,8 @@ POSITION_HEADER = "Ledger-Position"
 _ORGANIZER = fields.String(validate=validate.Length(min=1), metadata={
     "format": "uuid", "description": "organizer id (finance); organizers see their own"})
 _CURRENCY = fields.String(metadata={"enum": CURRENCIES, "example": "USD"})
-_AS_OF = fields.String(metadata={
-    "pattern": books_query.AS_OF_PATTERN,
+AS_OF_FIELD = fields.String(metadata={
+    "pattern": as_of.AS_OF_PATTERN,
     "description": "position:<n> or an RFC 3339 time: the answer as the ledger stood then",
     "example": "position:120"})
 
@@ -50,7 +50,7 @@ class TrialBalanceQuerySchema(Schema):
 
     organizer = _ORGANIZER
     currency = _CURRENCY
-    as_of = _AS_OF
+    as_of = AS_OF_FIELD
 
 
 class AccountBalanceSchema(Schema):

@@ -151,3 +151,30 @@ def test_bad_input_is_a_problem_never_a_500(client: FlaskClient, tokens: Tokens,
     r = client.get(f"{path}?{query}", headers=bearer(tokens.finance))
     assert 400 <= r.status_code < 500, (query, r.status_code)
     assert r.content_type.startswith("application/problem+json")
+
+
+def test_fee_report_and_who_paid_as_of_a_position(client: FlaskClient, paid_books: Any) -> None:
+    mine, _ = paid_books
+    headers = mine["_org"].headers
+    journal = client.get("/v1/books/journal", headers=headers).get_json()["items"]
+    first = journal[0]["position"]
+    now = client.get("/v1/reports/fees", headers=headers)
+    assert now.headers["Ledger-Position"].isdigit() and "as_of" not in now.get_json()
+    then = client.get(f"/v1/reports/fees?as_of=position:{first}", headers=headers)
+    assert then.status_code == 200, then.get_json()
+    body = then.get_json()
+    assert body["as_of"]["position"] == first
+    assert (body["totals"][0]["gross"], body["totals"][0]["fee"]) == ("10.10", "0.51")
+    assert now.get_json()["totals"][0]["gross"] == "20.20"
+
+    event_id = journal[0]["paid_event_id"]
+    past = client.get(f"/v1/events/{event_id}/participants?as_of=position:{first}", headers=headers)
+    assert past.status_code == 200, past.get_json()
+    assert past.headers["Ledger-Position"].isdigit()
+    (only,) = past.get_json()["items"]  # the second participant had not registered yet
+    assert only["paid"] == {"amount": "10.10", "currency": "USD"} and only["status"] == "paid"
+    assert past.get_json()["as_of"]["position"] == first
+    present = client.get(f"/v1/events/{event_id}/participants", headers=headers)
+    assert len(present.get_json()["items"]) == 2 and "as_of" not in present.get_json()
+    before = client.get(f"/v1/events/{event_id}/participants?as_of=2001-01-01T00:00:00%2B00:00", headers=headers)
+    assert before.status_code == 200 and before.get_json()["items"] == []
