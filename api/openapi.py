@@ -194,7 +194,8 @@ def finish(api: Api) -> None:
 #: only the keys the view supplies); every other property of a schema used
 #: only in answers is listed as ``required``.
 OPTIONAL: dict[str, set[str]] = {
-    "Ready": {"projections", "consumers", "stuck"},
+    "Ready": {"projections", "consumers", "stuck", "books"},
+    "BooksStatus": {"balanced", "position", "problems", "error"},
     "Connection": {"webhook_url"},
     "FeeReport": {"as_of"},  # only with ?as_of=
     "ParticipantPage": {"as_of"},  # only for providers that call back

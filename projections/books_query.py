@@ -354,3 +354,55 @@ def statement_csv(found: Statement) -> Iterator[str]:
         writer.writerow([head["organizer_id"], head["from"] or "", head["to"] or "",
                          *(figures[c] for c in STATEMENT_CSV_COLUMNS[3:])])
     yield buffer.getvalue()
+
+
+# --- the books check themselves (ledger status, /readyz) ---------------------------------
+
+
+@dataclass(frozen=True)
+class BooksCheck:
+    """Whether the books add up at the views' position: per currency debits =
+    credits, and per organizer and currency money held net of refunds = ticket
+    revenue + owed back, and fee expense = fee owed.  ``problems`` says what
+    does not, in words (it must never happen: the posting rules and the
+    database both refuse an unbalanced entry)."""
+
+    position: int
+    problems: list[str]
+
+    @property
+    def balanced(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"balanced": self.balanced, "position": self.position, "problems": list(self.problems)}
+
+
+def check(db: Database) -> BooksCheck:
+    """Sums over the account totals only (a few rows per organizer): cheap
+    enough for every readiness probe."""
+    problems: list[str] = []
+    with db.transaction() as conn:
+        position = snapshot(conn)
+        for currency, debit, credit in conn.execute(
+            "SELECT currency, sum(debit_minor), sum(credit_minor) FROM projections.book_accounts"
+            " GROUP BY currency HAVING sum(debit_minor) <> sum(credit_minor) ORDER BY currency").fetchall():
+            problems.append(f"{currency}: debits {_amount(int(debit), currency)} differ from credits "
+                            f"{_amount(int(credit), currency)}")
+        for organizer_id, currency, held_net, owed_total, fee_gap in conn.execute(
+            "SELECT organizer_id, currency,"
+            " sum(CASE WHEN account LIKE 'held:%%' OR account = 'refunds_paid' THEN debit_minor - credit_minor"
+            " ELSE 0 END),"
+            " sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor ELSE 0 END),"
+            " sum(CASE WHEN account = 'fee_expense' THEN debit_minor - credit_minor"
+            " WHEN account = 'fee_payable' THEN debit_minor - credit_minor ELSE 0 END)"
+            " FROM projections.book_accounts GROUP BY organizer_id, currency"
+            " HAVING sum(CASE WHEN account LIKE 'held:%%' OR account = 'refunds_paid' THEN debit_minor - credit_minor"
+            " ELSE 0 END) <> sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor"
+            " ELSE 0 END) OR sum(CASE WHEN account IN ('fee_expense', 'fee_payable') THEN debit_minor - credit_minor"
+            " ELSE 0 END) <> 0 ORDER BY 1, 2 LIMIT 20").fetchall():
+            problems.append(
+                f"organizer {organizer_id} {currency}: money held {_amount(int(held_net), currency)}, ticket revenue "
+                f"and owed back {_amount(int(owed_total), currency)}, fee difference "
+                f"{_amount(int(fee_gap), currency)}")
+    return BooksCheck(position, problems)
