@@ -164,8 +164,11 @@ class JournalPage:
 def journal(
     db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, account: str | None = None,
     after: str | int | None = None, limit: str | int | None = None, currency: str | None = None,
+    as_of: str | None = None,
 ) -> JournalPage:
-    """Entries after the position ``after``, in log order, with their lines."""
+    """Entries after the position ``after``, in log order, with their lines
+    (with ``as_of``: only those up to that point)."""
+    wanted = parse_as_of(as_of)
     start = parse_position(after)
     size = parse_limit(limit)
     code = parse_currency(currency)
@@ -186,6 +189,9 @@ def journal(
         params.append(account)
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
         view_position = snapshot(conn)
+        if wanted is not None:
+            conditions.append("e.position <= %s")
+            params.append(resolve(conn, view_position, wanted).position)
         entries = cursor.execute(
             "SELECT e.position, e.event_id, e.kind, e.organizer_id, e.currency, e.registration_id,"
             " e.paid_event_id, e.occurred_at FROM projections.journal_entries e WHERE "

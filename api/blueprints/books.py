@@ -87,6 +87,7 @@ class JournalQuerySchema(Schema):
         "pattern": "^(held:[A-Za-z0-9_]{1,40}|refunds_paid|ticket_revenue|owed_back|fee_expense|fee_payable)$",
         "example": "owed_back"})
     currency = _CURRENCY
+    as_of = AS_OF_FIELD
 
 
 class JournalLineSchema(Schema):
@@ -174,7 +175,7 @@ class Journal(MethodView):
         page = books_query.journal(
             current_ledger().db, scope=g.principal.scope, organizer=args.get("organizer"),
             account=args.get("account"), after=args.get("after"), limit=args.get("limit"),
-            currency=args.get("currency"))
+            currency=args.get("currency"), as_of=args.get("as_of"))
         return with_position(respond(JournalPageSchema, page.as_dict()), page.view_position)
 
 
