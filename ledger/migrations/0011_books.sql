@@ -181,7 +181,8 @@ BEGIN
       CHECK (debit_minor + credit_minor > 0)
     )$ddl$, s);
   EXECUTE format(
-    'CREATE INDEX IF NOT EXISTS journal_lines_account ON %I.journal_lines (account_id, position DESC, line_no DESC)', s);
+    'CREATE INDEX IF NOT EXISTS journal_lines_account ON %I.journal_lines (account_id, position DESC, line_no DESC)'
+    ' INCLUDE (debit_total, credit_total)', s);
   EXECUTE format('DROP TRIGGER IF EXISTS journal_lines_balance ON %I.journal_lines', s);
   EXECUTE format($ddl$
     CREATE TRIGGER journal_lines_balance AFTER INSERT ON %I.journal_lines
