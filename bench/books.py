@@ -118,7 +118,7 @@ SELECT p AS position,
        (p * 31) % 3 AS cur,
        CASE WHEN p % 20 < 17 THEN 'pay' WHEN p % 20 < 19 THEN 'refund' ELSE 'excess' END AS kind,
        (100 + (p * 104729) % 99900)::bigint AS amount
-FROM generate_series(1, {n}) AS p;
+FROM generate_series(1::bigint, {n}::bigint) AS p;
 
 INSERT INTO "{s}".book_accounts (account_id, organizer_id, currency, account, position)
 SELECT row_number() OVER (ORDER BY o, c, a)::int, md5('o' || o::text)::uuid::text,
