@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/commands.py
 	$(BIN)/python bench/projections.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/books.py
 
 clean:
 	rm -rf $(VENV) .ledger

@@ -8,6 +8,7 @@ from flask import Flask
 
 from api import errors, idempotency, input_guard, openapi, pages, rate_limits
 from api.blueprints import (
+    books,
     erasures,
     events,
     health,
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     participants.blp,
     erasures.blp,
     reports.blp,
+    books.blp,
     ledger_log.blp,
     proofs.blp,
     join.blp,

@@ -68,6 +68,8 @@ _HEADERS = {
     "Idempotent-Replayed": {"description": "true when this is the stored answer to an earlier request with "
                                            "the same Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}},
     "Retry-After": {"description": "Seconds until the client may try again", "schema": {"type": "integer"}},
+    "Ledger-Position": {"description": "The log position the answer's figures reflect",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
 }
 
 _IDEMPOTENCY_KEY = {
@@ -93,6 +95,7 @@ class Op:
     rate_limited: bool = False
     provider: bool = False  # may call a payment provider (503)
     tag: str | None = None
+    position: bool = False  # the answer carries Ledger-Position (built from a view)
     errors: tuple[int, ...] = ()  # beyond those the rules below derive
 
 
@@ -120,9 +123,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("post", "/v1/registrations/{registration_id}/resend-confirmation"): Op(
         "resend_confirmation", if_match=True, etag=True),
     ("post", "/v1/registrations/{registration_id}/refunds"): Op("record_refund", if_match=True, etag=True),
-    ("get", "/v1/events/{event_id}/participants"): Op("list_participants", csv=True),
     ("post", "/v1/erasures"): Op("erase_personal_data", errors=(404,)),
-    ("get", "/v1/reports/fees"): Op("get_fee_report", csv=True, errors=(404,)),
+    ("get", "/v1/events/{event_id}/participants"): Op("list_participants", csv=True, position=True),
+    ("get", "/v1/reports/fees"): Op("get_fee_report", csv=True, position=True, errors=(404,)),
+    ("get", "/v1/books/trial-balance"): Op("get_trial_balance", position=True, errors=(404,)),
+    ("get", "/v1/books/journal"): Op("list_journal_entries", position=True, errors=(404,)),
+    ("get", "/v1/organizers/{org}/statement"): Op("get_organizer_statement", csv=True, position=True, tag="books"),
     ("get", "/v1/ledger/events"): Op("list_ledger_events"),
     ("get", "/v1/ledger/checkpoints/latest"): Op("get_latest_checkpoint", errors=(404,)),
     ("get", "/v1/ledger/checkpoints/public-key"): Op("get_checkpoint_public_key", public=True),
@@ -189,8 +195,11 @@ def finish(api: Api) -> None:
 #: only the keys the view supplies); every other property of a schema used
 #: only in answers is listed as ``required``.
 OPTIONAL: dict[str, set[str]] = {
-    "Ready": {"projections", "consumers", "stuck"},
-    "Connection": {"webhook_url"},  # only for providers that call back
+    "Ready": {"projections", "consumers", "stuck", "books"},
+    "BooksStatus": {"balanced", "position", "problems", "error"},
+    "Connection": {"webhook_url"},
+    "FeeReport": {"as_of"},  # only with ?as_of=
+    "ParticipantPage": {"as_of"},  # only for providers that call back
     "ProjectionsStatus": {"generation", "position", "head", "lag", "rebuilding", "rebuild_position",
                           "rebuild_target", "error"},
 }
@@ -287,6 +296,8 @@ def _complete(path: str, method: str, operation: dict[str, Any], op: Op) -> None
             headers["ETag"] = _HEADERS["ETag"]
         if op.created and code == "201":
             headers["Location"] = _HEADERS["Location"]
+        if op.position:
+            headers["Ledger-Position"] = _HEADERS["Ledger-Position"]
         if method in ("post", "patch"):
             headers["Idempotent-Replayed"] = _HEADERS["Idempotent-Replayed"]
         if not headers:

@@ -191,11 +191,12 @@ def token_create(role: str, organizer_id: str | None, label: str) -> None:
 
 def _register_component_commands() -> None:
     """Commands kept in their own modules (rebuild, reports, tail, status, verify, checkpoint)."""
-    from entrypoints import cli_proof, cli_status, cli_views
+    from entrypoints import cli_books, cli_proof, cli_status, cli_views
 
     cli_views.register(main)
     cli_status.register(main)
     cli_proof.register(main)
+    cli_books.register(main)
 
 
 _register_component_commands()

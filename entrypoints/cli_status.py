@@ -43,7 +43,7 @@ def tail_command(from_beginning: bool, group: str | None, json_lines: bool) -> N
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--check", "check", default=None, metavar="NAME",
-              help="exit 0 if the view or worker NAME is healthy, 1 if not (for health checks)")
+              help="exit 0 if the view or worker NAME (or \"books\": they balance) is healthy, 1 if not")
 def status_command(as_json: bool, check: str | None) -> None:
     """Where every consumer of the event log stands: head, projection lag,
     relay position, e-mail backlog, and each view's or worker's health (a
@@ -85,6 +85,12 @@ def status_command(as_json: bool, check: str | None) -> None:
         from workers.notify_sender import backlog
 
         report["emails"] = backlog(ledger)
+        try:
+            from projections import books_query
+
+            report["books"] = books_query.check(ledger.db).as_dict()
+        except Exception as exc:
+            report["books"] = {"error": type(exc).__name__}
         now = consumer_health.now()
         report["consumers"] = [c.as_dict(report["head"], now) for c in consumer_health.read(ledger.db)]
     finally:
@@ -104,6 +110,13 @@ def status_command(as_json: bool, check: str | None) -> None:
         click.echo(f"relay {topic}: published {r['published_position']}  lag {r['lag']}")
     e = report["emails"]
     click.echo(f"e-mails:          {e['pending']} pending, {e['sent']} sent, {e['failed']} failed")
+    b = report["books"]
+    if "error" in b:
+        click.echo(f"books:            could not be checked ({b['error']})")
+    elif b["balanced"]:
+        click.echo(f"books:            balanced at position {b['position']}")
+    else:
+        click.echo(f"books:            NOT BALANCED at position {b['position']}: " + "; ".join(b["problems"]))
     for c in report["consumers"]:
         click.echo(f"{c['name'] + ':':<17} {_health_line(c)}")
 
@@ -114,6 +127,13 @@ def _check(ledger: Ledger, name: str) -> int:
     does not follow the log (reconcile) is healthy while the database answers."""
     from ledger import consumer_health, event_log
 
+    if name == "books":
+        from projections import books_query
+
+        books = books_query.check(ledger.db)
+        click.echo(f"books: balanced at position {books.position}" if books.balanced
+                   else f"books: NOT BALANCED at position {books.position}: " + "; ".join(books.problems))
+        return 0 if books.balanced else 1
     head = event_log.head(ledger.store)
     found = {c.name: c for c in consumer_health.read(ledger.db)}
     if name not in found:

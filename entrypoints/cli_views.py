@@ -58,9 +58,10 @@ def rebuild_command(restart: bool, no_progress: bool, batch_size: int) -> None:
 @click.option("--period", type=click.Choice(["day", "month", "year"]), default="month", show_default=True)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table")
 @click.option("--wide", is_flag=True, help="one line per row whatever the terminal width")
+@click.option("--as-of", "as_of", default=None, help="position:<n> or an RFC 3339 time")
 def fees_command(
     date_from: str | None, date_to: str | None, currency: str | None, organizer: str | None,
-    period: str, as_csv: bool, wide: bool,
+    period: str, as_csv: bool, wide: bool, as_of: str | None = None,
 ) -> None:
     """Service fees (R16) per organizer, currency and period, with totals."""
     from rich.console import Console
@@ -70,7 +71,7 @@ def fees_command(
     ledger = _ledger()
     try:
         report = fee_report.query(ledger.db, organizer=organizer, currency=currency, date_from=date_from,
-                                  date_to=date_to, period=period)
+                                  date_to=date_to, period=period, as_of=as_of)
     finally:
         ledger.close()
     if as_csv:

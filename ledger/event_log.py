@@ -235,3 +235,35 @@ def store_topic(cls: type[Any]) -> str:
 def head(store: LedgerStore) -> int:
     """The position of the newest stored event (0 when empty)."""
     return store.recorder.max_notification_id() or 0
+
+
+def notifications_of(
+    store: LedgerStore, aggregate_ids: Sequence[UUID], *, up_to: int, topics: Sequence[str]
+) -> list[Notification]:
+    """The stored events of these aggregates with position <= ``up_to`` and one
+    of ``topics``, in global order: what a view needs to say how those
+    aggregates stood at ``up_to`` ("as of", docs/books.md).  One indexed query
+    on PostgreSQL (primary key on originator id); other recorders are scanned."""
+    recorder = store.recorder
+    wanted = set(aggregate_ids)
+    if not wanted:
+        return []
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        found: list[Notification] = []
+        position = 0
+        while position < up_to:
+            batch = recorder.select_notifications(start=position, limit=1000, topics=topics,
+                                                  inclusive_of_start=False, stop=up_to)
+            if not batch:
+                break
+            found += [n for n in batch if n.originator_id in wanted]
+            position = batch[-1].id
+        return found
+    query = sql.SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {table}"
+        " WHERE originator_id = ANY(%s) AND notification_id <= %s AND topic = ANY(%s) ORDER BY notification_id"
+    ).format(table=sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+        rows = cursor.execute(query, (list(wanted), up_to, list(topics))).fetchall()
+    return [Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state))
+            for i, o, v, t, state in rows]

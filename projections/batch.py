@@ -31,7 +31,7 @@ from ledger import owed_back
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.event_log import PUBLIC_TYPES
-from projections import generations, paid_events, who_paid
+from projections import books, generations, paid_events, who_paid
 from projections.decoding import EventDecoder
 from projections.fee_report import MONEY_EVENTS, FeeDays
 from projections.generations import Generation
@@ -154,6 +154,7 @@ def apply_batch(
     stored = set(rows)
     event_rows = paid_events.load(conn, paid_events_table, events_to_load)
     fees = FeeDays()
+    journal = books.Journal()
     touched: dict[UUID, who_paid.WhoPaidRow] = {}
     touched_events: dict[UUID, paid_events.PaidEventRow] = {}
     for position, event in decoded:
@@ -165,21 +166,26 @@ def apply_batch(
         if row is not None and event.originator_version > row.version and isinstance(event, MONEY_EVENTS):
             # The fee report needs the row before and after: what the fact
             # changed in the money owed back (R17), and whether it sold a ticket.
+            # The books (R22) need the money split before and after.
             owed_before, held_before = owed_back.owed_minor(row), owed_back.holds_paid_ticket(row)
+            split_before = books.Split.of(row)
             touched[oid] = rows[oid] = who_paid.apply(row, event, position)
             owed_delta = owed_back.owed_minor(row) - owed_before
             if isinstance(event, Registration.PaymentRecorded):
-                fees.payment(row, event, held_before=held_before, owed_delta=owed_delta)
+                fees.payment(row, event, held_before=held_before, owed_delta=owed_delta, position=position)
             elif isinstance(event, Registration.RefundRecorded):
-                fees.refund(row, event, owed_delta=owed_delta)
+                fees.refund(row, event, owed_delta=owed_delta, position=position)
             else:
-                fees.closed(row, event, owed_delta=owed_delta)
+                fees.closed(row, event, owed_delta=owed_delta, position=position)
+            journal.add(books.Fact(position, event, row, split_before, books.Split.of(row)))
             continue
         touched[oid] = rows[oid] = who_paid.apply(row, event, position)
 
     who_paid.save(conn, who_paid_table, list(touched.values()), stored=stored)
     paid_events.save(conn, paid_events_table, list(touched_events.values()))
     fees.save(conn, generation.table("fee_daily"))
+    fees.save_facts(conn, generation.table("fee_facts"))
+    journal.save(conn, generation.schema_name)
     generations.advance(conn, generation.generation, batch.reached)
     return batch.reached - generation.position
 

@@ -40,6 +40,7 @@ from ledger.errors import NotFound, ValidationFailed
 from ledger.fee_policy import POLICY_TEXT
 from ledger.money import Money, minor_digits
 from ledger.scope import ANYONE, Scope
+from projections.as_of import AsOf, parse_as_of, resolve, snapshot
 from projections.paging import InvalidDateRange
 
 if TYPE_CHECKING:
@@ -75,42 +76,58 @@ _DAY_SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_min
 
 class FeeDays:
     """A batch's contribution to ``fee_daily``, summed in memory and added to the
-    stored sums in one upsert (the batch's transaction makes it exactly-once)."""
+    stored sums in one upsert (the batch's transaction makes it exactly-once).
+
+    With the fact's ``position`` each fact's own figures are kept too
+    (``fee_facts``): the report "as of" a position sums those up to it."""
 
     def __init__(self) -> None:
         self.days: dict[tuple[str, str, date, str], FeeDay] = {}
+        self.facts: list[tuple[int, tuple[str, str, date, str], FeeDay]] = []
 
-    def _day(self, row: WhoPaidRow, event: Any) -> FeeDay:
+    def _add(self, row: WhoPaidRow, event: Any, fact: FeeDay, position: int | None) -> None:
         key = (row.organizer_id, row.currency, event.timestamp.astimezone(UTC).date(), event.fee_policy)
         found = self.days.get(key)
         if found is None:
             found = self.days[key] = FeeDay()
-        return found
+        for name in _DAY_SUMS:
+            setattr(found, name, getattr(found, name) + getattr(fact, name))
+        if position is not None:
+            self.facts.append((position, key, fact))
 
-    def payment(self, row: WhoPaidRow, event: Any, *, held_before: bool, owed_delta: int) -> None:
-        day = self._day(row, event)
-        day.payments += 1
-        day.gross_minor += event.amount_minor
-        day.fee_minor += event.fee_minor
-        day.refund_due_minor += owed_delta
+    def payment(self, row: WhoPaidRow, event: Any, *, held_before: bool, owed_delta: int,
+                position: int | None = None) -> None:
+        fact = FeeDay(payments=1, gross_minor=event.amount_minor, fee_minor=event.fee_minor,
+                      refund_due_minor=owed_delta)
         if not held_before and owed_back.holds_paid_ticket(row):
-            day.tickets += 1
+            fact.tickets = 1
+        self._add(row, event, fact, position)
 
-    def refund(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
-        day = self._day(row, event)
-        day.refund_count += 1
-        day.refunded_minor += event.amount_minor
-        day.fee_reversed_minor += event.fee_reversed_minor
-        day.refund_due_minor += owed_delta
+    def refund(self, row: WhoPaidRow, event: Any, *, owed_delta: int, position: int | None = None) -> None:
+        fact = FeeDay(refund_count=1, refunded_minor=event.amount_minor,
+                      fee_reversed_minor=event.fee_reversed_minor, refund_due_minor=owed_delta)
+        self._add(row, event, fact, position)
 
-    def closed(self, row: WhoPaidRow, event: Any, *, owed_delta: int) -> None:
+    def closed(self, row: WhoPaidRow, event: Any, *, owed_delta: int, position: int | None = None) -> None:
         """A rejection or cancellation: the ticket's money becomes owed back and
         its fee is given back (R17, R18)."""
         if event.fee_reversed_minor == 0 and owed_delta == 0:
             return  # nothing paid: no line
-        day = self._day(row, event)
-        day.fee_reversed_minor += event.fee_reversed_minor
-        day.refund_due_minor += owed_delta
+        fact = FeeDay(fee_reversed_minor=event.fee_reversed_minor, refund_due_minor=owed_delta)
+        self._add(row, event, fact, position)
+
+    def save_facts(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
+        """Each fact's figures with its position (``fee_facts``), by binary COPY."""
+        if not self.facts:
+            return
+        statement = sql.SQL(
+            "COPY {table} (position, organizer_id, currency, day, fee_policy, {sums}) FROM STDIN (FORMAT BINARY)"
+        ).format(table=table, sums=sql.SQL(", ").join(map(sql.Identifier, _DAY_SUMS)))
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(["int8", "text", "text", "date", "text", "int4", "int4", "int8", "int4", "int8",
+                            "int8", "int8", "int8"])
+            for position, key, fact in self.facts:
+                copy.write_row((position, *key, *(getattr(fact, name) for name in _DAY_SUMS)))
 
     def save(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
         if not self.days:
@@ -193,14 +210,19 @@ class FeeReport:
     items: list[FeeFigures]
     totals: list[FeeFigures]
     filters: dict[str, str | None] = field(default_factory=dict)
+    as_of: AsOf | None = None  #: when asked for ``?as_of=``
+    view_position: int = 0  #: the log position the figures reflect (Ledger-Position)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "items": [i.as_dict() for i in self.items],
             "totals": [t.as_dict() for t in self.totals],
             "filters": dict(self.filters),
             "fee_policy": FEE_POLICIES_TEXT,
         }
+        if self.as_of is not None:
+            found["as_of"] = self.as_of.as_dict()
+        return found
 
 
 #: The report's note on how fees are computed (every item names its policy).
@@ -244,6 +266,12 @@ def _organizer_filter(scope: Scope, organizer: str | None) -> str | None:
     return scope.organizer_id
 
 
+#: Shared with the books (projections/books_query.py): one way to read these filters.
+parse_date = _parse_date
+parse_currency = _parse_currency
+organizer_filter = _organizer_filter
+
+
 def _label(start: date, period: str) -> str:
     if period == "day":
         return start.isoformat()
@@ -260,10 +288,15 @@ _SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor",
 def query(
     db: Database, *, scope: Scope = ANYONE, organizer: str | None = None, currency: str | None = None,
     date_from: str | date | None = None, date_to: str | date | None = None, period: str | None = "month",
+    as_of: str | None = None,
 ) -> FeeReport:
     """The fee report for ``scope``.  Dates are UTC calendar days, both bounds
     inclusive; ``period`` is ``day``, ``month`` (default) or ``year``.  Raw
-    strings are accepted and validated here so API and CLI refuse alike."""
+    strings are accepted and validated here so API and CLI refuse alike.
+
+    ``as_of`` (``position:<n>`` or a time, projections/as_of.py): the report as
+    the ledger stood then -- the facts up to that position (``fee_facts``)."""
+    wanted = parse_as_of(as_of)
     period = period or "month"
     if period not in PERIODS:
         raise ValidationFailed({"period": [f"must be one of {', '.join(PERIODS)}"]})
@@ -288,11 +321,18 @@ def query(
         " sum(refund_count) AS refund_count, sum(refunded_minor) AS refunded_minor,"
         " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor,"
         " sum(refund_due_minor) AS refund_due_minor"
-        " FROM projections.fee_daily{where} GROUP BY organizer_id, currency, p, fee_policy"
+        " FROM {source}{where} GROUP BY organizer_id, currency, p, fee_policy"
         " ORDER BY p, organizer_id, currency, fee_policy"
-    ).format(where=where)
+    )
+    point: AsOf | None = None
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(statement, params).fetchall()
+        view_position = snapshot(conn)
+        source: sql.Composable = sql.SQL("projections.fee_daily")
+        if wanted is not None:
+            point = resolve(conn, view_position, wanted)
+            source = sql.SQL("(SELECT * FROM projections.fee_facts WHERE position <= {}) AS facts").format(
+                sql.Literal(point.position))
+        rows = cursor.execute(statement.format(source=source, where=where), params).fetchall()
     items = [
         FeeFigures(
             organizer_id=r["organizer_id"], currency=r["currency"], period=_label(r["p"], period),
@@ -305,7 +345,7 @@ def query(
         "organizer": organizer_id, "currency": code, "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None, "period": period,
     }
-    return FeeReport(items=items, totals=totals(items), filters=filters)
+    return FeeReport(items=items, totals=totals(items), filters=filters, as_of=point, view_position=view_position)
 
 
 def totals(items: list[FeeFigures]) -> list[FeeFigures]:

@@ -26,7 +26,8 @@ from psycopg import sql
 #: built with another layout is rebuilt by the runner before it applies events.
 #: 2: who_paid.ticket_minor; fee_daily keyed by fee_policy, with refund_due_minor (issue 12).
 #: 3: who_paid.name and .email nullable, who_paid.erased (R24, issue 16).
-LAYOUT = 3
+#: 4: the books (journal_entries, journal_lines, book_accounts) and fee_facts (issue 15).
+LAYOUT = 4
 
 SCHEMA_PREFIX = "projections_g"
 

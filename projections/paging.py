@@ -51,6 +51,7 @@ class Page:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     next: str | None = None
+    position: int | None = None  #: the log position a page of a view reflects (Ledger-Position)
 
     def as_dict(self) -> dict[str, Any]:
         return {"items": self.items, "next": self.next}

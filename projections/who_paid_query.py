@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from ledger.errors import NotFound, ValidationFailed
 from ledger.money import Money, minor_digits
 from ledger.scope import Scope
+from projections.as_of import snapshot
 from projections.paging import Page, decode_int_cursor, encode_cursor, parse_limit
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ def _check_event(conn: psycopg.Connection[Any], ledger: Ledger, event_id: str, s
     return uid, str(row[1])
 
 
+check_event_in = _check_event  #: for the "as of" reads (projections/who_paid_as_of.py)
+
+
 def check_event(ledger: Ledger, event_id: str, scope: Scope) -> tuple[UUID, str]:
     with ledger.db.transaction() as conn:
         return _check_event(conn, ledger, event_id, scope)
@@ -172,12 +176,13 @@ def page(
     position = decode_int_cursor(after)
     statuses = parse_statuses(status)
     with ledger.db.transaction() as conn:
+        view_position = snapshot(conn)
         uid, _ = _check_event(conn, ledger, event_id, scope)
         rows = _rows(conn, uid, statuses, position, size + 1)
     more = len(rows) > size
     rows = rows[:size]
     following = encode_cursor(rows[-1]["seq"]) if more and rows else None
-    return Page(items=[as_item(r) for r in rows], next=following)
+    return Page(items=[as_item(r) for r in rows], next=following, position=view_position)
 
 
 CSV_COLUMNS = (

@@ -21,6 +21,7 @@ from api.context import current_ledger
 from api.responses import respond
 from ledger import consumer_health
 from ledger.event_log import head
+from projections import books_query
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class ConsumerSchema(Schema):
     error = fields.String(allow_none=True, metadata={"description": "the error, quoted values removed"})
 
 
+class BooksStatusSchema(Schema):
+    """Whether the books add up (``projections.books_query.check``)."""
+
+    balanced = fields.Boolean(metadata={"description": "false makes the answer 503 (must never happen)"})
+    position = fields.Integer(metadata={"description": "log position checked"})
+    problems = fields.List(fields.String(), metadata={"description": "what does not add up"})
+    error = fields.String(metadata={"description": "the check failed: the exception's type"})
+
+
 class ReadySchema(Schema):
     status = fields.String(metadata={"enum": ["ready", "unavailable"]})
     database = fields.String(metadata={"enum": ["up", "down"]})
@@ -71,7 +81,9 @@ class ReadySchema(Schema):
     consumers = fields.List(fields.Nested(ConsumerSchema), metadata={
         "description": "every view and worker that reported its health; absent when the database is down"})
     stuck = fields.List(fields.String(), metadata={
-        "description": "names of the consumers that make the answer 503 (failing or lagging)"})
+        "description": "names of the consumers that make the answer 503 (failing or lagging); "
+                       "\"books\" when the books do not balance"})
+    books = fields.Nested(BooksStatusSchema, metadata={"description": "absent when the database is down"})
 
 
 @blp.route("/healthz")
@@ -110,6 +122,13 @@ class Ready(MethodView):
             consumers = []
         payload["consumers"] = consumers
         payload["stuck"] = [c["name"] for c in consumers if c["state"] != "ok"]
+        try:
+            books = books_query.check(ledger.db)
+            payload["books"] = books.as_dict()
+            if not books.balanced:
+                payload["stuck"].append("books")
+        except Exception as exc:  # e.g. views being rebuilt into the books' layout: say so, never a 500
+            payload["books"] = {"error": type(exc).__name__}
         if payload["stuck"]:
             payload["status"] = "unavailable"
             return respond(ReadySchema, payload, 503)

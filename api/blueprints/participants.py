@@ -16,7 +16,8 @@ from api.auth import authenticated
 from api.context import current_ledger
 from api.responses import respond
 from api.schemas import MoneySchema
-from projections import runner, who_paid_query
+from projections import runner, who_paid_as_of, who_paid_query
+from projections.as_of import AS_OF_PATTERN
 from projections.paging import MAX_LIMIT
 
 blp = Blueprint("participants", __name__, url_prefix="/v1", description="Who paid (R14)")
@@ -40,6 +41,10 @@ class ParticipantsQuerySchema(Schema):
     limit = fields.Integer(
         validate=validate.Range(min=1, max=MAX_LIMIT), metadata={"description": "page size, default 100"}
     )
+    as_of = fields.String(metadata={
+        "pattern": AS_OF_PATTERN,
+        "description": "position:<n> or an RFC 3339 time: the participants as the ledger stood then (JSON only)",
+        "example": "position:120"})
 
 
 class ParticipantSchema(Schema):
@@ -74,9 +79,15 @@ class ParticipantSchema(Schema):
     updated_at = fields.String()
 
 
+class ParticipantsAsOfSchema(Schema):
+    position = fields.Integer(metadata={"description": "the log position the figures reflect"})
+    time = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
 class ParticipantPageSchema(Schema):
     items = fields.List(fields.Nested(ParticipantSchema))
     next = fields.String(allow_none=True, metadata={"description": "cursor for ?after=, null on the last page"})
+    as_of = fields.Nested(ParticipantsAsOfSchema, metadata={"description": "with ?as_of=: the point shown"})
 
 
 def wants_csv() -> bool:
@@ -101,8 +112,17 @@ class Participants(MethodView):
                 stream_with_context(lines), mimetype="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="participants-{event_id}.csv"'},
             )
+        if args.get("as_of") is not None:
+            past, point, position = who_paid_as_of.page(
+                ledger, event_id, scope=scope, as_of=args["as_of"], status=args.get("status"),
+                after=args.get("after"), limit=args.get("limit"))
+            response = respond(ParticipantPageSchema, {**past.as_dict(), "as_of": point.as_dict()})
+            response.headers["Ledger-Position"] = str(position)
+            return response
         page = who_paid_query.page(
             ledger, event_id, scope=scope, status=args.get("status"), after=args.get("after"),
             limit=args.get("limit"),
         )
-        return respond(ParticipantPageSchema, page.as_dict())
+        response = respond(ParticipantPageSchema, page.as_dict())
+        response.headers["Ledger-Position"] = str(page.position)
+        return response

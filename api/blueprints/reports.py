@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import authenticated
+from api.blueprints.books import AS_OF_FIELD, AsOfSchema, with_position
 from api.blueprints.participants import wants_csv
 from api.context import current_ledger
 from api.responses import respond
@@ -36,6 +37,7 @@ class FeeQuerySchema(Schema):
     organizer = fields.String(validate=validate.Length(min=1), metadata={
         "format": "uuid", "description": "organizer id (finance); organizers see their own"})
     period = fields.String(metadata={"enum": list(fee_report.PERIODS), "description": "default month"})
+    as_of = AS_OF_FIELD
 
 
 class FeeTotalSchema(Schema):
@@ -85,6 +87,7 @@ class FeeReportSchema(Schema):
     totals = fields.List(fields.Nested(FeeTotalSchema))
     filters = fields.Nested(FeeFiltersSchema)
     fee_policy = fields.String(metadata={"description": "how fees are computed"})
+    as_of = fields.Nested(AsOfSchema, metadata={"description": "with ?as_of=: the point the figures reflect"})
 
 
 @blp.route("/reports/fees")
@@ -98,9 +101,11 @@ class FeeReport(MethodView):
         report = fee_report.query(
             current_ledger().db, scope=g.principal.scope, organizer=args.get("organizer"),
             currency=args.get("currency"), date_from=args.get("from_"), date_to=args.get("to"),
-            period=args.get("period"),
+            period=args.get("period"), as_of=args.get("as_of"),
         )
         if wants_csv():
-            return Response(fee_report.to_csv(report), mimetype="text/csv",
-                            headers={"Content-Disposition": 'attachment; filename="fees.csv"'})
-        return respond(FeeReportSchema, report.as_dict())
+            response = Response(fee_report.to_csv(report), mimetype="text/csv",
+                                headers={"Content-Disposition": 'attachment; filename="fees.csv"'})
+        else:
+            response = respond(FeeReportSchema, report.as_dict())
+        return with_position(response, report.view_position)

@@ -18,6 +18,7 @@ def register(app: Flask) -> None:
     # The view modules attach their routes to the blueprint when imported.
     from api.pages import (  # noqa: F401
         views_auth,
+        views_books,
         views_events,
         views_finance,
         views_participants,

@@ -20,7 +20,9 @@ from ledger.scope import ANYONE
 from projections import generations
 from projections.runner import ProjectionRunner
 
-TABLE_KEYS = {"who_paid": "registration_id", "paid_events": "event_id", "fee_daily": "organizer_id, currency, day"}
+TABLE_KEYS = {"who_paid": "registration_id", "paid_events": "event_id", "fee_daily": "organizer_id, currency, day",
+              "fee_facts": "position", "journal_entries": "position", "journal_lines": "position, line_no",
+              "book_accounts": "account_id"}
 
 
 def organizer_with_event(

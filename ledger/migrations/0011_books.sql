@@ -1,0 +1,226 @@
+-- Issue 15 (books: double-entry accounts, trial balance, statements, as of; R22).
+-- Edit freely until released, then never.
+
+-- == Every journal entry balances (R22) ======================================
+-- A statement-level check on the lines a statement inserts: per entry
+-- (position) and currency, debits must equal credits.  The journal writer
+-- inserts an entry's lines in one statement (one COPY per batch), so an entry
+-- cut in two halves, each unbalanced, is refused as well.  Lines are never
+-- updated: a rebuild fills a new generation.
+CREATE OR REPLACE FUNCTION projections.journal_lines_balance() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  bad record;
+BEGIN
+  SELECT position, currency, sum(debit_minor) AS d, sum(credit_minor) AS c INTO bad
+    FROM inserted GROUP BY position, currency HAVING sum(debit_minor) <> sum(credit_minor) LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'unbalanced journal entry at position %: % debit <> % credit in %',
+      bad.position, bad.d, bad.c, bad.currency USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NULL;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION projections.journal_lines_frozen() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'journal lines are never changed (%.%)', TG_TABLE_SCHEMA, TG_TABLE_NAME
+    USING ERRCODE = 'check_violation';
+END $fn$;
+
+-- == Views: layout 3 ==========================================================
+-- Layout 2's tables plus the books (journal_entries, journal_lines,
+-- book_accounts) and fee_facts (the fee report's figures per fact, for "as of").
+-- LAYOUT in projections/generations.py is 3: a database with views of layout 2
+-- is rebuilt by the runner (ledger rebuild) into this shape.
+CREATE OR REPLACE FUNCTION projections.create_generation_tables(s text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', s);
+
+  -- R14: one row per registration, its derived status and money.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.who_paid (
+      registration_id      uuid PRIMARY KEY,
+      seq                  bigint NOT NULL,   -- position of ParticipantRegistered: list order
+      event_id             uuid NOT NULL,
+      organizer_id         text NOT NULL,
+      name                 text NOT NULL,
+      email                text NOT NULL,
+      currency             text NOT NULL,
+      price_minor          bigint NOT NULL,
+      provider             text NOT NULL,
+      provider_reference   text,
+      status               text NOT NULL,
+      paid_minor           bigint NOT NULL DEFAULT 0,
+      refunded_minor       bigint NOT NULL DEFAULT 0,
+      ticket_minor         bigint NOT NULL DEFAULT 0,   -- money paying for the ticket held (R17)
+      refund_due_minor     bigint NOT NULL DEFAULT 0,
+      fee_minor            bigint NOT NULL DEFAULT 0,
+      fee_reversed_minor   bigint NOT NULL DEFAULT 0,
+      confirmed            boolean NOT NULL DEFAULT false,
+      closed_reason        text,
+      close_note           text,
+      payment_failures     integer NOT NULL DEFAULT 0,
+      last_failure_reason  text,
+      resends              integer NOT NULL DEFAULT 0,
+      registered_at        timestamptz NOT NULL,
+      checkout_started_at  timestamptz,
+      paid_at              timestamptz,
+      confirmed_at         timestamptz,
+      rejected_at          timestamptz,
+      cancelled_at         timestamptz,
+      refunded_at          timestamptz,
+      payment_failed_at    timestamptz,
+      updated_at           timestamptz NOT NULL,
+      version              integer NOT NULL
+    )$ddl$, s);
+  EXECUTE format('CREATE INDEX IF NOT EXISTS who_paid_event_seq ON %I.who_paid (event_id, seq)', s);
+  EXECUTE format(
+    'CREATE INDEX IF NOT EXISTS who_paid_event_status_seq ON %I.who_paid (event_id, status, seq)', s);
+
+  -- Owner and title of each paid event: tenant checks without loading aggregates.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.paid_events (
+      event_id     uuid PRIMARY KEY,
+      organizer_id text NOT NULL,
+      title        text NOT NULL,
+      currency     text NOT NULL,
+      price_minor  bigint NOT NULL,
+      status       text NOT NULL,
+      created_at   timestamptz NOT NULL,
+      updated_at   timestamptz NOT NULL
+    )$ddl$, s);
+
+  -- R16-R18: money movements summed per organizer, currency, UTC day and fee policy.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.fee_daily (
+      organizer_id       text NOT NULL,
+      currency           text NOT NULL,
+      day                date NOT NULL,
+      fee_policy         text NOT NULL,
+      tickets            integer NOT NULL DEFAULT 0,
+      payments           integer NOT NULL DEFAULT 0,
+      gross_minor        bigint NOT NULL DEFAULT 0,
+      refund_count       integer NOT NULL DEFAULT 0,
+      refunded_minor     bigint NOT NULL DEFAULT 0,
+      refund_due_minor   bigint NOT NULL DEFAULT 0,
+      fee_minor          bigint NOT NULL DEFAULT 0,
+      fee_reversed_minor bigint NOT NULL DEFAULT 0,
+      PRIMARY KEY (organizer_id, currency, day, fee_policy)
+    )$ddl$, s);
+  EXECUTE format('CREATE INDEX IF NOT EXISTS fee_daily_day ON %I.fee_daily (day)', s);
+
+  -- The same figures per fact, with the fact's log position: the fee report
+  -- "as of" a position sums the facts up to it (fee_daily is their running sum).
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.fee_facts (
+      position           bigint NOT NULL,
+      organizer_id       text NOT NULL,
+      currency           text NOT NULL,
+      day                date NOT NULL,
+      fee_policy         text NOT NULL,
+      tickets            integer NOT NULL DEFAULT 0,
+      payments           integer NOT NULL DEFAULT 0,
+      gross_minor        bigint NOT NULL DEFAULT 0,
+      refund_count       integer NOT NULL DEFAULT 0,
+      refunded_minor     bigint NOT NULL DEFAULT 0,
+      refund_due_minor   bigint NOT NULL DEFAULT 0,
+      fee_minor          bigint NOT NULL DEFAULT 0,
+      fee_reversed_minor bigint NOT NULL DEFAULT 0,
+      PRIMARY KEY (position)
+    )$ddl$, s);
+
+  -- R22: the books.  One account per organizer, currency and account name,
+  -- with its current totals (the trial balance "now" reads only this table).
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.book_accounts (
+      account_id   integer PRIMARY KEY,
+      organizer_id text NOT NULL,
+      currency     text NOT NULL,
+      account      text NOT NULL,
+      debit_minor  bigint NOT NULL DEFAULT 0,
+      credit_minor bigint NOT NULL DEFAULT 0,
+      position     bigint NOT NULL,           -- of its last line
+      UNIQUE (organizer_id, currency, account)
+    )$ddl$, s);
+
+  -- One entry per money fact: the log position and event that caused it.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.journal_entries (
+      position        bigint PRIMARY KEY,     -- also the entry's id
+      event_id        uuid NOT NULL,          -- the stored event (uuid5 of aggregate id and version)
+      kind            text NOT NULL,          -- the event type, e.g. PaymentRecorded
+      organizer_id    text NOT NULL,
+      currency        text NOT NULL,
+      registration_id uuid NOT NULL,
+      paid_event_id   uuid NOT NULL,
+      occurred_at     timestamptz NOT NULL
+    )$ddl$, s);
+  EXECUTE format(
+    'CREATE INDEX IF NOT EXISTS journal_entries_organizer ON %I.journal_entries (organizer_id, position)', s);
+  EXECUTE format(
+    'CREATE INDEX IF NOT EXISTS journal_entries_time ON %I.journal_entries (occurred_at, position)', s);
+
+  -- Its lines, each with the account's running totals after it: "as of n" is
+  -- the latest line per account with position <= n (one index probe each).
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.journal_lines (
+      position      bigint NOT NULL,
+      line_no       smallint NOT NULL,
+      account_id    integer NOT NULL,
+      organizer_id  text NOT NULL,
+      currency      text NOT NULL,
+      account       text NOT NULL,
+      debit_minor   bigint NOT NULL CHECK (debit_minor >= 0),
+      credit_minor  bigint NOT NULL CHECK (credit_minor >= 0),
+      debit_total   bigint NOT NULL,         -- the account's debits up to and with this line
+      credit_total  bigint NOT NULL,
+      PRIMARY KEY (position, line_no),
+      CHECK (debit_minor = 0 OR credit_minor = 0),
+      CHECK (debit_minor + credit_minor > 0)
+    )$ddl$, s);
+  EXECUTE format(
+    'CREATE INDEX IF NOT EXISTS journal_lines_account ON %I.journal_lines (account_id, position DESC, line_no DESC)'
+    ' INCLUDE (debit_total, credit_total)', s);
+  EXECUTE format('DROP TRIGGER IF EXISTS journal_lines_balance ON %I.journal_lines', s);
+  EXECUTE format($ddl$
+    CREATE TRIGGER journal_lines_balance AFTER INSERT ON %I.journal_lines
+      REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
+      EXECUTE FUNCTION projections.journal_lines_balance()$ddl$, s);
+  EXECUTE format('DROP TRIGGER IF EXISTS journal_lines_frozen ON %I.journal_lines', s);
+  EXECUTE format($ddl$
+    CREATE TRIGGER journal_lines_frozen BEFORE UPDATE ON %I.journal_lines
+      FOR EACH ROW EXECUTE FUNCTION projections.journal_lines_frozen()$ddl$, s);
+END $fn$;
+
+CREATE OR REPLACE FUNCTION projections.point_views_at(s text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE 'DROP VIEW IF EXISTS projections.who_paid, projections.paid_events, projections.fee_daily,'
+          ' projections.fee_facts, projections.book_accounts, projections.journal_entries,'
+          ' projections.journal_lines';
+  EXECUTE format('CREATE VIEW projections.who_paid AS SELECT * FROM %I.who_paid', s);
+  EXECUTE format('CREATE VIEW projections.paid_events AS SELECT * FROM %I.paid_events', s);
+  EXECUTE format('CREATE VIEW projections.fee_daily AS SELECT * FROM %I.fee_daily', s);
+  IF to_regclass(format('%I.journal_lines', s)) IS NOT NULL THEN
+    EXECUTE format('CREATE VIEW projections.fee_facts AS SELECT * FROM %I.fee_facts', s);
+    EXECUTE format('CREATE VIEW projections.book_accounts AS SELECT * FROM %I.book_accounts', s);
+    EXECUTE format('CREATE VIEW projections.journal_entries AS SELECT * FROM %I.journal_entries', s);
+    EXECUTE format('CREATE VIEW projections.journal_lines AS SELECT * FROM %I.journal_lines', s);
+  END IF;
+END $fn$;
+
+-- A database that never applied an event gets layout 3 at once; one with
+-- history keeps layout 2 until the runner's rebuild switches to layout 3.
+DO $fresh$
+DECLARE
+  g record;
+BEGIN
+  SELECT * INTO g FROM projections.generations WHERE state = 'active';
+  IF FOUND AND g.position = 0 AND g.layout = 2 AND (SELECT count(*) FROM projections.generations) = 1 THEN
+    PERFORM projections.create_generation_tables(g.schema_name);
+    UPDATE projections.generations SET layout = 3, updated_at = now() WHERE generation = g.generation;
+    PERFORM projections.point_views_at(g.schema_name);
+  END IF;
+END $fresh$;
