@@ -28,11 +28,11 @@ BEGIN
     USING ERRCODE = 'check_violation';
 END $fn$;
 
--- == Views: layout 3 ==========================================================
--- Layout 2's tables plus the books (journal_entries, journal_lines,
+-- == Views: layout 4 ==========================================================
+-- Layout 3's tables (0010: erasable who_paid) plus the books (journal_entries, journal_lines,
 -- book_accounts) and fee_facts (the fee report's figures per fact, for "as of").
--- LAYOUT in projections/generations.py is 3: a database with views of layout 2
--- is rebuilt by the runner (ledger rebuild) into this shape.
+-- LAYOUT in projections/generations.py is 4: a database with views of an older
+-- layout is rebuilt by the runner (ledger rebuild) into this shape.
 CREATE OR REPLACE FUNCTION projections.create_generation_tables(s text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -45,8 +45,9 @@ BEGIN
       seq                  bigint NOT NULL,   -- position of ParticipantRegistered: list order
       event_id             uuid NOT NULL,
       organizer_id         text NOT NULL,
-      name                 text NOT NULL,
-      email                text NOT NULL,
+      name                 text,              -- NULL once erased (R24)
+      email                text,
+      erased               boolean NOT NULL DEFAULT false,
       currency             text NOT NULL,
       price_minor          bigint NOT NULL,
       provider             text NOT NULL,
@@ -211,16 +212,16 @@ BEGIN
   END IF;
 END $fn$;
 
--- A database that never applied an event gets layout 3 at once; one with
--- history keeps layout 2 until the runner's rebuild switches to layout 3.
+-- A database that never applied an event gets layout 4 at once; one with
+-- history keeps its layout until the runner's rebuild switches to layout 4.
 DO $fresh$
 DECLARE
   g record;
 BEGIN
   SELECT * INTO g FROM projections.generations WHERE state = 'active';
-  IF FOUND AND g.position = 0 AND g.layout = 2 AND (SELECT count(*) FROM projections.generations) = 1 THEN
+  IF FOUND AND g.position = 0 AND g.layout = 3 AND (SELECT count(*) FROM projections.generations) = 1 THEN
     PERFORM projections.create_generation_tables(g.schema_name);
-    UPDATE projections.generations SET layout = 3, updated_at = now() WHERE generation = g.generation;
+    UPDATE projections.generations SET layout = 4, updated_at = now() WHERE generation = g.generation;
     PERFORM projections.point_views_at(g.schema_name);
   END IF;
 END $fresh$;
