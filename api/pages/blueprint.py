@@ -55,7 +55,17 @@ def _helpers() -> dict[str, Any]:
         "new_form_key": submissions.new_key,
         "principal": getattr(g, "principal", None),
         "can_act": session_auth.can_act(),
+        "provider_name": provider_name,
     }
+
+
+def provider_name(provider: str) -> str:
+    """A provider as people read it ("Stripe", "Manual (offline)"), translated."""
+    from api.pages.i18n import gettext
+    from ledger.providers import registry
+
+    label = next((cls.label for cls in registry.PROVIDER_CLASSES if cls.provider == provider), provider)
+    return gettext(label)
 
 
 def field_errors(exc: LedgerError | ValidationError) -> dict[str, list[str]]:

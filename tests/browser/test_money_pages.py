@@ -26,12 +26,12 @@ def test_event_page_shows_what_a_cancelled_event_owes_back(page: Any, live: Live
     sign_in(page, live, seeded.token)
     page.goto(f"{live.url}/app/events/{seeded.event_id}")
     assert (figure(page, "gross"), figure(page, "refund_due"), figure(page, "fee")) == (
-        "98,00\u00a0zł", "0,00\u00a0zł", "4,90\u00a0zł")
+        "PLN\u00a098.00", "PLN\u00a00.00", "PLN\u00a04.90")
     live.ledger.service.cancel_event(seeded.event_id, reason="Choroba", scope=ANYONE)
     live.wait_for_views()
     page.reload()
     assert (figure(page, "gross"), figure(page, "refund_due"), figure(page, "fee")) == (
-        "98,00\u00a0zł", "98,00\u00a0zł", "0,00\u00a0zł")  # the first release: fee 4.90, nothing owed shown
+        "PLN\u00a098.00", "PLN\u00a098.00", "PLN\u00a00.00")  # the first release: fee 4.90, nothing owed shown
     assert "owed" in (page.locator("#event-money [data-figure=refund_due]").get_attribute("class") or "")
     shot(page, "15-event-owed-back")
 
@@ -54,7 +54,7 @@ def test_registration_page_records_a_second_payment_and_a_goodwill_refund(page: 
     follow(page, form.get_by_role("button", name="Record payment"))
     assert "Payment recorded" in page.locator(".flashes").inner_text()
     assert "paid" in page.locator("h1 .status").inner_text()
-    assert page.locator("#reg-refund-due").inner_text() == "49,00\u00a0zł"  # the second payment is owed back
+    assert page.locator("#reg-refund-due").inner_text() == "PLN\u00a049.00"  # the second payment is owed back
     assert "przelew bankowy" in page.locator("#payments").inner_text()
 
     form = page.locator("#refund-form")
@@ -65,8 +65,8 @@ def test_registration_page_records_a_second_payment_and_a_goodwill_refund(page: 
     assert "Refund recorded" in page.locator(".flashes").inner_text()
     # 49.00 owed back first, then 10.00 from the ticket: still paid, nothing owed.
     assert "paid" in page.locator("h1 .status").inner_text()
-    assert page.locator("#reg-refund-due").inner_text() == "0,00\u00a0zł"
-    assert page.locator("#reg-ticket-money").inner_text() == "39,00\u00a0zł"
+    assert page.locator("#reg-refund-due").inner_text() == "PLN\u00a00.00"
+    assert page.locator("#reg-ticket-money").inner_text() == "PLN\u00a039.00"
     assert "kept" in page.locator("#refunds").inner_text()
     shot(page, "16-goodwill-refund")
 
@@ -95,6 +95,6 @@ def test_fee_report_page_shows_owed_back_and_the_policy(page: Any, live: LiveApp
     assert "Owed back" in header and "Policy" in header
     (row,) = page.locator("table.fees-table tbody tr").all()
     cells = row.inner_text()
-    assert "fee-v2" in cells and "49,00\u00a0zł" in cells  # owed back to the rejected participant
+    assert "fee-v2" in cells and "PLN\u00a049.00" in cells  # owed back to the rejected participant
     total = page.locator("table.fees-table tfoot").inner_text()
-    assert "98,00\u00a0zł" in total and "49,00\u00a0zł" in total and "2,45\u00a0zł" in total
+    assert "PLN\u00a098.00" in total and "PLN\u00a049.00" in total and "PLN\u00a02.45" in total

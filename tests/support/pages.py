@@ -73,11 +73,17 @@ def follow(page: Any, action: Any) -> None:
             action.click()
 
 
-def sign_in(page: Any, live: LiveApp, token: str) -> None:
-    page.goto(f"{live.url}/app/login")
-    page.get_by_label("Access token").fill(token)
-    follow(page, page.get_by_role("button", name="Sign in"))
-    assert "Signed in as" in page.locator(".flashes").inner_text()
+def sign_in(page: Any, live: LiveApp, token: str, *, language: str | None = "en") -> None:
+    """Sign in; ``language`` first picks the pages' language with the switch
+    (the seeded organizers are Polish, whose pages are otherwise in Polish).
+    ``None`` leaves the choice to the organizer's country and the browser."""
+    if language is not None:
+        page.goto(f"{live.url}/app/language/{language}?next=/app/login")
+    else:
+        page.goto(f"{live.url}/app/login")
+    page.get_by_label("Access token" if language != "pl" else "Token dostępu").fill(token)
+    follow(page, page.get_by_role("button", name="Sign in" if language != "pl" else "Zaloguj się"))
+    assert page.locator(".flashes").count() == 1
 
 
 def seed(
