@@ -56,6 +56,36 @@ def registration(registration_id: str) -> tuple[str, int]:
     return render_registration(registration_id)
 
 
+def render_money_form(
+    registration_id: str, kind: str, *, errors: dict[str, dict[str, list[str]]] | None = None,
+    values: dict[str, str] | None = None, back: str | None = None, status: int = 200,
+) -> tuple[str, int]:
+    """One money form on its own page (reached from who paid): the
+    participant's figures, the form, and the way back to the list."""
+    ledger = current_ledger()
+    registration = ledger.service.registration(registration_id, g.principal.scope)
+    paid_event = ledger.service.event(registration.event_id)
+    back = back or url_for("pages.event", event_id=paid_event.id)
+    return render_template(
+        "money_form.html", kind=kind, registration=registration, reg=registration.as_dict(), event=paid_event,
+        errors=errors or {}, values=values or {}, back=back, providers=PROVIDERS,
+    ), status
+
+
+@bp.get("/registrations/<registration_id>/payments/new")
+@signed_in(*ACTING_ROLES)
+def new_payment(registration_id: str) -> tuple[str, int]:
+    """Record a payment seen outside the providers, from who paid."""
+    return render_money_form(registration_id, "payment", back=safe_next(request.args.get("next")))
+
+
+@bp.get("/registrations/<registration_id>/refunds/new")
+@signed_in(*ACTING_ROLES)
+def new_refund(registration_id: str) -> tuple[str, int]:
+    """Record a refund (part or all of what was paid), from who paid."""
+    return render_money_form(registration_id, "refund", back=safe_next(request.args.get("next")))
+
+
 def _decide(registration_id: str, kind: str, command: Callable[[int | None], object], done: str) -> (
     BaseResponse | tuple[str, int]
 ):
@@ -77,6 +107,9 @@ def _decide(registration_id: str, kind: str, command: Callable[[int | None], obj
         form_id = f"{kind}-{registration_id}"
         errors = {form_id: field_errors(exc)}
         values = {f"{form_id}:{name}": request.form.get(name, "") for name in FORM_FIELDS}
+        if request.form.get("view") in ("payment", "refund"):
+            return render_money_form(registration_id, str(request.form.get("view")), errors=errors, values=values,
+                                     back=safe_next(request.form.get("next")), status=status_of(exc))
         if request.form.get("view") == "event":
             found = ledger.service.registration(registration_id, g.principal.scope)
             return render_paid_tab(found.event_id, errors=errors, open_form=form_id, values=values,

@@ -98,3 +98,49 @@ def test_fee_report_page_shows_owed_back_and_the_policy(page: Any, live: LiveApp
     assert "fee-v2" in cells and "PLN\u00a049.00" in cells  # owed back to the rejected participant
     total = page.locator("table.fees-table tfoot").inner_text()
     assert "PLN\u00a098.00" in total and "PLN\u00a049.00" in total and "PLN\u00a02.45" in total
+
+
+def test_who_paid_records_a_payment_and_a_partial_refund(page: Any, live: LiveApp) -> None:
+    """Issue 13, item 5: from the who-paid tab, a payment seen outside the
+    providers (a bank transfer) and a partial goodwill refund (R17, R19)."""
+    seeded = seed(live, title="Przelewy ręczne", people={"Maria Skłodowska": False})
+    sign_in(page, live, seeded.token)
+    page.goto(f"{live.url}/app/events/{seeded.event_id}")
+    row = page.locator(f"#p-{seeded.people['Maria Skłodowska']}")
+    assert row.get_by_role("link", name="Record a refund to Maria Skłodowska").count() == 0  # nothing paid yet
+    follow(page, row.get_by_role("link", name="Record a payment from Maria Skłodowska"))
+    form = page.locator("#payment-form")
+    assert "The ticket costs PLN\u00a049.00." in form.inner_text()
+    form.get_by_label("Amount (PLN)").fill("49.00")
+    form.get_by_label("Received through").select_option("manual")
+    form.get_by_label("Method").fill("przelew bankowy")
+    form.get_by_label("Reference").fill("przelew-maria")
+    shot(page, "19-record-payment")
+    follow(page, form.get_by_role("button", name="Record payment"))
+    assert page.url.endswith(f"/app/events/{seeded.event_id}")  # back on who paid
+    assert "Payment recorded" in page.locator(".flashes").inner_text()
+    row = page.locator(f"#p-{seeded.people['Maria Skłodowska']}")
+    assert "paid" in row.locator(".status").inner_text()
+    assert row.locator("td[data-label='Paid']").inner_text() == "PLN\u00a049.00"
+
+    follow(page, row.get_by_role("link", name="Record a refund to Maria Skłodowska"))
+    form = page.locator("#refund-form")
+    form.get_by_label("Amount (PLN)").fill("60.00")
+    form.get_by_label("Refund reference at the provider").fill("zwrot-maria")
+    follow(page, form.get_by_role("button", name="Record refund"))
+    amount = page.locator("#refund-form").get_by_label("Amount (PLN)")
+    assert amount.get_attribute("aria-invalid") == "true"  # more than was paid: refused next to the field
+    assert page.locator("#refund-form .field-error").count() == 1
+    assert amount.input_value() == "60.00"
+
+    form = page.locator("#refund-form")
+    form.get_by_label("Amount (PLN)").fill("10.00")
+    form.get_by_label("Keep the ticket and Join link (goodwill refund)").check()
+    shot(page, "20-record-partial-refund")
+    follow(page, form.get_by_role("button", name="Record refund"))
+    assert "Refund recorded" in page.locator(".flashes").inner_text()
+    row = page.locator(f"#p-{seeded.people['Maria Skłodowska']}")
+    assert "paid" in row.locator(".status").inner_text()  # a partial refund keeps the ticket
+    assert row.locator("td[data-label='Refunded']").inner_text() == "PLN\u00a010.00"
+    assert row.locator("td[data-label='Refund due']").inner_text() == "PLN\u00a00.00"
+    shot(page, "21-who-paid-after-refund")

@@ -102,7 +102,7 @@ def test_confirm_reject_and_resend(page: Any, live: LiveApp) -> None:
     assert live.ledger.service.registration(seeded.people["Grace Hopper"]).status == "refund_due"
 
     # The registration's page: its full history from the event log.
-    follow(page, row(page, "Grace Hopper").get_by_role("link", name="Grace Hopper"))
+    follow(page, row(page, "Grace Hopper").get_by_role("link", name="Grace Hopper", exact=True))
     history = [t.strip() for t in page.locator(".timeline .event-type").all_inner_texts()]
     assert history == ["ParticipantRegistered", "PaymentRecorded", "ParticipantRejected"]
     shot(page, "12-registration-history")
