@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api.pages import session_auth, submissions
+from api.pages.i18n import _, current_language, period_label, role_name, status_label
 from ledger.errors import LedgerError, PreconditionFailed
 
 bp = Blueprint(
@@ -56,6 +57,10 @@ def _helpers() -> dict[str, Any]:
         "principal": getattr(g, "principal", None),
         "can_act": session_auth.can_act(),
         "provider_name": provider_name,
+        "status_label": status_label,
+        "period_label": period_label,
+        "role_name": role_name,
+        "page_language": current_language(),
     }
 
 
@@ -76,7 +81,7 @@ def field_errors(exc: LedgerError | ValidationError) -> dict[str, list[str]]:
             return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
         return {"_form": [str(m) for m in messages]}
     if isinstance(exc, PreconditionFailed):  # the form's hidden version is stale
-        return {"_form": ["Someone changed this since the page was opened. Check the current values and try again."]}
+        return {"_form": [_("Someone changed this since the page was opened. Check the current values and try again.")]}
     found = exc.errors()
     return {k: list(v) for k, v in found.items()} if found else {"_form": [exc.detail]}
 
@@ -93,15 +98,17 @@ def _ledger_error(exc: LedgerError) -> tuple[str, int]:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
     status = exc.code or 500
-    titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed"}
+    titles = {400: _("Bad request"), 403: _("Not allowed"), 404: _("Not found"), 405: _("Not allowed")}
     message = exc.description or exc.name
+    if status == 404:
+        message = _("There is nothing at this address, or it belongs to another organizer.")
     if status == 403:
-        message = "Your role cannot open this page. Finance is read-only; organizers see their own data."
+        message = _("Your role cannot open this page. Finance is read-only; organizers see their own data.")
     return render_template("error.html", title=titles.get(status, exc.name), message=message,
                            code=str(status)), status
 
 
-def reason_from(text: str, *, who: str) -> str:
+def reason_from(text: str, *, to_everyone: bool) -> str:
     """A reason checked by the API's own ``ReasonSchema`` (same rules), with a
     plain-language message for the common mistake of leaving it empty."""
     from api.schemas import ReasonSchema
@@ -109,6 +116,8 @@ def reason_from(text: str, *, who: str) -> str:
 
     text = (text or "").strip()
     if not text:
-        raise ValidationFailed({"reason": [f"Enter a reason: it is recorded in the ledger and sent to {who}."]})
+        message = (_("Enter a reason: it is recorded in the ledger and sent to every participant.") if to_everyone
+                   else _("Enter a reason: it is recorded in the ledger and sent to the participant."))
+        raise ValidationFailed({"reason": [message]})
     reason: str = ReasonSchema().load({"reason": text})["reason"]
     return reason

@@ -6,6 +6,7 @@ Which language a page is in, first match wins:
    in the page session cookie, kept across sign-in and sign-out);
 2. the signed-in organizer's country: Polish for an organizer in Poland —
    the rule the participant e-mails use (``workers.email_templates.resolve_language``);
+   organizers elsewhere, finance and admin go on to the browser's languages;
 3. the browser's ``Accept-Language``;
 4. English.
 
@@ -27,14 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, get_locale, gettext, lazy_gettext, ngettext
+from flask_babel import Babel, get_locale, gettext, lazy_gettext, lazy_pgettext, ngettext
 
 LANGUAGES = ("en", "pl")
 #: The session key of the person's own choice.
 CHOICE = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
-__all__ = ["LANGUAGES", "_", "configure", "current_language", "gettext", "lazy_gettext", "ngettext", "role_name"]
+__all__ = ["LANGUAGES", "_", "configure", "current_language", "gettext", "lazy_gettext", "ngettext", "period_label",
+           "role_name", "status_label"]
 
 
 def _(text: str, **variables: Any) -> str:
@@ -49,12 +51,32 @@ def role_name(role: str) -> str:
     return str(names.get(role, role))
 
 
+#: Statuses as people read them (registrations and events).
+_STATUSES = {
+    "awaiting_payment": lazy_pgettext("status", "awaiting payment"), "paid": lazy_pgettext("status", "paid"),
+    "confirmed": lazy_pgettext("status", "confirmed"), "rejected": lazy_pgettext("status", "rejected"),
+    "cancelled": lazy_pgettext("status", "cancelled"), "refund_due": lazy_pgettext("status", "refund due"),
+    "refunded": lazy_pgettext("status", "refunded"), "scheduled": lazy_pgettext("status", "scheduled"),
+    "payment_failed": lazy_pgettext("status", "payment failed"),
+}
+_PERIODS = {"month": lazy_gettext("month"), "day": lazy_gettext("day"), "year": lazy_gettext("year")}
+
+
+def status_label(status: str) -> str:
+    return str(_STATUSES.get(status, status.replace("_", " ")))
+
+
+def period_label(period: str) -> str:
+    return str(_PERIODS.get(period, period))
+
+
 def _organizer_language() -> str | None:
     """Polish for an organizer in Poland (their country is kept in the
-    session at sign-in, so no aggregate is loaded per page)."""
+    session at sign-in, so no aggregate is loaded per page); anyone else
+    gets the browser's choice."""
     country = session.get("country")
-    if isinstance(country, str) and session.get("role") == "organizer":
-        return "pl" if country.upper() == "PL" else "en"
+    if isinstance(country, str) and session.get("role") == "organizer" and country.upper() == "PL":
+        return "pl"
     return None
 
 

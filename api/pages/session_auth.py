@@ -216,4 +216,7 @@ def check_csrf() -> None:
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD, "")
     if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="This form has expired or did not come from this site. Reload the page and try again.")
+        from api.pages.i18n import _
+
+        abort(400, description=_("This form has expired or did not come from this site. "
+                                 "Reload the page and try again."))

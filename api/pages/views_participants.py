@@ -22,6 +22,7 @@ from api.context import current_ledger
 from api.pages import log_browser, submissions
 from api.pages.blueprint import bp, field_errors, reason_from, status_of
 from api.pages.event_list import wait_for_views
+from api.pages.i18n import _
 from api.pages.session_auth import ACTING_ROLES, safe_next, signed_in
 from api.pages.views_events import READ_ROLES, render_paid_tab
 from api.schemas import PaymentSchema, RefundSchema
@@ -126,7 +127,7 @@ def confirm(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.confirm(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "confirm", command, "Participant confirmed.")
+    return _decide(registration_id, "confirm", command, _("Participant confirmed."))
 
 
 @bp.post("/registrations/<registration_id>/reject")
@@ -135,11 +136,11 @@ def reject(registration_id: str) -> BaseResponse | tuple[str, int]:
     service = current_ledger().service
 
     def command(version: int | None) -> object:
-        reason = reason_from(request.form.get("reason", ""), who="the participant")
+        reason = reason_from(request.form.get("reason", ""), to_everyone=False)
         return service.reject(registration_id, reason=reason, scope=g.principal.scope, expected_version=version)
 
     return _decide(registration_id, "reject", command,
-                   "Participant rejected and notified. Anything they paid is now refund due.")
+                   _("Participant rejected and notified. Anything they paid is now refund due."))
 
 
 @bp.post("/registrations/<registration_id>/resend")
@@ -150,7 +151,7 @@ def resend(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.request_resend(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again.")
+    return _decide(registration_id, "resend", command, _("The confirmation e-mail will be sent again."))
 
 
 def _amount(currency: str) -> Money:
@@ -180,7 +181,7 @@ def record_payment(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "payment", command,
-                   "Payment recorded. Whatever pays for no ticket is shown as owed back.")
+                   _("Payment recorded. Whatever pays for no ticket is shown as owed back."))
 
 
 @bp.post("/registrations/<registration_id>/refunds")
@@ -205,4 +206,4 @@ def record_refund(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "refund", command,
-                   "Refund recorded. It was taken from what is owed back first, then from the ticket.")
+                   _("Refund recorded. It was taken from what is owed back first, then from the ticket."))

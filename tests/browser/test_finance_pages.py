@@ -109,7 +109,7 @@ def test_event_log_filters_paging_and_history(page: Any, live: LiveApp, figures:
 
     page.get_by_label("Aggregate id").fill("not-an-id")
     follow(page, page.get_by_role("button", name="Filter"))
-    assert "must be an aggregate id" in page.locator("#err-aggregate").inner_text()
+    assert "Enter an aggregate id" in page.locator("#err-aggregate").inner_text()
 
     refunded = figures["pln"].people["Ewa Zielińska"]
     page.goto(f"{live.url}/app/log?aggregate={refunded}")

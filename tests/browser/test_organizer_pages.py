@@ -161,7 +161,7 @@ def test_provider_connections(page: Any, live: LiveApp) -> None:
 
 def test_phone_width_and_keyboard(phone: Any, live: LiveApp) -> None:
     seeded = seed(live, title="Webinar na telefonie", people=PEOPLE)
-    phone.goto(f"{live.url}/app/login")
+    phone.goto(f"{live.url}/app/language/en?next=/app/login")  # the seeded organizer is Polish
     phone.get_by_label("Access token").tap()
     phone.keyboard.type(seeded.token)
     follow(phone, lambda: phone.keyboard.press("Enter"))  # submits the form: no pointer needed
