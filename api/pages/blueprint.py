@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, render_template, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api.pages import session_auth, submissions
+from api.pages import refusals, session_auth, submissions
 from api.pages.i18n import _, current_language, period_label, role_name, status_label
 from ledger.errors import LedgerError, PreconditionFailed
 
@@ -78,12 +78,13 @@ def field_errors(exc: LedgerError | ValidationError) -> dict[str, list[str]]:
     if isinstance(exc, ValidationError):
         messages = exc.messages
         if isinstance(messages, dict):
-            return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
+            return {str(k): [refusals.field_message(str(m)) if current_language() != "en" else str(m)
+                             for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
         return {"_form": [str(m) for m in messages]}
     if isinstance(exc, PreconditionFailed):  # the form's hidden version is stale
         return {"_form": [_("Someone changed this since the page was opened. Check the current values and try again.")]}
     found = exc.errors()
-    return {k: list(v) for k, v in found.items()} if found else {"_form": [exc.detail]}
+    return refusals.translate({k: list(v) for k, v in found.items()} if found else {"_form": [exc.detail]}, exc)
 
 
 def status_of(exc: LedgerError | ValidationError) -> int:
@@ -92,7 +93,8 @@ def status_of(exc: LedgerError | ValidationError) -> int:
 
 @bp.errorhandler(LedgerError)
 def _ledger_error(exc: LedgerError) -> tuple[str, int]:
-    return render_template("error.html", title=exc.title, message=exc.detail, code=exc.code), exc.status
+    message = (refusals.by_code(exc) if current_language() != "en" else None) or exc.detail
+    return render_template("error.html", title=refusals.title(exc), message=message, code=exc.code), exc.status
 
 
 @bp.errorhandler(HTTPException)

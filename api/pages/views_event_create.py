@@ -173,6 +173,8 @@ def create_event() -> BaseResponse | tuple[str, int]:
     try:
         if provider not in registry.PROVIDERS:
             raise ValidationFailed({"provider": [_("Choose how participants pay.")]})
+        if not form.get("title", "").strip():
+            raise ValidationFailed({"title": [_("Enter a title.")]})
         zone = form.get("timezone", "").strip() or _default_zone(organizer)
         try:
             body = EventCreateSchema().load({
