@@ -16,7 +16,8 @@ source; the compiled ``messages.mo`` beside it is committed, so a fresh clone
 fails when the committed ``.mo`` no longer matches its ``.po`` or a message
 lacks its Polish translation.  To refresh after changing page texts::
 
-    .venv/bin/pybabel extract -F api/pages/babel.cfg -o /tmp/messages.pot .
+    .venv/bin/pybabel extract -F api/pages/babel.cfg -k _ -k lazy_gettext -k lazy_pgettext:1c,2 \\
+        --no-location --sort-output -o /tmp/messages.pot .
     .venv/bin/pybabel update -i /tmp/messages.pot -d api/pages/translations
     # translate the new entries in messages.po, then
     .venv/bin/pybabel compile -d api/pages/translations

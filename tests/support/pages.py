@@ -24,7 +24,9 @@ DOCS_SHOTS = ROOT / "docs" / "screenshots"
 DOC_SHOTS = frozenset({
     "01-login", "03-events", "04-who-paid", "05-who-paid-after-actions", "06-reject-error",
     "07-reschedule-confirm", "08-cancel-confirm", "09-cancelled", "10-fee-report", "11-event-log",
-    "12-registration-history", "13-providers", "14-phone-who-paid",
+    "12-registration-history", "13-providers", "14-phone-who-paid", "17-create-event-error", "18-event-created",
+    "19-record-payment", "20-record-partial-refund", "21-who-paid-after-refund", "22-polish-who-paid",
+    "23-polish-create-event-error",
 })
 
 
