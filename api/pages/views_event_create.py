@@ -146,16 +146,62 @@ def new_event() -> tuple[str, int]:
     return _render(_organizer())
 
 
-def _sessions(form: dict[str, str], timezone: str) -> list[datetime]:
-    """The typed sessions (wall times in the event's zone), at least one."""
+def _sessions(form: dict[str, str], timezone: str, now: datetime) -> list[datetime]:
+    """The typed sessions (wall times in the event's zone), at least one, none
+    in the past: checked here too, before an inline connection is made, so a
+    mistyped year never leaves a connection behind with no event."""
     found = []
     for n in range(1, SESSION_ROWS + 1):
         text = form.get(f"session-{n}", "").strip()
         if text:
-            found.append(parse_local(text, timezone, field=f"session-{n}"))
+            moment = parse_local(text, timezone, field=f"session-{n}")
+            if moment <= now:
+                raise ValidationFailed({f"session-{n}": [_("This date is in the past.")]})
+            found.append(moment)
     if not found:
         raise ValidationFailed({"session-1": [_("Enter the date and time of the first session.")]})
     return found
+
+
+def _checked_form(form: dict[str, str], organizer: Organizer) -> tuple[dict[str, Any], list[datetime], Money]:
+    """Every check that needs no provider call, all at once, so the person sees
+    every mistake in one go: title and zone (the API's schema), the sessions,
+    the price against the currency, the provider and the country."""
+    errors: dict[str, list[str]] = {}
+    provider = form.get("provider", "")
+    if provider not in registry.PROVIDERS:
+        errors["provider"] = [_("Choose how participants pay.")]
+    if not form.get("title", "").strip():
+        errors["title"] = [_("Enter a title.")]
+    if not form.get("amount", "").strip():
+        errors["amount"] = [_("Enter the ticket price.")]
+    zone = form.get("timezone", "").strip() or _default_zone(organizer)
+    body: dict[str, Any] = {}
+    try:
+        body = EventCreateSchema().load({
+            "title": form.get("title", "").strip(), "description": form.get("description", ""),
+            "timezone": zone, "permanent": form.get("permanent") == "yes",
+            "price": {"amount": form.get("amount", "").strip(), "currency": form.get("currency", "")},
+            "provider": provider if provider in registry.PROVIDERS else "manual",
+        })
+    except ValidationError as exc:
+        for name, messages in _plain(exc.messages).items():
+            errors.setdefault(name, messages)
+    sessions: list[datetime] = []
+    try:
+        sessions = _sessions(form, zone if "timezone" not in errors else "UTC", current_ledger().service.clock())
+    except ValidationFailed as exc:
+        errors.update(exc.errors() or {})
+    price = None
+    if not errors.keys() & {"amount", "provider", "currency", "price.amount", "price.currency"}:
+        try:
+            raw = {"amount": form.get("amount", "").strip(), "currency": form.get("currency", "")}
+            price = _checked_price(raw, provider, organizer.country)
+        except ValidationFailed as exc:
+            errors.update(exc.errors() or {})
+    if errors or price is None or not body:
+        raise ValidationFailed(errors or {"amount": [_("Enter the ticket price.")]})
+    return body, sessions, price
 
 
 def _connection_fields(provider: str) -> dict[str, str]:
@@ -171,24 +217,8 @@ def create_event() -> BaseResponse | tuple[str, int]:
     form = {k: v for k, v in request.form.items()}
     provider = form.get("provider", "")
     try:
-        if provider not in registry.PROVIDERS:
-            raise ValidationFailed({"provider": [_("Choose how participants pay.")]})
-        if not form.get("title", "").strip():
-            raise ValidationFailed({"title": [_("Enter a title.")]})
-        zone = form.get("timezone", "").strip() or _default_zone(organizer)
-        try:
-            body = EventCreateSchema().load({
-                "title": form.get("title", "").strip(), "description": form.get("description", ""),
-                "timezone": zone, "permanent": form.get("permanent") == "yes",
-                "price": {"amount": form.get("amount", "").strip(), "currency": form.get("currency", "")},
-                "provider": provider,
-            })
-        except ValidationError as exc:
-            raise ValidationFailed(_plain(exc.messages)) from None
-        sessions = _sessions(form, zone)
-        if not form.get("amount", "").strip():
-            raise ValidationFailed({"amount": [_("Enter the ticket price.")]})
-        price = _checked_price(body["price"], provider, organizer.country)
+        body, sessions, price = _checked_form(form, organizer)
+        zone = body["timezone"]
         connect = organizer.connection_for(provider) is None
         fields = _connection_fields(provider) if connect else {}
 

@@ -32,7 +32,7 @@ def test_create_a_paid_event_connecting_stripe_on_the_way(page: Any, live: LiveA
     assert "EUR — at most €2,000.00" in options and "PLN — at most PLN\u00a08,000.00" in options
 
     form.get_by_label("Title").fill("Kurs Stripe")
-    form.get_by_label("First session (date and time)").fill("2037-12-01T18:00")
+    form.get_by_label("First session (date and time)").fill("2020-12-01T18:00")
     form.get_by_label("Ticket price").fill("2500.00")
     form.get_by_label("Currency").select_option("EUR")
     form.get_by_label("Stripe").check()
@@ -43,12 +43,14 @@ def test_create_a_paid_event_connecting_stripe_on_the_way(page: Any, live: LiveA
     assert amount.get_attribute("aria-invalid") == "true"
     assert "err-amount" in (amount.get_attribute("aria-describedby") or "")
     assert page.locator("#err-amount").inner_text() == "The highest ticket price in EUR is €2,000.00."
+    assert page.locator("#err-session-1").inner_text() == "This date is in the past."  # every mistake at once
     assert page.get_by_label("Title").input_value() == "Kurs Stripe"  # what was typed is kept
     assert page.get_by_label("Secret or restricted key").input_value() == ""  # never a secret
     assert live.ledger.service.organizer(seeded.organizer_id).connection_for("stripe") is None
     shot(page, "17-create-event-error")
 
     form = page.locator("#create-event")
+    form.get_by_label("First session (date and time)").fill("2037-12-01T18:00")
     form.get_by_label("Ticket price").fill("49.00")
     form.get_by_label("Secret or restricted key").fill(BROWSER_STRIPE_KEY)
     form.get_by_label("Webhook signing secret").fill("whsec_0123456789abcdefXYZ9")
