@@ -36,7 +36,7 @@ def test_a_polish_organizer_sees_polish_and_can_switch_to_english(page: Any, liv
     follow(page, row.get_by_role("link", name="Zapisz zwrot dla: Anna Nowak"))
     form = page.locator("#refund-form")
     form.get_by_label("Kwota (PLN)").fill("60.00")
-    form.get_by_label("Identyfikator zwrotu u operatora").fill("zwrot-anna")
+    form.get_by_label("Numer referencyjny zwrotu u operatora").fill("zwrot-anna")
     follow(page, form.get_by_role("button", name="Zapisz zwrot"))
     assert page.locator("#refund-form .field-error").inner_text() == "To więcej, niż można zwrócić: najwyżej 49,00\u00a0zł."
     follow(page, page.get_by_role("link", name="Wróć do listy wpłat"))
