@@ -28,7 +28,7 @@ from api.pages.event_list import wait_for_views
 from api.pages.formatting import money, parse_local
 from api.pages.i18n import _, gettext
 from api.pages.session_auth import signed_in
-from api.pages.views_providers import LABELS, NAMES, SECRET_FIELDS, provider_hint
+from api.pages.views_providers import LABELS, NAMES, OPTIONAL_FIELDS, SECRET_FIELDS, provider_hint
 from api.schemas import EventCreateSchema, price_from
 from ledger.domain.organizer import Organizer
 from ledger.errors import (
@@ -122,6 +122,7 @@ def _render(organizer: Organizer, *, errors: dict[str, list[str]] | None = None,
     return render_template(
         "event_create.html", organizer=organizer, errors=errors or {}, values={**defaults, **(values or {})},
         providers=usable, connected=connected, labels=LABELS, names=NAMES, secret_fields=SECRET_FIELDS,
+        optional_fields=OPTIONAL_FIELDS,
         hint=provider_hint, currencies=currency_lines(), notes=currency_notes(), minimums=provider_minimums(),
         zones=[*COMMON_ZONES, *sorted(available_timezones() - set(COMMON_ZONES))],
         session_rows=range(1, SESSION_ROWS + 1), known_fields=_known_fields(),

@@ -29,6 +29,13 @@ HINTS = {cls.provider: cls.hint for cls in registry.PROVIDER_CLASSES}
 LABELS = {f.name: f.label for cls in registry.PROVIDER_CLASSES for f in cls.credential_fields}
 FORMS = {cls.provider: cls.field_names() for cls in registry.PROVIDER_CLASSES}
 SECRET_FIELDS = {cls.provider: cls.secret_field_names() for cls in registry.PROVIDER_CLASSES}
+#: Credential fields a provider does not require (a field may say so with
+#: ``optional=True`` or ``required=False``), marked "optional" on the forms.
+OPTIONAL_FIELDS = {
+    cls.provider: frozenset(f.name for f in cls.credential_fields
+                            if getattr(f, "optional", False) or not getattr(f, "required", True))
+    for cls in registry.PROVIDER_CLASSES
+}
 #: A rule id a description may end with ("— R1."): for code readers, not for people.
 _RULE_SUFFIX = re.compile(r"\s*[—-]\s*R\d{1,2}\.?\s*$")
 
@@ -45,7 +52,8 @@ def _render(errors: dict[str, dict[str, list[str]]] | None = None, values: dict[
     organizer = current_ledger().service.organizer(g.principal.organizer_id or "", g.principal.scope)
     return render_template(
         "providers.html", organizer=organizer, forms=FORMS, labels=LABELS, hints=HINTS, names=NAMES,
-        secret_fields=SECRET_FIELDS, hint=provider_hint, errors=errors or {}, values=values or {},
+        secret_fields=SECRET_FIELDS, optional_fields=OPTIONAL_FIELDS, hint=provider_hint, errors=errors or {},
+        values=values or {},
     ), status
 
 

@@ -69,3 +69,20 @@ def test_create_a_paid_event_connecting_stripe_on_the_way(page: Any, live: LiveA
     assert organizer.connection_for("stripe") is not None
     follow(page, page.get_by_role("navigation", name="Main").get_by_role("link", name="Events"))
     assert page.locator("table.events-table").inner_text().count("Kurs Stripe") == 1
+
+
+def test_the_create_form_sent_twice_creates_one_event(page: Any, live: LiveApp) -> None:
+    """A double click or a resent POST: the same form key answers with the
+    same event (ids derived from the key), never a second one."""
+    seeded = seed(live, title="Pierwsze", people={})
+    sign_in(page, live, seeded.token)
+    page.goto(f"{live.url}/app/events/new")
+    form = {name: page.locator(f"#create-event input[name={name}]").input_value()
+            for name in ("csrf_token", "form_key")}
+    form.update({"title": "Dwa kliknięcia", "timezone": "Europe/Warsaw", "session-1": "2037-12-01T18:00",
+                 "amount": "49.00", "currency": "PLN", "provider": "manual"})
+    answers = [page.request.post(f"{live.url}/app/events/new", form=form, max_redirects=0) for _ in range(2)]
+    assert [a.status for a in answers] == [303, 303]
+    assert answers[0].headers["location"] == answers[1].headers["location"]
+    follow(page, lambda: page.goto(f"{live.url}/app/events"))
+    assert page.locator("table.events-table").inner_text().count("Dwa kliknięcia") == 1
