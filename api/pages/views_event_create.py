@@ -206,8 +206,11 @@ def _checked_form(form: dict[str, str], organizer: Organizer) -> tuple[dict[str,
 
 
 def _connection_fields(provider: str) -> dict[str, str]:
+    """The inline connection's fields as the connector takes them (a blank
+    optional field is left out, as an API caller would leave it out)."""
     cls = registry.describe(provider)
-    return {name: request.form.get(f"connect-{provider}-{name}", "") for name in cls.field_names()}
+    fields = {name: request.form.get(f"connect-{provider}-{name}", "") for name in cls.field_names()}
+    return {k: v for k, v in fields.items() if v.strip() or k not in OPTIONAL_FIELDS[provider]}
 
 
 @bp.post("/events/new")

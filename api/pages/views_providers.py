@@ -74,6 +74,7 @@ def connect_provider() -> BaseResponse | tuple[str, int]:
             choices = ", ".join(NAMES.values())
             raise ValidationFailed({"provider": [_("Choose one of: %(providers)s.", providers=choices)]})
         fields = {k: request.form.get(k, "") for k in FORMS[provider]}
+        fields = {k: v for k, v in fields.items() if v.strip() or k not in OPTIONAL_FIELDS[provider]}
 
         def act() -> str:
             connected = ledger.connector.connect(
