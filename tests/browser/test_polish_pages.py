@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ledger import api_tokens
 from tests.support.pages import LiveApp, follow, seed, shot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -82,3 +83,24 @@ def test_others_get_the_browsers_language(browser: Any, live: LiveApp) -> None:
         assert page.locator("h1").inner_text() == heading
         assert price in page.locator("table.events-table").inner_text()
         context.close()
+
+
+def test_finance_pages_in_polish(browser: Any, live: LiveApp) -> None:
+    """Finance has no country: a Polish browser gets the fee report and the
+    event log in Polish, amounts in Polish style, the chart's text too."""
+    seed(live, title="Raport po polsku", people={"Ewa Zielińska": True})
+    token = api_tokens.create_token(live.ledger.db, role="finance")
+    context = browser.new_context(locale="pl-PL", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, live, token, language=None)
+    assert page.locator(".flashes").inner_text() == "Zalogowano jako: finanse."
+    assert page.locator("h1").inner_text() == "Raport opłat serwisowych"
+    totals = page.locator("table.fees-table tfoot").inner_text()
+    assert "Razem" in totals and "zł" in totals
+    assert "Opłata serwisowa za każdy miesiąc w PLN" in (page.locator("#fee-chart-pln").text_content() or "")
+    follow(page, page.get_by_role("link", name="Dziennik zdarzeń"))
+    assert page.locator("h1").inner_text() == "Dziennik zdarzeń"
+    page.get_by_label("Identyfikator agregatu").fill("nie-uuid")
+    follow(page, page.get_by_role("button", name="Filtruj"))
+    assert page.locator("#err-aggregate").inner_text() == "Podaj identyfikator agregatu (UUID)."
+    context.close()
