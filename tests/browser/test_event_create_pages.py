@@ -86,3 +86,12 @@ def test_the_create_form_sent_twice_creates_one_event(page: Any, live: LiveApp) 
     assert answers[0].headers["location"] == answers[1].headers["location"]
     follow(page, lambda: page.goto(f"{live.url}/app/events"))
     assert page.locator("table.events-table").inner_text().count("Dwa kliknięcia") == 1
+
+
+def test_create_form_fits_a_phone(phone: Any, live: LiveApp) -> None:
+    seeded = seed(live, title="Telefon", people={})
+    sign_in(phone, live, seeded.token)
+    phone.goto(f"{live.url}/app/events/new")
+    phone.locator("details", has=phone.get_by_text("Maximum price per currency")).locator("summary").tap()
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the form scrolls sideways on a phone ({width}px)"
