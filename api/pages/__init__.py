@@ -19,6 +19,7 @@ def register(app: Flask) -> None:
     from api.pages import (  # noqa: F401
         views_auth,
         views_books,
+        views_event_create,
         views_events,
         views_finance,
         views_participants,
@@ -26,10 +27,12 @@ def register(app: Flask) -> None:
     )
     from api.pages.blueprint import bp
     from api.pages.formatting import FILTERS
+    from api.pages.i18n import configure as configure_languages
     from api.pages.join_page import join_bp
     from api.pages.session_auth import configure
 
     configure(app, app.extensions["ledger"].settings)
+    configure_languages(app)
     app.jinja_env.filters.update(FILTERS)
     app.register_blueprint(bp)
     app.register_blueprint(join_bp)

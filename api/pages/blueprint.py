@@ -15,7 +15,8 @@ from flask import Blueprint, Response, g, render_template, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api.pages import session_auth, submissions
+from api.pages import refusals, session_auth, submissions
+from api.pages.i18n import _, current_language, period_label, role_name, status_label
 from ledger.errors import LedgerError, PreconditionFailed
 
 bp = Blueprint(
@@ -55,7 +56,21 @@ def _helpers() -> dict[str, Any]:
         "new_form_key": submissions.new_key,
         "principal": getattr(g, "principal", None),
         "can_act": session_auth.can_act(),
+        "provider_name": provider_name,
+        "status_label": status_label,
+        "period_label": period_label,
+        "role_name": role_name,
+        "page_language": current_language(),
     }
+
+
+def provider_name(provider: str) -> str:
+    """A provider as people read it ("Stripe", "Manual (offline)"), translated."""
+    from api.pages.i18n import gettext
+    from ledger.providers import registry
+
+    label = next((cls.label for cls in registry.PROVIDER_CLASSES if cls.provider == provider), provider)
+    return gettext(label)
 
 
 def field_errors(exc: LedgerError | ValidationError) -> dict[str, list[str]]:
@@ -63,12 +78,13 @@ def field_errors(exc: LedgerError | ValidationError) -> dict[str, list[str]]:
     if isinstance(exc, ValidationError):
         messages = exc.messages
         if isinstance(messages, dict):
-            return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
+            return {str(k): [refusals.field_message(str(m)) if current_language() != "en" else str(m)
+                             for m in (v if isinstance(v, list) else [v])] for k, v in messages.items()}
         return {"_form": [str(m) for m in messages]}
     if isinstance(exc, PreconditionFailed):  # the form's hidden version is stale
-        return {"_form": ["Someone changed this since the page was opened. Check the current values and try again."]}
+        return {"_form": [_("Someone changed this since the page was opened. Check the current values and try again.")]}
     found = exc.errors()
-    return {k: list(v) for k, v in found.items()} if found else {"_form": [exc.detail]}
+    return refusals.translate({k: list(v) for k, v in found.items()} if found else {"_form": [exc.detail]}, exc)
 
 
 def status_of(exc: LedgerError | ValidationError) -> int:
@@ -77,21 +93,24 @@ def status_of(exc: LedgerError | ValidationError) -> int:
 
 @bp.errorhandler(LedgerError)
 def _ledger_error(exc: LedgerError) -> tuple[str, int]:
-    return render_template("error.html", title=exc.title, message=exc.detail, code=exc.code), exc.status
+    message = (refusals.by_code(exc) if current_language() != "en" else None) or exc.detail
+    return render_template("error.html", title=refusals.title(exc), message=message, code=exc.code), exc.status
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
     status = exc.code or 500
-    titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed"}
+    titles = {400: _("Bad request"), 403: _("Not allowed"), 404: _("Not found"), 405: _("Not allowed")}
     message = exc.description or exc.name
+    if status == 404:
+        message = _("There is nothing at this address, or it belongs to another organizer.")
     if status == 403:
-        message = "Your role cannot open this page. Finance is read-only; organizers see their own data."
+        message = _("Your role cannot open this page. Finance is read-only; organizers see their own data.")
     return render_template("error.html", title=titles.get(status, exc.name), message=message,
                            code=str(status)), status
 
 
-def reason_from(text: str, *, who: str) -> str:
+def reason_from(text: str, *, to_everyone: bool) -> str:
     """A reason checked by the API's own ``ReasonSchema`` (same rules), with a
     plain-language message for the common mistake of leaving it empty."""
     from api.schemas import ReasonSchema
@@ -99,6 +118,8 @@ def reason_from(text: str, *, who: str) -> str:
 
     text = (text or "").strip()
     if not text:
-        raise ValidationFailed({"reason": [f"Enter a reason: it is recorded in the ledger and sent to {who}."]})
+        message = (_("Enter a reason: it is recorded in the ledger and sent to every participant.") if to_everyone
+                   else _("Enter a reason: it is recorded in the ledger and sent to the participant."))
+        raise ValidationFailed({"reason": [message]})
     reason: str = ReasonSchema().load({"reason": text})["reason"]
     return reason

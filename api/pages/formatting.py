@@ -1,9 +1,10 @@
 """How the pages show money and time to people, and read times back from forms.
 
-Money: people read "$49.00" or "1 234,50 zł", not "49.00 USD".  The digits come
-from ``Money.amount`` (an exact decimal string, R8), so formatting only moves
-separators and symbols around — it never goes through a float and can never
-show a different amount than the ledger holds.
+Money: people read "$49.00" or "1 234,50 zł", not "49.00 USD", in the page's
+language (Babel, CLDR).  The digits come from ``Money.amount`` (an exact
+decimal string, R8), so formatting only moves separators and symbols around —
+it never goes through a float and can never show a different amount than the
+ledger holds.
 
 Time: an event's times are shown, and typed, in the *event's* time zone (the
 organizer's audience is there), never in the server's or the browser's.
@@ -12,62 +13,39 @@ organizer's audience is there), never in the server's or the browser's.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+
+from api.pages.i18n import _, current_language
 from ledger.errors import ValidationFailed
 from ledger.money import Money
 
 _NBSP = "\u00a0"
-_NNBSP = "\u202f"
 _MINUS = "\u2212"
-
-#: currency → (prefix, suffix, thousands separator, decimal separator), after
-#: the currency's customary national style.  Dollar-named currencies other than
-#: USD carry their country so that "$" is never ambiguous on a finance page.
-_STYLES: dict[str, tuple[str, str, str, str]] = {
-    "USD": ("$", "", ",", "."),
-    "EUR": ("€", "", ",", "."),
-    "GBP": ("£", "", ",", "."),
-    "AUD": ("A$", "", ",", "."),
-    "NZD": ("NZ$", "", ",", "."),
-    "CAD": ("CA$", "", ",", "."),
-    "HKD": ("HK$", "", ",", "."),
-    "SGD": ("S$", "", ",", "."),
-    "MXN": ("MX$", "", ",", "."),
-    "ILS": ("₪", "", ",", "."),
-    "PHP": ("₱", "", ",", "."),
-    "THB": ("฿", "", ",", "."),
-    "CHF": ("CHF" + _NBSP, "", "’", "."),
-    "PLN": ("", _NBSP + "zł", _NNBSP, ","),
-    "CZK": ("", _NBSP + "Kč", _NNBSP, ","),
-    "HUF": ("", _NBSP + "Ft", _NNBSP, ","),
-    "RUB": ("", _NBSP + "₽", _NNBSP, ","),
-    "BGN": ("", _NBSP + "лв.", _NNBSP, ","),
-    "RON": ("", _NBSP + "lei", ".", ","),
-    "DKK": ("", _NBSP + "kr.", ".", ","),
-    "NOK": ("", _NBSP + "kr", _NNBSP, ","),
-    "SEK": ("", _NBSP + "kr", _NNBSP, ","),
-}
+#: The Babel locale of each page language.
+_LOCALES = {"en": "en", "pl": "pl_PL"}
+#: An ISO code written straight before the digits ("PLN8.00"): CLDR spaces it.
+_GLUED_CODE = re.compile(r"^([A-Z]{3})(?=\d)")
 
 
-def _group(whole: str, separator: str) -> str:
-    parts: list[str] = []
-    while len(whole) > 3:
-        parts.insert(0, whole[-3:])
-        whole = whole[:-3]
-    parts.insert(0, whole)
-    return separator.join(parts)
-
-
-def format_amount(amount: str, currency: str) -> str:
-    """A decimal string in major units (``"1234.50"``) in the currency's style."""
-    prefix, suffix, thousands, decimal = _STYLES.get(currency, ("", _NBSP + currency, ",", "."))
-    negative = amount.startswith("-")
-    whole, _, frac = amount.lstrip("-").partition(".")
-    text = _group(whole, thousands) + (decimal + frac if frac else "")
-    return (_MINUS if negative else "") + prefix + text + suffix
+def format_amount(amount: str, currency: str, language: str | None = None) -> str:
+    """A decimal string in major units (``"1234.50"``) as the page's language
+    writes it: ``$49.00``, ``PLN 49.00`` in English; ``49,00 zł``, ``49,00 USD``
+    in Polish.  Babel gets a ``Decimal`` built from the exact string and is told
+    not to round (``decimal_quantization=False``, no currency digit table), so
+    every digit the ledger holds is shown."""
+    locale = _LOCALES.get(language or current_language(), "en")
+    text = format_currency(Decimal(amount), currency, locale=locale, currency_digits=False,
+                           decimal_quantization=False)
+    negative = text.startswith("-")
+    text = _GLUED_CODE.sub(lambda m: m.group(1) + _NBSP, text.lstrip("-"))
+    return (_MINUS if negative else "") + text
 
 
 def money(value: Money | dict[str, str] | None, currency: str | None = None) -> str:
@@ -97,11 +75,13 @@ def _aware(value: str | datetime) -> datetime:
 
 
 def local_time(value: str | datetime | None, tz: str | None = "UTC", *, with_zone: bool = True) -> str:
-    """``Tue 1 Dec 2026, 18:00 CET`` in ``tz`` (the event's zone)."""
+    """``Tue 1 Dec 2026, 18:00 CET`` (``wt. 1 gru 2026, 18:00 CET`` in Polish)
+    in ``tz`` (the event's zone)."""
     if value is None or value == "":
         return "—"
     moment = _aware(value).astimezone(zone(tz))
-    text = f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
+    text = format_datetime(moment, "EEE d MMM y, HH:mm", tzinfo=moment.tzinfo,
+                           locale=_LOCALES.get(current_language(), "en"))
     return f"{text} {moment:%Z}" if with_zone else text
 
 
@@ -124,11 +104,11 @@ def parse_local(text: str, tz: str, *, field: str = "starts_at") -> datetime:
     """
     text = (text or "").strip()
     if not text:
-        raise ValidationFailed({field: ["enter the new date and time"]})
+        raise ValidationFailed({field: [_("Enter the date and time.")]})
     try:
         naive = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationFailed({field: ["use the form YYYY-MM-DDTHH:MM"]}) from None
+        raise ValidationFailed({field: [_("Use the form YYYY-MM-DDTHH:MM.")]}) from None
     if naive.tzinfo is not None:
         naive = naive.replace(tzinfo=None)
     place = zone(tz)
@@ -136,9 +116,10 @@ def parse_local(text: str, tz: str, *, field: str = "starts_at") -> datetime:
     try:
         round_trip = local.astimezone(UTC).astimezone(place).replace(tzinfo=None)
     except OverflowError:  # e.g. 9999-12-31T23:59 west of UTC: beyond datetime.max
-        raise ValidationFailed({field: ["enter a date between the years 1 and 9999"]}) from None
+        raise ValidationFailed({field: [_("Enter a date between the years 1 and 9999.")]}) from None
     if round_trip != naive:
-        raise ValidationFailed({field: [f"{text} does not exist in {tz} (daylight-saving change)"]})
+        raise ValidationFailed({field: [_("%(time)s does not exist in %(zone)s (daylight-saving change).",
+                                          time=text, zone=tz)]})
     return local
 
 
@@ -153,13 +134,9 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-#: What the pages show instead of an erased participant's name or e-mail (R24).
-ERASED_LABEL = "(erased)"
-
-
 def person(value: str | None) -> str:
-    """A participant's name or e-mail address, or that it was erased."""
-    return ERASED_LABEL if value is None else value
+    """A participant's name or e-mail address, or that it was erased (R24)."""
+    return _("(erased)") if value is None else value
 
 
 FILTERS = {

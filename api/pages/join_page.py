@@ -8,12 +8,21 @@ The token is a credential: the page is never cached and not indexed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, make_response, render_template
 
 from api.blueprints.join import join_info
 from api.context import current_ledger
+from api.pages.i18n import current_language
 
 join_bp = Blueprint("join_page", __name__, template_folder="templates")
+
+
+@join_bp.context_processor
+def _language() -> dict[str, Any]:
+    """The participant's page is in their browser's language (English or Polish)."""
+    return {"page_language": current_language()}
 
 
 @join_bp.get("/join/<token>")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from api.pages.i18n import _
 from ledger import event_log
 from ledger.errors import ValidationFailed
 from projections.audit_log import redact
@@ -49,16 +50,16 @@ class LogFilter:
         wanted = tuple(t for t in types if t)
         unknown = [t for t in wanted if t not in event_log.TYPE_NAMES]
         if unknown:
-            raise ValidationFailed({"type": [f"{unknown[0]!r} is not an event type"]})
+            raise ValidationFailed({"type": [_("%(type)s is not an event type.", type=repr(unknown[0]))]})
         aggregate = (aggregate or "").strip() or None
         if aggregate is not None:
             try:
                 aggregate = str(UUID(aggregate))
             except ValueError:
-                raise ValidationFailed({"aggregate": ["must be an aggregate id (a UUID)"]}) from None
+                raise ValidationFailed({"aggregate": [_("Enter an aggregate id (a UUID).")]}) from None
         organizer = (organizer or "").strip() or None
         if organizer is not None and len(organizer) > 100:
-            raise ValidationFailed({"organizer": ["must be an organizer id"]})
+            raise ValidationFailed({"organizer": [_("Enter an organizer id.")]})
         return cls(wanted, organizer, aggregate)
 
     def matches(self, item: event_log.LogItem) -> bool:

@@ -116,7 +116,10 @@ def sign_in(token: str) -> RequestPrincipal | None:
     principal = api_tokens.lookup(current_ledger().db, token.strip())
     if principal is None:
         return None
+    language = session.get("lang")  # the person's own language choice outlives sessions
     session.clear()
+    if isinstance(language, str):
+        session["lang"] = language
     g.pop("page_principal", None)
     token_hash = api_tokens.hash_token(token.strip())
     session.permanent = True
@@ -126,6 +129,8 @@ def sign_in(token: str) -> RequestPrincipal | None:
     session["th"] = token_hash
     session["role"] = principal.role
     session["org"] = principal.organizer_id
+    if principal.organizer_id:  # the pages' language follows the organizer's country (api.pages.i18n)
+        session["country"] = current_ledger().service.organizer(principal.organizer_id).country
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
     return RequestPrincipal(principal.role, principal.organizer_id)
 
@@ -136,7 +141,10 @@ def sign_out() -> None:
     if isinstance(session_id, str):
         page_sessions.revoke(current_ledger().db, session_id)
     g.pop("page_principal", None)
+    language = session.get("lang")
     session.clear()
+    if isinstance(language, str):
+        session["lang"] = language
 
 
 def session_credential() -> str:
@@ -208,4 +216,7 @@ def check_csrf() -> None:
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD, "")
     if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="This form has expired or did not come from this site. Reload the page and try again.")
+        from api.pages.i18n import _
+
+        abort(400, description=_("This form has expired or did not come from this site. "
+                                 "Reload the page and try again."))

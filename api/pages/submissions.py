@@ -30,6 +30,7 @@ from flask import redirect, request
 from werkzeug.wrappers import Response
 
 from api.context import current_ledger
+from api.pages.i18n import _
 from api.pages.session_auth import CSRF_FIELD, session_credential
 from ledger.errors import IdempotencyKeyReused, RequestInProgress, ValidationFailed
 from ledger.idempotency_store import ActiveKey, Claim, ClaimResult, IdempotencyStore, KeySlot, Outcome, using_key
@@ -45,7 +46,7 @@ def new_key() -> str:
 def _key() -> str:
     key = request.form.get(FIELD, "")
     if not 8 <= len(key) <= 255 or not key.isprintable():
-        raise ValidationFailed({FIELD: ["this form is missing its key: reload the page and try again"]})
+        raise ValidationFailed({FIELD: [_("This form is missing its key: reload the page and try again.")]})
     return key
 
 
@@ -70,9 +71,9 @@ def _claim(slot: KeySlot) -> tuple[Claim, str | None]:
     if claim.result is ClaimResult.CLAIMED:
         return claim, None
     if claim.result is ClaimResult.REUSED:
-        raise IdempotencyKeyReused("this form was already sent with other values: reload the page", field=FIELD)
+        raise IdempotencyKeyReused(_("This form was already sent with other values: reload the page."), field=FIELD)
     if claim.result is ClaimResult.BUSY or claim.outcome is None:
-        raise RequestInProgress("this form is still being processed; reload the page in a moment")
+        raise RequestInProgress(_("This form is still being processed; reload the page in a moment."))
     return claim, claim.outcome.headers.get("Location", request.path)
 
 

@@ -15,6 +15,7 @@ from api.pages import submissions
 from api.pages.blueprint import bp, field_errors, reason_from, status_of
 from api.pages.event_list import events_page, wait_for_views
 from api.pages.formatting import input_value, local_time, parse_local, short_id
+from api.pages.i18n import _
 from api.pages.session_auth import ACTING_ROLES, signed_in
 from api.schemas import RescheduleSchema
 from ledger.domain.paid_event import PaidEvent
@@ -130,8 +131,8 @@ def reschedule(event_id: str) -> BaseResponse | tuple[str, int]:
                 str(paid_event.id), starts_at=body["starts_at"], session_id=session_id,
                 scope=g.principal.scope, expected_version=_version(values["version"]),
             )
-            flash(f"Rescheduled to {local_time(starts_at, paid_event.timezone)}. "
-                  "Every participant is being notified.", "ok")
+            flash(_("Rescheduled to %(when)s. Every participant is being notified.",
+                    when=local_time(starts_at, paid_event.timezone)), "ok")
             wait_for_views(ledger)
             return url_for("pages.event_schedule", event_id=paid_event.id)
 
@@ -153,15 +154,15 @@ def cancel_event(event_id: str) -> BaseResponse | tuple[str, int]:
                                values={"form_key": submissions.new_key(), "version": str(paid_event.version)}), 200
     values = {k: request.form.get(k, "") for k in ("reason", "form_key", "version")}
     try:
-        reason = reason_from(values["reason"], who="every participant")
+        reason = reason_from(values["reason"], to_everyone=True)
 
         def act() -> str:
             ledger.service.cancel_event(
                 str(paid_event.id), reason=reason, scope=g.principal.scope,
                 expected_version=_version(values["version"]),
             )
-            flash("The event is cancelled. Participants are being notified; "
-                  "paid participants are now refund due.", "ok")
+            flash(_("The event is cancelled. Participants are being notified; "
+                    "paid participants are now refund due."), "ok")
             wait_for_views(ledger)
             return url_for("pages.event", event_id=paid_event.id)
 

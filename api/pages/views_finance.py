@@ -20,6 +20,7 @@ from api.pages import log_browser
 from api.pages.blueprint import bp, field_errors, status_of
 from api.pages.charts import Bar, bar_chart
 from api.pages.formatting import format_amount
+from api.pages.i18n import _, period_label
 from api.pages.session_auth import signed_in
 from ledger import event_log
 from ledger.errors import LedgerError
@@ -106,11 +107,13 @@ def charts(report: fees.FeeReport) -> list[dict[str, Any]]:
         periods = sorted(set(wanted) | set(sums))
         bars = [Bar(p, sums.get(p, 0), format_amount(Money(sums.get(p, 0), currency).amount, currency), tick(p))
                 for p in periods]
-        title = f"Service fee per {filters.get('period') or 'month'} in {currency}"
+        period = period_label(str(filters.get("period") or "month"))
+        title = _("Service fee per %(period)s in %(currency)s", period=period, currency=currency)
         found.append({
             "currency": currency,
             "svg": bar_chart(f"fee-chart-{currency.lower()}", title, bars,
-                             description=f"{len(bars)} bars, one per period; amounts in {currency}."),
+                             description=_("%(count)s bars, one per period; amounts in %(currency)s.",
+                                           count=len(bars), currency=currency)),
         })
     return found
 

@@ -22,6 +22,7 @@ from api.context import current_ledger
 from api.pages import log_browser, submissions
 from api.pages.blueprint import bp, field_errors, reason_from, status_of
 from api.pages.event_list import wait_for_views
+from api.pages.i18n import _
 from api.pages.session_auth import ACTING_ROLES, safe_next, signed_in
 from api.pages.views_events import READ_ROLES, render_paid_tab
 from api.schemas import PaymentSchema, RefundSchema
@@ -56,6 +57,36 @@ def registration(registration_id: str) -> tuple[str, int]:
     return render_registration(registration_id)
 
 
+def render_money_form(
+    registration_id: str, kind: str, *, errors: dict[str, dict[str, list[str]]] | None = None,
+    values: dict[str, str] | None = None, back: str | None = None, status: int = 200,
+) -> tuple[str, int]:
+    """One money form on its own page (reached from who paid): the
+    participant's figures, the form, and the way back to the list."""
+    ledger = current_ledger()
+    registration = ledger.service.registration(registration_id, g.principal.scope)
+    paid_event = ledger.service.event(registration.event_id)
+    back = back or url_for("pages.event", event_id=paid_event.id)
+    return render_template(
+        "money_form.html", kind=kind, registration=registration, reg=registration.as_dict(), event=paid_event,
+        errors=errors or {}, values=values or {}, back=back, providers=PROVIDERS,
+    ), status
+
+
+@bp.get("/registrations/<registration_id>/payments/new")
+@signed_in(*ACTING_ROLES)
+def new_payment(registration_id: str) -> tuple[str, int]:
+    """Record a payment seen outside the providers, from who paid."""
+    return render_money_form(registration_id, "payment", back=safe_next(request.args.get("next")))
+
+
+@bp.get("/registrations/<registration_id>/refunds/new")
+@signed_in(*ACTING_ROLES)
+def new_refund(registration_id: str) -> tuple[str, int]:
+    """Record a refund (part or all of what was paid), from who paid."""
+    return render_money_form(registration_id, "refund", back=safe_next(request.args.get("next")))
+
+
 def _decide(registration_id: str, kind: str, command: Callable[[int | None], object], done: str) -> (
     BaseResponse | tuple[str, int]
 ):
@@ -77,6 +108,9 @@ def _decide(registration_id: str, kind: str, command: Callable[[int | None], obj
         form_id = f"{kind}-{registration_id}"
         errors = {form_id: field_errors(exc)}
         values = {f"{form_id}:{name}": request.form.get(name, "") for name in FORM_FIELDS}
+        if request.form.get("view") in ("payment", "refund"):
+            return render_money_form(registration_id, str(request.form.get("view")), errors=errors, values=values,
+                                     back=safe_next(request.form.get("next")), status=status_of(exc))
         if request.form.get("view") == "event":
             found = ledger.service.registration(registration_id, g.principal.scope)
             return render_paid_tab(found.event_id, errors=errors, open_form=form_id, values=values,
@@ -93,7 +127,7 @@ def confirm(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.confirm(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "confirm", command, "Participant confirmed.")
+    return _decide(registration_id, "confirm", command, _("Participant confirmed."))
 
 
 @bp.post("/registrations/<registration_id>/reject")
@@ -102,11 +136,11 @@ def reject(registration_id: str) -> BaseResponse | tuple[str, int]:
     service = current_ledger().service
 
     def command(version: int | None) -> object:
-        reason = reason_from(request.form.get("reason", ""), who="the participant")
+        reason = reason_from(request.form.get("reason", ""), to_everyone=False)
         return service.reject(registration_id, reason=reason, scope=g.principal.scope, expected_version=version)
 
     return _decide(registration_id, "reject", command,
-                   "Participant rejected and notified. Anything they paid is now refund due.")
+                   _("Participant rejected and notified. Anything they paid is now refund due."))
 
 
 @bp.post("/registrations/<registration_id>/resend")
@@ -117,7 +151,7 @@ def resend(registration_id: str) -> BaseResponse | tuple[str, int]:
     def command(version: int | None) -> object:
         return service.request_resend(registration_id, scope=g.principal.scope, expected_version=version)
 
-    return _decide(registration_id, "resend", command, "The confirmation e-mail will be sent again.")
+    return _decide(registration_id, "resend", command, _("The confirmation e-mail will be sent again."))
 
 
 def _amount(currency: str) -> Money:
@@ -147,7 +181,7 @@ def record_payment(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "payment", command,
-                   "Payment recorded. Whatever pays for no ticket is shown as owed back.")
+                   _("Payment recorded. Whatever pays for no ticket is shown as owed back."))
 
 
 @bp.post("/registrations/<registration_id>/refunds")
@@ -172,4 +206,4 @@ def record_refund(registration_id: str) -> BaseResponse | tuple[str, int]:
         )
 
     return _decide(registration_id, "refund", command,
-                   "Refund recorded. It was taken from what is owed back first, then from the ticket.")
+                   _("Refund recorded. It was taken from what is owed back first, then from the ticket."))

@@ -10,12 +10,15 @@ re-rendered *without* the secrets typed into it.
 
 from __future__ import annotations
 
+import re
+
 from flask import flash, g, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.context import current_ledger
 from api.pages import submissions
 from api.pages.blueprint import bp, field_errors, status_of
+from api.pages.i18n import _, gettext
 from api.pages.session_auth import signed_in
 from ledger.errors import LedgerError, ValidationFailed
 from ledger.providers import registry
@@ -26,6 +29,22 @@ HINTS = {cls.provider: cls.hint for cls in registry.PROVIDER_CLASSES}
 LABELS = {f.name: f.label for cls in registry.PROVIDER_CLASSES for f in cls.credential_fields}
 FORMS = {cls.provider: cls.field_names() for cls in registry.PROVIDER_CLASSES}
 SECRET_FIELDS = {cls.provider: cls.secret_field_names() for cls in registry.PROVIDER_CLASSES}
+#: Credential fields a provider does not require (a field may say so with
+#: ``optional=True`` or ``required=False``), marked "optional" on the forms.
+OPTIONAL_FIELDS = {
+    cls.provider: frozenset(f.name for f in cls.credential_fields
+                            if getattr(f, "optional", False) or not getattr(f, "required", True))
+    for cls in registry.PROVIDER_CLASSES
+}
+#: A rule id a description may end with ("— R1."): for code readers, not for people.
+_RULE_SUFFIX = re.compile(r"\s*[—-]\s*R\d{1,2}\.?\s*$")
+
+
+def provider_hint(provider: str) -> str:
+    """The provider's own one-sentence hint, without rule ids, in the page's
+    language (the Polish texts are in the catalog, see ``provider_texts``)."""
+    text = _RULE_SUFFIX.sub(".", HINTS.get(provider, "")).strip()
+    return gettext(text) if text else ""
 
 
 def _render(errors: dict[str, dict[str, list[str]]] | None = None, values: dict[str, str] | None = None,
@@ -33,7 +52,8 @@ def _render(errors: dict[str, dict[str, list[str]]] | None = None, values: dict[
     organizer = current_ledger().service.organizer(g.principal.organizer_id or "", g.principal.scope)
     return render_template(
         "providers.html", organizer=organizer, forms=FORMS, labels=LABELS, hints=HINTS, names=NAMES,
-        secret_fields=SECRET_FIELDS, errors=errors or {}, values=values or {},
+        secret_fields=SECRET_FIELDS, optional_fields=OPTIONAL_FIELDS, hint=provider_hint, errors=errors or {},
+        values=values or {},
     ), status
 
 
@@ -51,15 +71,18 @@ def connect_provider() -> BaseResponse | tuple[str, int]:
     provider = request.form.get("provider", "")
     try:
         if provider not in registry.PROVIDERS:
-            raise ValidationFailed({"provider": [f"must be one of {', '.join(registry.PROVIDERS)}"]})
+            choices = ", ".join(NAMES.values())
+            raise ValidationFailed({"provider": [_("Choose one of: %(providers)s.", providers=choices)]})
         fields = {k: request.form.get(k, "") for k in FORMS[provider]}
+        fields = {k: v for k, v in fields.items() if v.strip() or k not in OPTIONAL_FIELDS[provider]}
 
         def act() -> str:
             connected = ledger.connector.connect(
                 org, provider, fields, scope=g.principal.scope,
                 connection_id=str(submissions.derived_id("connection")),
             )
-            flash(f"{NAMES[provider]} connected (connection {connected.connection_id[:8]}).", "ok")
+            flash(_("%(provider)s connected (connection %(connection)s).", provider=NAMES[provider],
+                    connection=connected.connection_id[:8]), "ok")
             return url_for("pages.providers")
 
         return submissions.run_once(act)

@@ -1,4 +1,4 @@
-"""The pages' pure helpers (no browser, no database): money per currency, times
+"""The pages' pure helpers (no browser, no database): money per language, times
 typed in the event's zone, the SVG chart's escaping, the login redirect guard."""
 
 from __future__ import annotations
@@ -13,16 +13,20 @@ from api.pages.session_auth import safe_next
 from ledger.errors import ValidationFailed
 
 
-@pytest.mark.parametrize(("amount", "currency", "shown"), [
-    ("49.00", "USD", "$49.00"),
-    ("1234567.50", "EUR", "€1,234,567.50"),
-    ("1234.50", "PLN", "1\u202f234,50\u00a0zł"),
-    ("-12.30", "GBP", "\u2212£12.30"),
-    ("2000.00", "CHF", "CHF\u00a02’000.00"),
-    ("700000.00", "HUF", "700\u202f000,00\u00a0Ft"),
+@pytest.mark.parametrize(("amount", "currency", "language", "shown"), [
+    ("49.00", "USD", "en", "$49.00"),
+    ("1234567.50", "EUR", "en", "€1,234,567.50"),
+    ("1234.50", "PLN", "en", "PLN\u00a01,234.50"),
+    ("-12.30", "GBP", "en", "\u2212£12.30"),
+    ("2000.00", "CHF", "en", "CHF\u00a02,000.00"),
+    ("700000.00", "HUF", "en", "HUF\u00a0700,000.00"),  # every stored digit, not CLDR's cash digits
+    ("49.00", "PLN", "pl", "49,00\u00a0zł"),
+    ("12345.67", "PLN", "pl", "12\u00a0345,67\u00a0zł"),
+    ("49.00", "USD", "pl", "49,00\u00a0USD"),
+    ("-1234.50", "EUR", "pl", "\u22121\u00a0234,50\u00a0€"),
 ])
-def test_amounts_are_shown_in_each_currencys_style(amount: str, currency: str, shown: str) -> None:
-    assert format_amount(amount, currency) == shown
+def test_amounts_are_shown_in_the_pages_language(amount: str, currency: str, language: str, shown: str) -> None:
+    assert format_amount(amount, currency, language) == shown
 
 
 def test_times_are_read_and_shown_in_the_events_zone() -> None:

@@ -106,6 +106,9 @@ def test_the_join_link_in_the_email_opens_a_page(
     assert "Your access is valid" in html and "every session" in html
     assert "18:00" in html and "1 Dec 2037" in html and "8 Dec 2037" in html
     assert page.headers["Cache-Control"] == "no-store"
+    polish = client.get(f"/join/{token}", headers={"Accept-Language": "pl-PL,pl;q=0.9"}).get_data(as_text=True)
+    assert "Twój dostęp jest ważny" in polish and "wt. 1 gru 2037, 18:00" in polish  # the browser's language
+    assert '<html lang="pl">' in polish and "/app/language/" not in polish  # the token stays out of other URLs
     client.post(f"/v1/registrations/{rid}/reject", json={"reason": "test"}, headers=event["_org"].headers)
     with shared_ledger.db.transaction() as conn:
         access_tokens.revoke_registration(conn, rid, reason="rejected", at=datetime.now(UTC))

@@ -24,7 +24,9 @@ DOCS_SHOTS = ROOT / "docs" / "screenshots"
 DOC_SHOTS = frozenset({
     "01-login", "03-events", "04-who-paid", "05-who-paid-after-actions", "06-reject-error",
     "07-reschedule-confirm", "08-cancel-confirm", "09-cancelled", "10-fee-report", "11-event-log",
-    "12-registration-history", "13-providers", "14-phone-who-paid",
+    "12-registration-history", "13-providers", "14-phone-who-paid", "17-create-event-error", "18-event-created",
+    "19-record-payment", "20-record-partial-refund", "21-who-paid-after-refund", "22-polish-who-paid",
+    "23-polish-create-event-error",
 })
 
 
@@ -73,11 +75,17 @@ def follow(page: Any, action: Any) -> None:
             action.click()
 
 
-def sign_in(page: Any, live: LiveApp, token: str) -> None:
-    page.goto(f"{live.url}/app/login")
-    page.get_by_label("Access token").fill(token)
-    follow(page, page.get_by_role("button", name="Sign in"))
-    assert "Signed in as" in page.locator(".flashes").inner_text()
+def sign_in(page: Any, live: LiveApp, token: str, *, language: str | None = "en") -> None:
+    """Sign in; ``language`` first picks the pages' language with the switch
+    (the seeded organizers are Polish, whose pages are otherwise in Polish).
+    ``None`` leaves the choice to the organizer's country and the browser."""
+    if language is not None:
+        page.goto(f"{live.url}/app/language/{language}?next=/app/login")
+    else:
+        page.goto(f"{live.url}/app/login")
+    page.locator("#token").fill(token)  # "Access token" / "Token dostępu"
+    follow(page, page.locator("main form button[type=submit]"))
+    assert page.locator(".flashes").count() == 1
 
 
 def seed(

@@ -23,13 +23,14 @@ PACKAGES = ("ledger", "projections", "api", "workers", "entrypoints")
 ALLOWED: dict[str, set[str]] = {
     "ledger": {"ledger"},
     "projections": {"projections", "ledger"},
-    "api": {"api", "ledger", "projections", "flask", "flask_smorest", "flask_limiter", "werkzeug", "marshmallow",
-            "webargs", "apispec"},
+    "api": {"api", "ledger", "projections", "flask", "flask_smorest", "flask_limiter", "flask_babel", "werkzeug",
+            "marshmallow", "webargs", "apispec"},
     "workers": {"workers", "ledger", "kafka", "smtplib"},
     "entrypoints": set(PACKAGES) | {"flask", "kafka", "click", "gunicorn", "rich"},
 }
 #: Names that belong to a layer: importing them from elsewhere is a violation.
-GUARDED = set(PACKAGES) | {"flask", "flask_smorest", "flask_limiter", "werkzeug", "marshmallow", "webargs", "apispec",
+GUARDED = set(PACKAGES) | {"flask", "flask_smorest", "flask_limiter", "flask_babel", "werkzeug", "marshmallow",
+                           "webargs", "apispec",
                            "kafka", "smtplib", "aiosmtpd"}
 
 

@@ -25,6 +25,23 @@ def test_page_templates_name_no_rule() -> None:
     assert found == []
 
 
+def test_polish_page_catalog_names_no_rule() -> None:
+    from babel.messages.pofile import read_po
+
+    with open(ROOT / "api" / "pages" / "translations" / "pl" / "LC_MESSAGES" / "messages.po", "rb") as source:
+        catalog = read_po(source)
+    texts = [str(t) for m in catalog if m.id
+             for t in (m.string if isinstance(m.string, (list, tuple)) else (m.string,))]
+    assert texts and [t for t in texts if RULE_ID.search(t)] == []
+
+
+def test_provider_hints_on_pages_name_no_rule() -> None:
+    from api.pages.views_providers import provider_hint
+    from ledger.providers.registry import PROVIDERS
+
+    assert [p for p in PROVIDERS if RULE_ID.search(provider_hint(p))] == []
+
+
 def test_flash_messages_name_no_rule() -> None:
     flashes = re.compile(r"(?:flash|_decide)\((?:[^()]|\([^()]*\))*\)", re.S)
     found = [
