@@ -60,14 +60,35 @@ AMOUNT_PATTERN = r"^-?([0-9]+(\.[0-9]{0,2})?|\.[0-9]{1,2})$"
 CURRENCIES = sorted(MINOR_UNIT_DIGITS)
 
 
+class CurrencyCode(fields.String):
+    """An ISO 4217 code in any case (``"usd"``, ``"Usd"``), read as upper case:
+    ISO codes are letters whose case carries no meaning, and refusing ``usd`` as
+    "not an accepted currency" told the organizer nothing useful.  Three letters
+    that are not one of R6's currencies stay ``currency_not_supported``, with
+    the accepted codes named (``ledger.errors.CurrencyNotSupported``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": "^[A-Za-z]{3}$", "example": "USD",
+            "description": "ISO 4217 code, any case (read as upper case); one of " + ", ".join(CURRENCIES),
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) != 3 or not (text.isascii() and text.isalpha()):
+            raise ValidationError("must be a three-letter ISO 4217 code such as USD")
+        return text.upper()
+
+
 class MoneySchema(Schema):
     amount = fields.Raw(
         required=True,
         metadata={"type": "string", "pattern": AMOUNT_PATTERN, "example": "49.00",
                   "description": "decimal string, major units"},
     )
-    currency = fields.String(required=True, validate=validate.Length(equal=3),
-                             metadata={"enum": CURRENCIES, "example": "USD"})
+    currency = CurrencyCode(required=True)
 
 
 def money_from(data: dict[str, Any], field: str = "amount") -> Money:

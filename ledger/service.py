@@ -261,6 +261,9 @@ class LedgerService:
             return existing
         check_provider_country(provider, organizer.country)
         check_price(price, provider)
+        now = self.clock()
+        for starts_at in sessions:
+            PaidEvent.check_future(starts_at, now, field="sessions" if len(sessions) > 1 else "starts_at")
         connection_id = organizer.connection_for(provider)
         if connection_id is None:
             raise ProviderNotConnected(
@@ -299,7 +302,7 @@ class LedgerService:
         expected_version: int | None = None,
     ) -> PaidEvent:
         def change(paid_event: PaidEvent) -> Saved:
-            paid_event.reschedule(starts_at.astimezone(UTC), session_id)
+            paid_event.reschedule(starts_at.astimezone(UTC), session_id, now=self.clock())
             return (paid_event,)
 
         return self._change_event(event_id, change, scope=scope, expected_version=expected_version)

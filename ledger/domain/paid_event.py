@@ -23,7 +23,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.errors import CapacityExhausted, EventCancelled, InvalidState, NotFound, PriceImmutable, ValidationFailed
+from ledger.errors import (
+    CapacityExhausted,
+    EventCancelled,
+    InvalidState,
+    NotFound,
+    PriceImmutable,
+    StartsAtInPast,
+    ValidationFailed,
+)
 from ledger.money import Money
 
 
@@ -81,6 +89,21 @@ class PaidEvent(Aggregate):
 
     # --- details and schedule -------------------------------------------------
 
+    @staticmethod
+    def check_future(starts_at: datetime, now: datetime, *, field: str = "starts_at") -> None:
+        """Every session given -- at creation or by a reschedule -- must start
+        after ``now`` (the ledger's clock): a past date would be mailed to every
+        participant (R13) and nobody could join it.  This holds for a permanent
+        series too: it is paid once for sessions still to come (R10), so each
+        session named at creation is in the future.  A session of a series that
+        has already taken place stays as it was; it can be moved, but only to a
+        future time."""
+        if starts_at <= now:
+            raise StartsAtInPast(
+                f"{starts_at.isoformat()} is not in the future (now is {now.replace(microsecond=0).isoformat()})",
+                field=field,
+            )
+
     class DetailsEdited(Aggregate.Event):
         title: str
         description: str
@@ -120,10 +143,11 @@ class PaidEvent(Aggregate):
         starts_at: str
         previous_starts_at: str
 
-    def reschedule(self, starts_at: datetime, session_id: str | None) -> None:
-        """R13: move one session (or the only one); participants are notified by
-        the notify worker reacting to this event."""
+    def reschedule(self, starts_at: datetime, session_id: str | None, *, now: datetime) -> None:
+        """R13: move one session (or the only one), never into the past;
+        participants are notified by the notify worker reacting to this event."""
         self._require_scheduled()
+        self.check_future(starts_at, now)
         if session_id is None:
             if len(self.sessions) != 1:
                 raise InvalidState(
