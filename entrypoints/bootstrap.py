@@ -25,6 +25,7 @@ from ledger.provider_connections import ProviderConnector
 from ledger.provider_notifications import NotificationReceiver
 from ledger.providers.endpoints import ProviderEndpoints
 from ledger.registration_desk import RegistrationDesk
+from ledger.registration_emails import RegistrationEmails
 from ledger.secret_box import SecretBox
 from ledger.service import LedgerService
 
@@ -69,6 +70,7 @@ def bootstrap(
     service = LedgerService(
         store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds),
         manual_hold=timedelta(seconds=settings.manual_hold_seconds),
+        emails=RegistrationEmails(db, settings.secret_key),
     )
     secret_box = SecretBox(settings.secret_key)
     providers = ProviderAccess(

@@ -43,9 +43,8 @@ from ledger.service import LedgerService
 
 log = logging.getLogger(__name__)
 
-#: Failure reasons after which a checkout can no longer be paid: a retry would
-#: only find the same dead session (every provider replays it by our ids).
-CLOSED_REASONS = frozenset({"expired", "failed"})
+#: Failure reasons after which a checkout can no longer be paid.
+CLOSED_REASONS = Registration.CHECKOUT_CLOSED_REASONS
 
 
 class CheckoutNotStarted(ProviderUnavailable):

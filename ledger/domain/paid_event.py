@@ -236,9 +236,16 @@ class PaidEvent(Aggregate):
     def sell_seat(self, registration_id: str, *, capacity: int, now: datetime) -> bool:
         """Turn the registration's hold into a sold seat.  If its hold lapsed, a
         free seat is taken instead; if none is left, return False (the caller
-        records the money anyway and owes it back, R9)."""
+        records the money anyway and owes it back, R9, R17).
+
+        ``capacity`` is the plan as it is *now*: a hold never sells beyond it.
+        After a downgrade (5 seats held, plan changed to 3) the first three
+        payments get seats and the other two are owed back -- a plan change
+        limits every later sale at once (R20), holds taken before it included."""
         if registration_id in self.sold:
             return True
+        if len(self.sold) >= capacity:
+            return False
         if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
             return False
         self._seat_sold(registration_id=registration_id)

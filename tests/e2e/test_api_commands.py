@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from tests.support.api_client import Tokens, bearer
 
+#: A new participant per call (one registration per e-mail and event).
+_PARTICIPANTS = itertools.count(1)
+
 
 def register(client: FlaskClient, event_id: str, **extra: Any) -> Any:
-    body = {"name": "Ada", "email": "ada@example.com", **extra}
+    body = {"name": "Ada", "email": f"ada+{next(_PARTICIPANTS)}@example.com", **extra}
     return client.post(f"/v1/events/{event_id}/registrations", json=body)
 
 

@@ -183,3 +183,14 @@ def test_a_session_cannot_be_moved_into_the_past() -> None:
         assert refused.value.code == "starts_at_in_past"
     event.reschedule(NOW + timedelta(minutes=1), None, now=NOW)
     assert event.starts_at == (NOW + timedelta(minutes=1)).isoformat()
+
+
+def test_a_plan_downgrade_limits_sales_of_seats_held_before_it() -> None:
+    """Issue 13 item 9 (R9, R20): holds taken under a plan of 5 sell only 3 on a plan of 3."""
+    event = make_event()
+    until = NOW + timedelta(hours=1)
+    for i in range(5):
+        event.hold_seat(f"r{i}", capacity=5, now=NOW, until=until)
+    sold = [event.sell_seat(f"r{i}", capacity=3, now=NOW) for i in range(5)]
+    assert sold == [True, True, True, False, False]
+    assert event.summary(3, NOW)["tickets_sold"] == 3
