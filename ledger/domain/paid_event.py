@@ -269,6 +269,16 @@ class PaidEvent(Aggregate):
         self.sold.pop(registration_id, None)
         self.holds.pop(registration_id, None)
 
+    def seat_of(self, registration_id: str, now: datetime) -> tuple[str, str | None]:
+        """One registration's seat as shown to people (R20): ``("sold", None)``,
+        ``("held", <expiry>)`` while an unexpired hold keeps it, else
+        ``("none", None)`` -- a lapsed hold holds nothing."""
+        if registration_id in self.sold:
+            return "sold", None
+        if self.status == "scheduled" and self.holds_seat(registration_id, now):
+            return "held", self.holds[registration_id]
+        return "none", None
+
     def summary(self, capacity: int, now: datetime) -> dict[str, Any]:
         """Seats as shown to people: sold and held apart (R20), so a sell-out
         by unpaid holds is visible as such."""
