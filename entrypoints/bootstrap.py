@@ -77,7 +77,10 @@ def bootstrap(
         db=db, secret_box=secret_box, service=service, endpoints=endpoints or endpoints_for(settings)
     )
     intake = PaymentIntake(service=service, access=providers)
-    checkout = CheckoutStarter(service=service, access=providers, public_url=settings.public_url)
+    checkout = CheckoutStarter(
+        service=service, access=providers, public_url=settings.public_url,
+        poll_without_webhook=timedelta(seconds=settings.poll_without_webhook_seconds),
+    )
     return Ledger(
         settings=settings, database_url=url, db=db, store=store, service=service,
         secret_box=secret_box, clock=clock, providers=providers,

@@ -66,6 +66,9 @@ class Settings:
     seat_hold_seconds: int = 900
     #: R20: how long an offline (manual) registration holds its seat.
     manual_hold_seconds: int = 86400
+    #: R1: how often the reconciler polls an open checkout of a connection
+    #: without webhooks (a Stripe key alone).
+    poll_without_webhook_seconds: int = 30
     #: Per-client limits of the public operations (``limits`` notation, e.g.
     #: "10 per minute; 50 per hour"; "off" lifts one), see ``api/rate_limits.py``.
     rate_limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -108,6 +111,7 @@ class Settings:
             paypal_api_base=values.paypal_api_base,
             seat_hold_seconds=values.seat_hold_seconds,
             manual_hold_seconds=values.manual_hold_seconds,
+            poll_without_webhook_seconds=values.poll_without_webhook_seconds,
             rate_limits={
                 name: env_map.get(f"LEDGER_RATE_LIMIT_{name.upper()}") or default
                 for name, default in DEFAULT_RATE_LIMITS.items()
@@ -153,6 +157,11 @@ class Environment(BaseSettings):
     seat_hold_seconds: int = Field(900, ge=60, le=86_400)
     #: R20: how long an offline (manual) registration holds its seat: up to 30 days.
     manual_hold_seconds: int = Field(86_400, ge=1, le=30 * 86_400)
+    #: R1: a payment through a connection without webhooks is booked at most
+    #: this long (plus the reconciler's 5 s idle wait and one provider call)
+    #: after it is made, if the participant does not come back: 1 to 50 s,
+    #: so the delay stays within a minute.
+    poll_without_webhook_seconds: int = Field(30, ge=1, le=50)
     rate_limit_storage: Literal["postgresql", "memory"] = "postgresql"
     return_checks_per_minute: int = Field(3, ge=1, le=600)
     trusted_proxies: int = Field(0, ge=0, le=10)

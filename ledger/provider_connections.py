@@ -59,7 +59,8 @@ class ProviderConnector:
         masked: dict[str, str] = {}
         if description.has_checkout:
             require_fields(description, fields)  # type: ignore[arg-type]
-            creds = {k: str(v).strip() for k, v in fields.items()}
+            # A blank optional field (Stripe's webhook secret) is no field.
+            creds = {k: str(v).strip() for k, v in fields.items() if str(v).strip()}
             masked = mask(description, creds)
             # R3 before any network call: no credential check for a provider
             # the organizer may not use anyway.

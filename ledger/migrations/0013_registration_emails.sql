@@ -15,3 +15,11 @@ CREATE TABLE IF NOT EXISTS registration_emails (
   registration_id uuid  NOT NULL UNIQUE,
   PRIMARY KEY (event_id, email_digest)
 );
+
+-- Issue 13 item 1 (R1): a checkout of a connection that receives no webhooks
+-- (a Stripe key alone) is polled at this steady interval from its creation,
+-- without backoff, so its payment is booked within a bounded delay
+-- (LEDGER_POLL_WITHOUT_WEBHOOK_SECONDS); NULL: the webhook is the normal path
+-- and the reconciler's first delay and backoff apply.
+ALTER TABLE provider_checkouts ADD COLUMN IF NOT EXISTS steady_poll_seconds integer
+  CHECK (steady_poll_seconds IS NULL OR steady_poll_seconds > 0);
