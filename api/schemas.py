@@ -199,6 +199,10 @@ class EventCreateSchema(Schema):
     timezone = fields.String(load_default="UTC", metadata={"example": "Europe/Warsaw"})
     price = fields.Nested(MoneySchema, required=True)
     provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    connect = fields.Nested(ProviderConnectSchema, load_default=None, metadata={
+        "description": "connect the event's provider in the same request: a body of POST "
+                       "/v1/organizers/{org}/providers (its `provider` may be left out). Checked with the "
+                       "event's own rules first; a connection the provider refuses creates no event"})
 
     @validates("timezone")
     def _valid_zone(self, value: str, **_: Any) -> None:
@@ -278,6 +282,14 @@ def _at_most_30_fields(value: dict[str, str]) -> None:
     if len(value) > 30:
         raise ValidationError("Longer than maximum length 30.")
 
+
+
+class EventCreatedSchema(EventSchema):
+    """The answer to creating an event: the event, and the connection made
+    with it (``connect``), or null."""
+
+    connection = fields.Nested(ConnectionSchema, allow_none=True, metadata={
+        "description": "the provider connection made by `connect` in this request, or null"})
 
 class RegistrationCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))

@@ -254,22 +254,35 @@ class LedgerService:
 
     # --- events ------------------------------------------------------------------------
 
-    def create_event(
-        self, *, organizer_id: str, title: str, description: str, sessions: list[datetime],
-        timezone: str, permanent: bool, price: Money, provider: str, scope: Scope = ANYONE,
-        new_id: UUID | None = None,
-    ) -> PaidEvent:
-        organizer = self.organizer(organizer_id, scope)
-        uid = new_id or uuid.uuid4()
-        existing = self._existing(new_id)
-        if isinstance(existing, PaidEvent):
-            return existing
+    def check_new_event(
+        self, organizer: Organizer, *, sessions: list[datetime], price: Money, provider: str
+    ) -> None:
+        """The rules an event must meet before anything is recorded for it:
+        R3's country, R5/R6's price, sessions in the future.  Also run before
+        connecting a provider inline (``ProviderConnector.create_event``), so a
+        refused event leaves no connection behind."""
         check_provider_country(provider, organizer.country)
         check_price(price, provider)
         now = self.clock()
         for starts_at in sessions:
             PaidEvent.check_future(starts_at, now, field="sessions" if len(sessions) > 1 else "starts_at")
-        connection_id = organizer.connection_for(provider)
+
+    def create_event(
+        self, *, organizer_id: str, title: str, description: str, sessions: list[datetime],
+        timezone: str, permanent: bool, price: Money, provider: str, scope: Scope = ANYONE,
+        new_id: UUID | None = None, connection_id: str | None = None,
+    ) -> PaidEvent:
+        """``connection_id``: the connection to be paid through (one just made
+        for this event); by default the organizer's newest one of ``provider``."""
+        organizer = self.organizer(organizer_id, scope)
+        uid = new_id or uuid.uuid4()
+        existing = self._existing(new_id)
+        if isinstance(existing, PaidEvent):
+            return existing
+        self.check_new_event(organizer, sessions=sessions, price=price, provider=provider)
+        if connection_id is not None and organizer.connections.get(connection_id, {}).get("provider") != provider:
+            raise ProviderNotConnected(f"connection {connection_id} is not a {provider} connection", field="provider")
+        connection_id = connection_id or organizer.connection_for(provider)
         if connection_id is None:
             raise ProviderNotConnected(
                 f"connect {provider} before creating an event paid through it", field="provider"
