@@ -47,6 +47,9 @@ def endpoints_for(settings: Settings, env: Mapping[str, str] | None = None) -> P
             "LEDGER_STRIPE_API_BASE": settings.stripe_api_base,
             "LEDGER_PAYU_API_BASE": settings.payu_api_base,
             "LEDGER_PAYPAL_API_BASE": settings.paypal_api_base,
+            "LEDGER_PAYPAL_CLIENT_ID": settings.paypal_client_id or "",
+            "LEDGER_PAYPAL_CLIENT_SECRET": settings.paypal_client_secret or "",
+            "LEDGER_PAYPAL_WEBHOOK_ID": settings.paypal_webhook_id or "",
         }
     )
     return ProviderEndpoints.from_env(merged)
