@@ -97,6 +97,20 @@ class Op:
     tag: str | None = None
     position: bool = False  # the answer carries Ledger-Position (built from a view)
     errors: tuple[int, ...] = ()  # beyond those the rules below derive
+    #: The problem ``code`` values an error status of this operation can carry,
+    #: by status: named in that response's description and given as examples,
+    #: so a client knows what to branch on (e.g. 409 ``event_cancelled`` on a
+    #: registration).  Statuses not named here keep the shared description.
+    codes: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+
+#: Codes every POST/PATCH can answer whatever it does (``api.idempotency``).
+_KEY_409 = ("request_in_progress",)
+_KEY_422 = ("validation_failed", "idempotency_key_reused")
+_PRICE_422 = (
+    "amount_invalid", "currency_not_supported", "currency_not_supported_by_provider", "price_below_minimum",
+    "price_below_provider_minimum", "price_above_limit",
+)
 
 
 #: Every operation, by (method, path as documented).
@@ -109,13 +123,26 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("get", "/v1/organizers/{org}/providers"): Op("list_provider_connections"),
     ("post", "/v1/organizers/{org}/providers"): Op("connect_provider", if_match=True, etag=True, provider=True),
     ("post", "/v1/tokens"): Op("create_token", tag="tokens", errors=(404,)),
-    ("post", "/v1/events"): Op("create_event", etag=True, created=True, provider=True, errors=(404,)),
+    ("post", "/v1/events"): Op(
+        "create_event", etag=True, created=True, provider=True, errors=(404,),
+        codes=((409, ("version_conflict", *_KEY_409)),
+               (422, (*_KEY_422, "starts_at_in_past", *_PRICE_422, "provider_not_available_in_country",
+                      "provider_not_connected")))),
     ("get", "/v1/events/{event_id}"): Op("get_event", etag=True),
-    ("patch", "/v1/events/{event_id}"): Op("edit_event", if_match=True, etag=True),
-    ("post", "/v1/events/{event_id}/reschedule"): Op("reschedule_event", if_match=True, etag=True),
-    ("post", "/v1/events/{event_id}/cancel"): Op("cancel_event", if_match=True, etag=True),
+    ("patch", "/v1/events/{event_id}"): Op(
+        "edit_event", if_match=True, etag=True,
+        codes=((409, ("event_cancelled", "version_conflict", *_KEY_409)), (422, (*_KEY_422, "price_immutable")))),
+    ("post", "/v1/events/{event_id}/reschedule"): Op(
+        "reschedule_event", if_match=True, etag=True,
+        codes=((409, ("event_cancelled", "invalid_state", "version_conflict", *_KEY_409)),
+               (422, (*_KEY_422, "starts_at_in_past")))),
+    ("post", "/v1/events/{event_id}/cancel"): Op(
+        "cancel_event", if_match=True, etag=True,
+        codes=((409, ("event_cancelled", "version_conflict", *_KEY_409)), (422, _KEY_422))),
     ("post", "/v1/events/{event_id}/registrations"): Op(
-        "create_registration", public=True, rate_limited=True, provider=True, etag=True, created=True),
+        "create_registration", public=True, rate_limited=True, provider=True, etag=True, created=True,
+        codes=((409, ("event_cancelled", "version_conflict", *_KEY_409)),
+               (422, (*_KEY_422, "capacity_exhausted")))),
     ("get", "/v1/registrations/{registration_id}"): Op("get_registration", etag=True),
     ("post", "/v1/registrations/{registration_id}/payments"): Op("record_payment", if_match=True, etag=True),
     ("post", "/v1/registrations/{registration_id}/confirm"): Op("confirm_registration", if_match=True, etag=True),
@@ -199,7 +226,8 @@ OPTIONAL: dict[str, set[str]] = {
     "BooksStatus": {"balanced", "position", "problems", "error"},
     "Connection": {"webhook_url"},
     "FeeReport": {"as_of"},  # only with ?as_of=
-    "ParticipantPage": {"as_of"},  # only for providers that call back
+    "ParticipantPage": {"as_of", "seats"},  # as_of only with ?as_of=, seats only without
+    "Participant": {"seat", "seat_held_until"},  # now, not as of a past position
     "ProjectionsStatus": {"generation", "position", "head", "lag", "rebuilding", "rebuild_position",
                           "rebuild_target", "error"},
 }
@@ -251,6 +279,20 @@ def _null_in_nullable_enums(schema: dict[str, Any]) -> None:
             prop["enum"] = [*prop["enum"], None]
 
 
+def _coded_response(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
+    """An error status with the problem codes this operation can answer in it."""
+    phrase = http.HTTPStatus(status).phrase
+    return {
+        "description": f"{ERROR_DESCRIPTIONS.get(status, phrase)}. `code` is one of: {', '.join(codes)}",
+        "content": {PROBLEM: {
+            "schema": PROBLEM_REF,
+            "examples": {code: {"value": {
+                "type": f"https://ledger.example/problems/{code}", "title": phrase, "status": status,
+                "detail": code.replace("_", " "), "code": code}} for code in codes},
+        }},
+    }
+
+
 def _complete(path: str, method: str, operation: dict[str, Any], op: Op) -> None:
     operation["operationId"] = op.operation_id
     if op.tag:
@@ -284,8 +326,12 @@ def _complete(path: str, method: str, operation: dict[str, Any], op: Op) -> None
         errors.add(503)
     if op.public and not op.rate_limited and path.startswith("/v1/webhooks"):
         errors |= {400, 404}
-    for status in errors:
-        responses.setdefault(str(status), {"$ref": f"#/components/responses/{http.HTTPStatus(status).name}"})
+    coded = dict(op.codes)
+    for status in errors | set(coded):
+        if status in coded:
+            responses[str(status)] = _coded_response(status, coded[status])
+        else:
+            responses.setdefault(str(status), {"$ref": f"#/components/responses/{http.HTTPStatus(status).name}"})
     operation["responses"] = responses = dict(sorted(responses.items()))
 
     for code, response in responses.items():

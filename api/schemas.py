@@ -60,14 +60,35 @@ AMOUNT_PATTERN = r"^-?([0-9]+(\.[0-9]{0,2})?|\.[0-9]{1,2})$"
 CURRENCIES = sorted(MINOR_UNIT_DIGITS)
 
 
+class CurrencyCode(fields.String):
+    """An ISO 4217 code in any case (``"usd"``, ``"Usd"``), read as upper case:
+    ISO codes are letters whose case carries no meaning, and refusing ``usd`` as
+    "not an accepted currency" told the organizer nothing useful.  Three letters
+    that are not one of R6's currencies stay ``currency_not_supported``, with
+    the accepted codes named (``ledger.errors.CurrencyNotSupported``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": "^[A-Za-z]{3}$", "example": "USD",
+            "description": "ISO 4217 code, any case (read as upper case); one of " + ", ".join(CURRENCIES),
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) != 3 or not (text.isascii() and text.isalpha()):
+            raise ValidationError("must be a three-letter ISO 4217 code such as USD")
+        return text.upper()
+
+
 class MoneySchema(Schema):
     amount = fields.Raw(
         required=True,
         metadata={"type": "string", "pattern": AMOUNT_PATTERN, "example": "49.00",
                   "description": "decimal string, major units"},
     )
-    currency = fields.String(required=True, validate=validate.Length(equal=3),
-                             metadata={"enum": CURRENCIES, "example": "USD"})
+    currency = CurrencyCode(required=True)
 
 
 def money_from(data: dict[str, Any], field: str = "amount") -> Money:
@@ -178,6 +199,10 @@ class EventCreateSchema(Schema):
     timezone = fields.String(load_default="UTC", metadata={"example": "Europe/Warsaw"})
     price = fields.Nested(MoneySchema, required=True)
     provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    connect = fields.Nested(ProviderConnectSchema, load_default=None, metadata={
+        "description": "connect the event's provider in the same request: a body of POST "
+                       "/v1/organizers/{org}/providers (its `provider` may be left out). Checked with the "
+                       "event's own rules first; a connection the provider refuses creates no event"})
 
     @validates("timezone")
     def _valid_zone(self, value: str, **_: Any) -> None:
@@ -257,6 +282,14 @@ def _at_most_30_fields(value: dict[str, str]) -> None:
     if len(value) > 30:
         raise ValidationError("Longer than maximum length 30.")
 
+
+
+class EventCreatedSchema(EventSchema):
+    """The answer to creating an event: the event, and the connection made
+    with it (``connect``), or null."""
+
+    connection = fields.Nested(ConnectionSchema, allow_none=True, metadata={
+        "description": "the provider connection made by `connect` in this request, or null"})
 
 class RegistrationCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))

@@ -27,6 +27,7 @@ from ledger.provider_connections import ProviderConnector
 from ledger.provider_notifications import NotificationReceiver
 from ledger.providers.endpoints import ProviderEndpoints
 from ledger.registration_desk import RegistrationDesk
+from ledger.registration_emails import RegistrationEmails
 from ledger.secret_box import SecretBox
 from ledger.service import LedgerService
 
@@ -48,6 +49,9 @@ def endpoints_for(settings: Settings, env: Mapping[str, str] | None = None) -> P
             "LEDGER_STRIPE_API_BASE": settings.stripe_api_base,
             "LEDGER_PAYU_API_BASE": settings.payu_api_base,
             "LEDGER_PAYPAL_API_BASE": settings.paypal_api_base,
+            "LEDGER_PAYPAL_CLIENT_ID": settings.paypal_client_id or "",
+            "LEDGER_PAYPAL_CLIENT_SECRET": settings.paypal_client_secret or "",
+            "LEDGER_PAYPAL_WEBHOOK_ID": settings.paypal_webhook_id or "",
         }
     )
     return ProviderEndpoints.from_env(merged)
@@ -73,12 +77,16 @@ def bootstrap(
     service = LedgerService(
         store, clock=clock, seat_hold=timedelta(seconds=settings.seat_hold_seconds),
         manual_hold=timedelta(seconds=settings.manual_hold_seconds),
+        emails=RegistrationEmails(db, settings.secret_key),
     )
     providers = ProviderAccess(
         db=db, secret_box=secret_box, service=service, endpoints=endpoints or endpoints_for(settings)
     )
     intake = PaymentIntake(service=service, access=providers)
-    checkout = CheckoutStarter(service=service, access=providers, public_url=settings.public_url)
+    checkout = CheckoutStarter(
+        service=service, access=providers, public_url=settings.public_url,
+        poll_without_webhook=timedelta(seconds=settings.poll_without_webhook_seconds),
+    )
     return Ledger(
         settings=settings, database_url=url, db=db, store=store, service=service,
         secret_box=secret_box, clock=clock, providers=providers,

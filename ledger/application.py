@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -21,8 +21,17 @@ from eventsourcing.utils import get_topic, resolve_topic
 from ledger.actor import current_actor
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
-from ledger.idempotency_store import CommitMark, mark_committed
 from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state, seal_state
+
+
+class TransactionWrite(Protocol):
+    """A row written by the recorder inside the transaction that inserts a
+    save's events: an idempotency key's commit mark
+    (``ledger.idempotency_store.CommitMark``) or an e-mail claim
+    (``ledger.registration_emails.EmailClaim``).  A unique violation it raises
+    fails the save as a conflict, so the command is run again."""
+
+    def write(self, cursor: Any) -> None: ...
 
 
 @dataclass
@@ -30,7 +39,7 @@ class _Pending:
     """One caller's save waiting for a group commit."""
 
     events: Sequence[StoredEvent]
-    marks: Sequence[CommitMark] = ()
+    marks: Sequence[TransactionWrite] = ()
     ids: Sequence[int] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -53,7 +62,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
     Large saves (cancelling an event with thousands of registrations) skip the
     pipeline: ~1,500+ pipelined events deadlock psycopg while the lock is held.
 
-    Idempotency marks: ``save(..., idempotency_marks=[CommitMark…])`` records
+    Idempotency marks: ``save(..., idempotency_marks=[CommitMark…])`` (or any
+    :class:`TransactionWrite`, e.g. an e-mail claim) records
     each mark on its ``idempotency_keys`` row *in the transaction that inserts
     the caller's events* (``ledger.idempotency_store``): in a group commit every
     caller's marks go into the shared transaction, and when the group falls back
@@ -139,7 +149,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         pending.done = True
 
     def _insert_now(
-        self, stored_events: Sequence[StoredEvent], marks: Sequence[CommitMark] = (), **kwargs: Any
+        self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite] = (), **kwargs: Any
     ) -> Sequence[int] | None:
         ids = self._insert_committed(stored_events, marks, **kwargs)
         if self.keyring is not None:
@@ -147,7 +157,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         return ids
 
     def _insert_committed(
-        self, stored_events: Sequence[StoredEvent], marks: Sequence[CommitMark], **kwargs: Any
+        self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite], **kwargs: Any
     ) -> Sequence[int] | None:
         # The library's database-function path would drop the marks and keys: never with them.
         if len(stored_events) <= self.PIPELINE_LIMIT and not self.datastore.enable_db_functions:
@@ -164,7 +174,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         insert: record the callers' idempotency marks there."""
         super()._insert_events(curs, stored_events, **kwargs)
         for mark in kwargs.get("idempotency_marks") or ():
-            mark_committed(curs, mark)
+            mark.write(curs)
         keys = self.keyring.pending_rows(e.originator_id for e in stored_events) if self.keyring else []
         if keys:  # new registrations' data keys, atomically with their first events (R24)
             curs.executemany(

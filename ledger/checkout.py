@@ -29,6 +29,7 @@ nothing here logs them.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -38,14 +39,13 @@ from ledger.provider_access import ProviderAccess
 from ledger.providers import inbox
 from ledger.providers.base import CheckoutRequest
 from ledger.providers.payu_gateway import PayuPaymentLinkLost
-from ledger.providers.registry import GATEWAY_PROVIDERS
+from ledger.providers.registry import GATEWAY_PROVIDERS, describe
 from ledger.service import LedgerService
 
 log = logging.getLogger(__name__)
 
-#: Failure reasons after which a checkout can no longer be paid: a retry would
-#: only find the same dead session (every provider replays it by our ids).
-CLOSED_REASONS = frozenset({"expired", "failed"})
+#: Failure reasons after which a checkout can no longer be paid.
+CLOSED_REASONS = Registration.CHECKOUT_CLOSED_REASONS
 
 
 class CheckoutNotStarted(ProviderUnavailable):
@@ -68,11 +68,19 @@ class CheckoutNotStarted(ProviderUnavailable):
 class CheckoutStarter:
     """Opens (or finds again) the provider checkout of one registration."""
 
-    def __init__(self, *, service: LedgerService, access: ProviderAccess, public_url: str) -> None:
+    def __init__(
+        self, *, service: LedgerService, access: ProviderAccess, public_url: str,
+        poll_without_webhook: timedelta = timedelta(seconds=30),
+    ) -> None:
+        """``poll_without_webhook``: how often the reconciler asks the provider
+        about a checkout of a connection that receives no webhooks (R1, a
+        Stripe key alone) -- the bound on how late such a payment is booked
+        when the participant does not come back to the return page."""
         self.service = service
         self.access = access
         self.db = access.db
         self.public_url = public_url.rstrip("/")
+        self.poll_without_webhook = poll_without_webhook
 
     def start(self, registration: Registration) -> tuple[Registration, dict[str, Any]]:
         """Open (or find again) the checkout and record ``CheckoutStarted``.
@@ -140,8 +148,11 @@ class CheckoutStarter:
             notify_url=notify,
         )
         gateway = self.access.gateway(connection.provider)
+        creds = self.access.credentials(connection.id)
+        polled_only = describe(connection.provider).confirms_by_polling_only(creds)
+        steady_poll = self.poll_without_webhook if polled_only else None
         try:
-            checkout = gateway.start_checkout(self.access.credentials(connection.id), request)
+            checkout = gateway.start_checkout(creds, request)
             url, reference = checkout.url, checkout.reference
         except PayuPaymentLinkLost as lost:
             # Keep the order so its notifications and the reconciler can still
@@ -154,7 +165,7 @@ class CheckoutStarter:
             self._release(rid)
             raise
         row = inbox.CheckoutRow(rid, connection.provider, connection.id, connection.organizer_id, reference, url)
-        return inbox.save_checkout(self.db, row)
+        return inbox.save_checkout(self.db, row, steady_poll=steady_poll)
 
     def _release(self, registration_id: str) -> None:
         """No checkout opened: give the seat back (R20).  Best effort -- if it

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ledger.key_files import generated_key
@@ -66,6 +66,13 @@ class Settings:
     seat_hold_seconds: int = 900
     #: R20: how long an offline (manual) registration holds its seat.
     manual_hold_seconds: int = 86400
+    #: R1: how often the reconciler polls an open checkout of a connection
+    #: without webhooks (a Stripe key alone).
+    poll_without_webhook_seconds: int = 30
+    #: R2: the platform's PayPal REST app; all three set, or none.
+    paypal_client_id: str | None = None
+    paypal_client_secret: str | None = field(default=None, repr=False)
+    paypal_webhook_id: str | None = None
     #: Per-client limits of the public operations (``limits`` notation, e.g.
     #: "10 per minute; 50 per hour"; "off" lifts one), see ``api/rate_limits.py``.
     rate_limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -108,6 +115,10 @@ class Settings:
             paypal_api_base=values.paypal_api_base,
             seat_hold_seconds=values.seat_hold_seconds,
             manual_hold_seconds=values.manual_hold_seconds,
+            poll_without_webhook_seconds=values.poll_without_webhook_seconds,
+            paypal_client_id=values.paypal_client_id,
+            paypal_client_secret=values.paypal_client_secret,
+            paypal_webhook_id=values.paypal_webhook_id,
             rate_limits={
                 name: env_map.get(f"LEDGER_RATE_LIMIT_{name.upper()}") or default
                 for name, default in DEFAULT_RATE_LIMITS.items()
@@ -153,6 +164,27 @@ class Environment(BaseSettings):
     seat_hold_seconds: int = Field(900, ge=60, le=86_400)
     #: R20: how long an offline (manual) registration holds its seat: up to 30 days.
     manual_hold_seconds: int = Field(86_400, ge=1, le=30 * 86_400)
+    #: R1: a payment through a connection without webhooks is booked at most
+    #: this long (plus the reconciler's 5 s idle wait and one provider call)
+    #: after it is made, if the participant does not come back: 1 to 50 s,
+    #: so the delay stays within a minute.
+    poll_without_webhook_seconds: int = Field(30, ge=1, le=50)
+    #: R2: the platform's PayPal REST app (client id, secret, webhook id), so
+    #: that organizers connect only their merchant id or e-mail; unset, only
+    #: an organizer's own REST app can be connected.
+    paypal_client_id: str | None = Field(None, max_length=200)
+    paypal_client_secret: str | None = Field(None, max_length=200)
+    paypal_webhook_id: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _paypal_all_or_none(self) -> Environment:
+        given = [self.paypal_client_id, self.paypal_client_secret, self.paypal_webhook_id]
+        if any(given) and not all(given):
+            raise ValueError(
+                "LEDGER_PAYPAL_CLIENT_ID, LEDGER_PAYPAL_CLIENT_SECRET and LEDGER_PAYPAL_WEBHOOK_ID go together: "
+                "set all three or none"
+            )
+        return self
     rate_limit_storage: Literal["postgresql", "memory"] = "postgresql"
     return_checks_per_minute: int = Field(3, ge=1, le=600)
     trusted_proxies: int = Field(0, ge=0, le=10)
@@ -196,7 +228,8 @@ def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
     lines = []
     for error in exc.errors():
         name = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else ENV_PREFIX
-        shown = "" if name == "LEDGER_SECRET_KEY" else f" (got {env.get(name, '')!r})"
+        hidden = name in ("LEDGER_SECRET_KEY", "LEDGER_PAYPAL_CLIENT_SECRET") or not error["loc"]
+        shown = "" if hidden else f" (got {env.get(name, '')!r})"
         message = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{name}: {message}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

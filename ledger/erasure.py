@@ -90,6 +90,12 @@ def purge_personal_rows(conn: Conn, registration_ids: Sequence[str]) -> dict[str
     purged["ledger_snapshots"] = conn.execute(
         "DELETE FROM ledger_snapshots WHERE originator_id = ANY(%s::uuid[])", (ids,)
     ).rowcount
+    # The keyed digest of the e-mail address claimed for one registration per
+    # address and event (ledger/registration_emails.py): pseudonymous, still
+    # personal; once erased the address may register again.
+    purged["registration_emails"] = conn.execute(
+        "DELETE FROM registration_emails WHERE registration_id = ANY(%s::uuid[])", (ids,)
+    ).rowcount
     return purged
 
 

@@ -7,6 +7,8 @@ still imports nothing from Flask.
 
 from __future__ import annotations
 
+from ledger.providers.description import MAX_PRICE_MAJOR
+
 
 class LedgerError(Exception):
     """Base for every refusal the ledger can explain to a caller."""
@@ -49,7 +51,11 @@ class CurrencyNotSupported(LedgerError):
     title = "Currency not supported"
 
     def __init__(self, currency: str) -> None:
-        super().__init__(f"{currency!r} is not an accepted currency", field="currency")
+        accepted = ", ".join(sorted(MAX_PRICE_MAJOR))
+        super().__init__(
+            f"{currency!r} is not an accepted currency; the accepted ISO 4217 codes are {accepted}",
+            field="currency",
+        )
 
 
 class CurrencyNotSupportedByProvider(LedgerError):
@@ -104,6 +110,15 @@ class ProviderNotConnected(LedgerError):
 class CapacityExhausted(LedgerError):
     code = "capacity_exhausted"
     title = "No tickets left"
+
+
+class StartsAtInPast(LedgerError):
+    """A session would start at or before the ledger's clock: creating an event
+    or rescheduling into the past would mail every participant a date that has
+    gone (R13)."""
+
+    code = "starts_at_in_past"
+    title = "The start time is in the past"
 
 
 class EventCancelled(LedgerError):

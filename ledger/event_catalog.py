@@ -258,7 +258,8 @@ EVENTS: dict[str, dict[str, Any]] = {
         },
     },
     "SeatReleased": {
-        "description": "A seat went back (payment failed, rejected, refunded).",
+        "description": "A seat went back (payment failed, checkout expired or not started, rejected, refunded, "
+                       "or a payment found no seat: reason capacity_exhausted).",
         "fields": {"registration_id": {"format": "uuid"}, "reason": {}},
     },
     "SeatSold": {

@@ -119,6 +119,10 @@ class CommitMark:
     entry: str  #: ``"<command>:<aggregate id>"``
     version: int  #: the aggregate's version after the change
 
+    def write(self, cursor: Any) -> None:
+        """What the recorder calls inside the events' transaction."""
+        mark_committed(cursor, self)
+
 
 #: The key under which the current command runs; ``None`` outside keyed requests.
 active_key: ContextVar[ActiveKey | None] = ContextVar("active_idempotency_key", default=None)

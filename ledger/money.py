@@ -102,7 +102,10 @@ class Money:
     def received(cls, amount: str, currency: str, *, field: str = "amount") -> Money:
         """An amount arriving from outside (API, pages): exact as :meth:`parse`
         and within R21's bound (``amount_above_limit``).  The digits are
-        checked before parsing, so no giant number is ever built."""
+        checked before parsing, so no giant number is ever built.  The
+        currency is read in any case (``usd`` is USD): ISO codes carry no case."""
+        if isinstance(currency, str):
+            currency = currency.upper()
         if isinstance(amount, str) and len(amount.lstrip("-").split(".")[0].lstrip("0")) > _MAX_DIGITS:
             raise AmountAboveLimit(field, cls(amount_limit_minor(currency), currency))
         return check_bounded(cls.parse(amount, currency, field=field), field)

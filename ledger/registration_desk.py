@@ -18,6 +18,7 @@ client cannot hold many seats by registering without paying.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -36,15 +37,26 @@ class RegistrationDesk:
     def register(
         self, event_id: str, *, name: str, email: str, fields: Mapping[str, str],
         language: str | None = None, new_id: UUID | None = None,
-    ) -> tuple[Registration, dict[str, Any]]:
-        """(registration, ``{"provider", "url"}``); ``url`` is ``None`` when
-        the event is paid offline."""
+    ) -> tuple[Registration, dict[str, Any], bool]:
+        """(registration, ``{"provider", "url"}``, created); ``url`` is
+        ``None`` when the event is paid offline or nothing is left to pay.
+
+        ``created`` is false when the e-mail (trimmed, any case) already has a
+        registration on this event that still stands: that one is answered,
+        with its checkout while it is unpaid, and nothing new is recorded --
+        so one person can never be charged twice for one event."""
+        uid = new_id or uuid.uuid4()
         registration = self.service.register_participant(
-            event_id, name=name, email=email, fields=fields, language=language, new_id=new_id,
+            event_id, name=name, email=email, fields=fields, language=language, new_id=uid,
         )
+        created = registration.id == uid
+        no_checkout = {"provider": registration.provider, "url": None}
         if not describe(registration.provider).has_checkout:
-            return registration, {"provider": registration.provider, "url": None}
-        return self.checkout.start(registration)
+            return registration, no_checkout, created
+        if not created and registration.status != "awaiting_payment":
+            return registration, no_checkout, created
+        registration, checkout = self.checkout.start(registration)
+        return registration, checkout, created
 
     def continue_checkout(self, registration_id: str) -> tuple[Registration, dict[str, Any]]:
         """The same provider session every time; 503 while the provider is down."""

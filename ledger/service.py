@@ -48,6 +48,7 @@ from ledger.errors import (
 from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
 from ledger.providers.registry import GATEWAY_PROVIDERS
+from ledger.registration_emails import EmailClaim, RegistrationEmails
 from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
 A = TypeVar("A")
@@ -73,6 +74,7 @@ class LedgerService:
     def __init__(
         self, store: LedgerStore, *, clock: Clock = utc_now, seat_hold: timedelta = timedelta(minutes=15),
         manual_hold: timedelta = timedelta(hours=24), max_attempts: int = 60,
+        emails: RegistrationEmails | None = None,
     ) -> None:
         """R20: ``seat_hold`` is how long an open provider checkout holds its
         seat (from the moment it opened); ``manual_hold`` how long an offline
@@ -81,6 +83,9 @@ class LedgerService:
         self.clock = clock
         self.seat_hold = seat_hold
         self.manual_hold = manual_hold
+        #: One registration per e-mail and event (issue 13 item 10); ``None``
+        #: only for a service built without the project's tables.
+        self.emails = emails
         self._retry = CommandRetry(max_attempts=max_attempts)
         # registration id -> its event's id (never changes, so a bounded cache is safe)
         self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
@@ -249,19 +254,35 @@ class LedgerService:
 
     # --- events ------------------------------------------------------------------------
 
+    def check_new_event(
+        self, organizer: Organizer, *, sessions: list[datetime], price: Money, provider: str
+    ) -> None:
+        """The rules an event must meet before anything is recorded for it:
+        R3's country, R5/R6's price, sessions in the future.  Also run before
+        connecting a provider inline (``ProviderConnector.create_event``), so a
+        refused event leaves no connection behind."""
+        check_provider_country(provider, organizer.country)
+        check_price(price, provider)
+        now = self.clock()
+        for starts_at in sessions:
+            PaidEvent.check_future(starts_at, now, field="sessions" if len(sessions) > 1 else "starts_at")
+
     def create_event(
         self, *, organizer_id: str, title: str, description: str, sessions: list[datetime],
         timezone: str, permanent: bool, price: Money, provider: str, scope: Scope = ANYONE,
-        new_id: UUID | None = None,
+        new_id: UUID | None = None, connection_id: str | None = None,
     ) -> PaidEvent:
+        """``connection_id``: the connection to be paid through (one just made
+        for this event); by default the organizer's newest one of ``provider``."""
         organizer = self.organizer(organizer_id, scope)
         uid = new_id or uuid.uuid4()
         existing = self._existing(new_id)
         if isinstance(existing, PaidEvent):
             return existing
-        check_provider_country(provider, organizer.country)
-        check_price(price, provider)
-        connection_id = organizer.connection_for(provider)
+        self.check_new_event(organizer, sessions=sessions, price=price, provider=provider)
+        if connection_id is not None and organizer.connections.get(connection_id, {}).get("provider") != provider:
+            raise ProviderNotConnected(f"connection {connection_id} is not a {provider} connection", field="provider")
+        connection_id = connection_id or organizer.connection_for(provider)
         if connection_id is None:
             raise ProviderNotConnected(
                 f"connect {provider} before creating an event paid through it", field="provider"
@@ -299,7 +320,7 @@ class LedgerService:
         expected_version: int | None = None,
     ) -> PaidEvent:
         def change(paid_event: PaidEvent) -> Saved:
-            paid_event.reschedule(starts_at.astimezone(UTC), session_id)
+            paid_event.reschedule(starts_at.astimezone(UTC), session_id, now=self.clock())
             return (paid_event,)
 
         return self._change_event(event_id, change, scope=scope, expected_version=expected_version)
@@ -331,7 +352,12 @@ class LedgerService:
         R20: a registration paid through a provider holds its seat only for
         ``OPENING_HOLD``, while its checkout is being opened
         (:meth:`start_checkout` then holds it for the checkout); an offline
-        one holds it for ``manual_hold``."""
+        one holds it for ``manual_hold``.
+
+        The same e-mail again (trimmed, any case) on the same event returns
+        the registration that first used it (``ledger.registration_emails``):
+        the caller tells by its id, which is not ``new_id``.  Race-free: the
+        address is claimed in the registration's transaction."""
         uid = new_id or uuid.uuid4()
 
         def run() -> Registration:
@@ -339,6 +365,14 @@ class LedgerService:
             if isinstance(existing, Registration):
                 return existing
             paid_event = self.event(event_id)
+            marks: tuple[EmailClaim, ...] = ()
+            if self.emails is not None:
+                earlier_id = self.emails.registration_for(str(paid_event.id), email)
+                if earlier_id is not None:
+                    earlier = self.registration(earlier_id)
+                    if earlier.answers_for_its_email:
+                        return earlier
+                marks = (self.emails.claim(str(paid_event.id), email, str(uid), replaces=earlier_id),)
             now = self.clock()
             hold = OPENING_HOLD if paid_event.provider in GATEWAY_PROVIDERS else self.manual_hold
             paid_event.hold_seat(str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + hold)
@@ -348,7 +382,7 @@ class LedgerService:
                 price_minor=paid_event.price_minor, currency=paid_event.currency,
                 provider=paid_event.provider,
             )
-            self.store.save(paid_event, registration)
+            self.store.save(paid_event, registration, idempotency_marks=marks)
             return registration
 
         return self._retry.run(parse_uuid(event_id, "event"), run)
@@ -420,6 +454,9 @@ class LedgerService:
                     str(registration.id), capacity=self.capacity_of(paid_event), now=self.clock()
                 )
             registration.record_payment(amount, provider, reference, seat_granted=granted, method=method)
+            rid = str(registration.id)
+            if not registration.is_open and rid in paid_event.holds and rid not in paid_event.sold:
+                paid_event.release_seat(rid, "capacity_exhausted")  # no seat found: the hold ends with it
             return (registration, paid_event)
 
         return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)

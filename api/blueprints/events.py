@@ -14,6 +14,7 @@ from api.context import current_ledger
 from api.idempotency import derived_id
 from api.responses import if_match, respond
 from api.schemas import (
+    EventCreatedSchema,
     EventCreateSchema,
     EventPatchSchema,
     EventSchema,
@@ -56,9 +57,10 @@ def event_json(paid_event: PaidEvent) -> dict[str, Any]:
 class Events(MethodView):
     @authenticated("organizer")
     @blp.arguments(EventCreateSchema)
-    @blp.response(201, EventSchema)
+    @blp.response(201, EventCreatedSchema)
     def post(self, body: dict[str, Any]) -> Any:
-        """Create a paid event: one price in one currency, fixed forever (R5–R7)."""
+        """Create a paid event: one price in one currency, fixed forever (R5–R7).
+        With ``connect``, its provider is connected in the same request (R1–R4)."""
         principal = g.principal
         organizer_id = principal.organizer_id or request.args.get("organizer", "")
         if not organizer_id:
@@ -69,13 +71,21 @@ class Events(MethodView):
         if not sessions:
             raise ValidationFailed({"starts_at": ["starts_at or sessions is required"]})
         price = price_from(body["price"])
-        paid_event = current_ledger().service.create_event(
-            organizer_id=organizer_id, title=body["title"], description=body["description"],
+        connection_id = derived_id("connection") if body["connect"] is not None else None
+        paid_event, connected = current_ledger().connector.create_event(
+            organizer_id, connect=body["connect"], title=body["title"], description=body["description"],
             sessions=sessions, timezone=body["timezone"], permanent=body["permanent"],
             price=price, provider=body["provider"], scope=principal.scope,
-            new_id=derived_id("event"),
+            new_id=derived_id("event"), connection_id=str(connection_id) if connection_id else None,
         )
-        return respond(EventSchema, event_json(paid_event), 201, version=paid_event.version,
+        payload = event_json(paid_event)
+        payload["connection"] = None
+        if connected is not None:
+            payload["connection"] = {"id": connected.connection_id, "provider": connected.provider,
+                                     "masked": connected.masked}
+            if connected.webhook_url is not None:
+                payload["connection"]["webhook_url"] = connected.webhook_url
+        return respond(EventCreatedSchema, payload, 201, version=paid_event.version,
                        location=f"/v1/events/{paid_event.id}")
 
 

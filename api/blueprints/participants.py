@@ -77,6 +77,20 @@ class ParticipantSchema(Schema):
     refunded_at = fields.String(allow_none=True)
     payment_failed_at = fields.String(allow_none=True)
     updated_at = fields.String()
+    seat = fields.String(metadata={
+        "enum": ["sold", "held", "none"],
+        "description": "the registration's seat now (R20): sold, held unpaid until seat_held_until, or none "
+                       "(a lapsed hold holds nothing)"})
+    seat_held_until = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class SeatsSchema(Schema):
+    """The event's seats now, sold and held apart (R9, R20)."""
+
+    capacity = fields.Integer(metadata={"description": "the organizer's plan size now"})
+    tickets_sold = fields.Integer()
+    tickets_held = fields.Integer(metadata={"description": "held, unpaid, until their holds lapse"})
+    tickets_left = fields.Integer()
 
 
 class ParticipantsAsOfSchema(Schema):
@@ -88,6 +102,7 @@ class ParticipantPageSchema(Schema):
     items = fields.List(fields.Nested(ParticipantSchema))
     next = fields.String(allow_none=True, metadata={"description": "cursor for ?after=, null on the last page"})
     as_of = fields.Nested(ParticipantsAsOfSchema, metadata={"description": "with ?as_of=: the point shown"})
+    seats = fields.Nested(SeatsSchema)
 
 
 def wants_csv() -> bool:
@@ -123,6 +138,15 @@ class Participants(MethodView):
             ledger, event_id, scope=scope, status=args.get("status"), after=args.get("after"),
             limit=args.get("limit"),
         )
-        response = respond(ParticipantPageSchema, page.as_dict())
+        # Seats are the event aggregate's (holds lapse with time, no event
+        # marks it), shown beside each row: sold and held apart (R20).
+        paid_event = ledger.service.event(event_id, scope)
+        now = ledger.service.clock()
+        body = page.as_dict()
+        for item in body["items"]:
+            item["seat"], item["seat_held_until"] = paid_event.seat_of(item["registration_id"], now)
+        summary = paid_event.summary(ledger.service.capacity_of(paid_event), now)
+        body["seats"] = {k: summary[k] for k in ("capacity", "tickets_sold", "tickets_held", "tickets_left")}
+        response = respond(ParticipantPageSchema, body)
         response.headers["Ledger-Position"] = str(page.position)
         return response

@@ -31,10 +31,15 @@ blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Regist
 class Registrations(MethodView):
     @blp.arguments(RegistrationCreateSchema)
     @blp.response(201, RegistrationCreatedSchema)
+    @blp.alt_response(200, schema=RegistrationCreatedSchema, description=(
+        "This e-mail (trimmed, any case) already has a registration on this event: that registration, "
+        "with its checkout while unpaid; nothing new is recorded"))
     def post(self, body: dict[str, Any], event_id: str) -> Any:
         """Register for a paid event (public).  Holds a seat while the checkout is
-        open (R9) and answers with where to pay."""
-        registration, checkout = current_ledger().registrations.register(
+        open (R9) and answers with where to pay.  One registration per e-mail
+        and event: the same address again gets the first registration back
+        (200), unless that one has ended."""
+        registration, checkout, created = current_ledger().registrations.register(
             event_id, name=body["name"], email=body["email"], fields=body["fields_"],
             language=body["language"], new_id=derived_id("registration"),
         )
@@ -46,7 +51,7 @@ class Registrations(MethodView):
             "price": registration.price.as_dict(),
             "checkout": checkout,
         }
-        return respond(RegistrationCreatedSchema, payload, 201, version=registration.version,
+        return respond(RegistrationCreatedSchema, payload, 201 if created else 200, version=registration.version,
                        location=f"/v1/registrations/{registration.id}")
 
 

@@ -18,7 +18,7 @@ from api.blueprints.books import AS_OF_FIELD, AsOfSchema, with_position
 from api.blueprints.participants import wants_csv
 from api.context import current_ledger
 from api.responses import respond
-from api.schemas import CURRENCIES
+from api.schemas import CurrencyCode
 from ledger.fee_policy import FEE_V1, FEE_V2
 from projections import fee_report
 
@@ -33,7 +33,7 @@ class FeeQuerySchema(Schema):
                           metadata={"format": "date", "description": "first UTC day, inclusive"})
     to = fields.String(validate=validate.Length(min=1),
                        metadata={"format": "date", "description": "last UTC day, inclusive"})
-    currency = fields.String(metadata={"enum": CURRENCIES, "example": "USD"})
+    currency = CurrencyCode()
     organizer = fields.String(validate=validate.Length(min=1), metadata={
         "format": "uuid", "description": "organizer id (finance); organizers see their own"})
     period = fields.String(metadata={"enum": list(fee_report.PERIODS), "description": "default month"})

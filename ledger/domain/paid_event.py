@@ -23,7 +23,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.errors import CapacityExhausted, EventCancelled, InvalidState, NotFound, PriceImmutable, ValidationFailed
+from ledger.errors import (
+    CapacityExhausted,
+    EventCancelled,
+    InvalidState,
+    NotFound,
+    PriceImmutable,
+    StartsAtInPast,
+    ValidationFailed,
+)
 from ledger.money import Money
 
 
@@ -81,6 +89,21 @@ class PaidEvent(Aggregate):
 
     # --- details and schedule -------------------------------------------------
 
+    @staticmethod
+    def check_future(starts_at: datetime, now: datetime, *, field: str = "starts_at") -> None:
+        """Every session given -- at creation or by a reschedule -- must start
+        after ``now`` (the ledger's clock): a past date would be mailed to every
+        participant (R13) and nobody could join it.  This holds for a permanent
+        series too: it is paid once for sessions still to come (R10), so each
+        session named at creation is in the future.  A session of a series that
+        has already taken place stays as it was; it can be moved, but only to a
+        future time."""
+        if starts_at <= now:
+            raise StartsAtInPast(
+                f"{starts_at.isoformat()} is not in the future (now is {now.replace(microsecond=0).isoformat()})",
+                field=field,
+            )
+
     class DetailsEdited(Aggregate.Event):
         title: str
         description: str
@@ -120,10 +143,11 @@ class PaidEvent(Aggregate):
         starts_at: str
         previous_starts_at: str
 
-    def reschedule(self, starts_at: datetime, session_id: str | None) -> None:
-        """R13: move one session (or the only one); participants are notified by
-        the notify worker reacting to this event."""
+    def reschedule(self, starts_at: datetime, session_id: str | None, *, now: datetime) -> None:
+        """R13: move one session (or the only one), never into the past;
+        participants are notified by the notify worker reacting to this event."""
         self._require_scheduled()
+        self.check_future(starts_at, now)
         if session_id is None:
             if len(self.sessions) != 1:
                 raise InvalidState(
@@ -212,9 +236,16 @@ class PaidEvent(Aggregate):
     def sell_seat(self, registration_id: str, *, capacity: int, now: datetime) -> bool:
         """Turn the registration's hold into a sold seat.  If its hold lapsed, a
         free seat is taken instead; if none is left, return False (the caller
-        records the money anyway and owes it back, R9)."""
+        records the money anyway and owes it back, R9, R17).
+
+        ``capacity`` is the plan as it is *now*: a hold never sells beyond it.
+        After a downgrade (5 seats held, plan changed to 3) the first three
+        payments get seats and the other two are owed back -- a plan change
+        limits every later sale at once (R20), holds taken before it included."""
         if registration_id in self.sold:
             return True
+        if len(self.sold) >= capacity:
+            return False
         if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
             return False
         self._seat_sold(registration_id=registration_id)
@@ -237,6 +268,16 @@ class PaidEvent(Aggregate):
     def _seat_released(self, registration_id: str, reason: str) -> None:
         self.sold.pop(registration_id, None)
         self.holds.pop(registration_id, None)
+
+    def seat_of(self, registration_id: str, now: datetime) -> tuple[str, str | None]:
+        """One registration's seat as shown to people (R20): ``("sold", None)``,
+        ``("held", <expiry>)`` while an unexpired hold keeps it, else
+        ``("none", None)`` -- a lapsed hold holds nothing."""
+        if registration_id in self.sold:
+            return "sold", None
+        if self.status == "scheduled" and self.holds_seat(registration_id, now):
+            return "held", self.holds[registration_id]
+        return "none", None
 
     def summary(self, capacity: int, now: datetime) -> dict[str, Any]:
         """Seats as shown to people: sold and held apart (R20), so a sell-out

@@ -121,6 +121,26 @@ class Registration(Aggregate):
     def is_open(self) -> bool:
         return self.closed_reason is None
 
+    #: Failure reasons after which a checkout can no longer be paid: a retry
+    #: would only find the same dead session (every provider replays it by our ids).
+    CHECKOUT_CLOSED_REASONS = frozenset({"expired", "failed"})
+
+    @property
+    def checkout_dead(self) -> bool:
+        """Its checkout expired or failed: it can only be paid by registering again."""
+        reference = self.checkout["reference"] if self.checkout else None
+        return reference is not None and any(
+            f["reference"] == reference and f["reason"] in self.CHECKOUT_CLOSED_REASONS for f in self.failures
+        )
+
+    @property
+    def answers_for_its_email(self) -> bool:
+        """Issue 13 item 10: a second registration with this e-mail on the same
+        event gets this one back -- unless this one has ended (rejected,
+        cancelled, refunded) or its checkout died before anything was paid,
+        when registering again is the way to pay."""
+        return self.is_open and (self.keeps_ticket or self.paid_minor > 0 or not self.checkout_dead)
+
     @property
     def keeps_ticket(self) -> bool:
         return self.is_open and (self.paid_minor >= self.price_minor or self.confirmed)

@@ -16,10 +16,10 @@ _SAFE_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_")
 
 
 def require_fields(description: type[ProviderDescription], creds: Credentials) -> None:
-    """Refuse missing or blank fields before any network call, per field."""
+    """Refuse missing or blank required fields before any network call, per field."""
     errors = {
         name: ["is required"]
-        for name in description.field_names()
+        for name in description.required_field_names()
         if not isinstance(creds.get(name), str) or not creds[name].strip()
     }
     if errors:

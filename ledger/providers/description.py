@@ -43,6 +43,8 @@ class CredentialField:
     name: str
     label: str
     secret: bool = False
+    #: An optional field may be left out (or blank); it is then not stored.
+    required: bool = True
 
 
 class ProviderDescription:
@@ -74,6 +76,18 @@ class ProviderDescription:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in cls.credential_fields)
+
+    @classmethod
+    def required_field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in cls.credential_fields if f.required)
+
+    @classmethod
+    def confirms_by_polling_only(cls, creds: Mapping[str, str]) -> bool:
+        """True when a connection with these credentials receives no signed
+        notifications, so its payments are confirmed only by the participant's
+        return and by the reconciler polling its open checkouts -- at a steady
+        short interval rather than as a fallback (R1: a Stripe key alone)."""
+        return False
 
     @classmethod
     def secret_field_names(cls) -> frozenset[str]:

@@ -4,7 +4,7 @@ point them at the local contract servers."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,12 @@ class ProviderEndpoints:
     timeout_seconds: float = 10.0
     #: Retries inside the Stripe SDK (0: the caller owns retry policy).
     stripe_max_network_retries: int = 0
+    #: R2, the platform's own PayPal REST app (``LEDGER_PAYPAL_CLIENT_ID``,
+    #: ``_CLIENT_SECRET``, ``_WEBHOOK_ID``): with it an organizer connects only
+    #: their PayPal identity and orders name them as payee.  Empty: unset.
+    paypal_client_id: str = ""
+    paypal_client_secret: str = field(default="", repr=False)
+    paypal_webhook_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProviderEndpoints:
@@ -36,4 +42,7 @@ class ProviderEndpoints:
             payu_api_base=env.get("LEDGER_PAYU_API_BASE") or default.payu_api_base,
             paypal_api_base=env.get("LEDGER_PAYPAL_API_BASE") or default.paypal_api_base,
             timeout_seconds=float(timeout) if timeout else default.timeout_seconds,
+            paypal_client_id=env.get("LEDGER_PAYPAL_CLIENT_ID") or "",
+            paypal_client_secret=env.get("LEDGER_PAYPAL_CLIENT_SECRET") or "",
+            paypal_webhook_id=env.get("LEDGER_PAYPAL_WEBHOOK_ID") or "",
         )

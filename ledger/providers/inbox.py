@@ -254,14 +254,18 @@ class CheckoutRow:
 _CHECKOUT_COLUMNS = "registration_id, provider, connection_id, organizer_id, reference, url"
 
 
-def save_checkout(db: Database, row: CheckoutRow) -> CheckoutRow:
+def save_checkout(db: Database, row: CheckoutRow, *, steady_poll: timedelta | None = None) -> CheckoutRow:
     """Keep the first checkout opened for a registration and return the one
-    kept: two concurrent starts agree on a single session."""
+    kept: two concurrent starts agree on a single session.  ``steady_poll``:
+    the connection receives no webhooks, so the reconciler polls this checkout
+    at that interval from now on, without backoff (R1)."""
+    seconds = None if steady_poll is None else max(1, int(steady_poll.total_seconds()))
     with db.transaction() as conn:
         conn.execute(
-            f"INSERT INTO provider_checkouts ({_CHECKOUT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (registration_id) DO NOTHING",
-            (row.registration_id, row.provider, row.connection_id, row.organizer_id, row.reference, row.url),
+            f"INSERT INTO provider_checkouts ({_CHECKOUT_COLUMNS}, steady_poll_seconds) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (registration_id) DO NOTHING",
+            (row.registration_id, row.provider, row.connection_id, row.organizer_id, row.reference, row.url,
+             seconds),
         )
     found = find_checkout(db, row.registration_id)
     assert found is not None
@@ -309,14 +313,19 @@ def claim_due_checkouts(
 ) -> list[CheckoutRow]:
     """Open checkouts due for a poll, each pushed back (exponential backoff)
     in the same statement.  ``SKIP LOCKED`` lets several reconcilers share the
-    work; one that dies mid-poll simply polls again when the row is next due."""
+    work; one that dies mid-poll simply polls again when the row is next due.
+    A checkout with a steady interval (no webhooks, R1) is due that long after
+    its creation and after each poll, never backed off."""
+    steady = "make_interval(secs => steady_poll_seconds)"
     with db.transaction() as conn:
         rows = conn.execute(
-            "UPDATE provider_checkouts c SET polls = c.polls + 1, next_poll_at = now() + "
-            "LEAST(%(max)s::interval, %(min)s::interval * power(2, LEAST(c.polls, 20))) "
+            "UPDATE provider_checkouts c SET polls = c.polls + 1, next_poll_at = now() + COALESCE("
+            "make_interval(secs => c.steady_poll_seconds), "
+            "LEAST(%(max)s::interval, %(min)s::interval * power(2, LEAST(c.polls, 20)))) "
             "FROM (SELECT registration_id FROM provider_checkouts "
-            "      WHERE settled_at IS NULL AND COALESCE(next_poll_at, created_at + %(first)s) <= now() "
-            "      ORDER BY COALESCE(next_poll_at, created_at + %(first)s) LIMIT %(limit)s "
+            f"      WHERE settled_at IS NULL AND COALESCE(next_poll_at, created_at + COALESCE({steady}, %(first)s))"
+            " <= now() "
+            f"      ORDER BY COALESCE(next_poll_at, created_at + COALESCE({steady}, %(first)s)) LIMIT %(limit)s "
             "      FOR UPDATE SKIP LOCKED) due "
             "WHERE c.registration_id = due.registration_id "
             "RETURNING c.registration_id, c.provider, c.connection_id, c.organizer_id, c.reference, c.url",

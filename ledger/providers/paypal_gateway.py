@@ -10,8 +10,18 @@ Why it is shaped this way:
 * **Two steps.**  The participant approves on PayPal, then the ledger
   captures: ``CHECKOUT.ORDER.APPROVED`` is reported as ``pending`` so the
   service knows to call :meth:`PaypalGateway.capture`.
+* **Two ways to connect (R2).**  The article's way: the platform holds one
+  PayPal REST app in its configuration (``LEDGER_PAYPAL_CLIENT_ID``,
+  ``_CLIENT_SECRET``, ``_WEBHOOK_ID``) and the organizer connects only their
+  PayPal identity, ``merchant_id`` or ``email``; orders are created with the
+  platform's app and name the organizer as ``purchase_units[].payee``, so the
+  money goes straight to them.  Or the organizer's own REST app (client id,
+  secret, webhook id), as before.  Platform-mode orders are confirmed on the
+  participant's return (which captures) and by the reconciler polling them
+  at the steady interval (``confirms_by_polling_only``): PayPal sends the
+  platform app's webhooks to one URL, not to each organizer's connection.
 * **Webhook verification** uses PayPal's verify-webhook-signature API with the
-  organizer's ``webhook_id``, after refusing stale transmissions.  PayPal
+  app's ``webhook_id``, after refusing stale transmissions.  PayPal
   checks the event as it re-serialises it, so the parsed body is passed on
   untouched.  Mapping lives in :mod:`.paypal_events`.
 """
@@ -19,6 +29,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -26,7 +37,7 @@ from urllib.parse import quote
 
 import requests
 
-from ledger.errors import InvalidSignature, LedgerError, ProviderCredentialsInvalid
+from ledger.errors import InvalidSignature, LedgerError, ProviderCredentialsInvalid, ValidationFailed
 from ledger.providers.base import (
     Checkout,
     CheckoutRequest,
@@ -35,7 +46,6 @@ from ledger.providers.base import (
     ProviderRejectedRequest,
     header,
 )
-from ledger.providers.credentials import require_fields
 from ledger.providers.description import (
     ALL_CURRENCIES,
     STRIPE_ONLY,
@@ -63,29 +73,62 @@ class PaypalGateway(ProviderDescription):
 
     provider = "paypal"
     label = "PayPal"
-    hint = "Authorises the platform's API user on your PayPal account (Express Checkout) — R2."
+    hint = ("Enter your PayPal merchant id or the e-mail of your PayPal account: the platform creates the "
+            "orders and you are paid directly. Or connect your own REST app (client id, secret, webhook id).")
     credential_fields = (
-        CredentialField("client_id", "Client id"),
-        CredentialField("client_secret", "Client secret", secret=True),
-        CredentialField("webhook_id", "Webhook id"),
+        CredentialField("merchant_id", "PayPal merchant id", required=False),
+        CredentialField("email", "PayPal account e-mail", required=False),
+        CredentialField("client_id", "Client id (own REST app)", required=False),
+        CredentialField("client_secret", "Client secret (own REST app)", secret=True, required=False),
+        CredentialField("webhook_id", "Webhook id (own REST app)", required=False),
     )
     currencies = ALL_CURRENCIES - STRIPE_ONLY  # R6
     captures = True
 
     @classmethod
     def from_endpoints(cls, endpoints: ProviderEndpoints) -> PaypalGateway:
-        return cls(endpoints.paypal_api_base, timeout=endpoints.timeout_seconds)
+        platform = None
+        if endpoints.paypal_client_id:
+            platform = {"client_id": endpoints.paypal_client_id, "client_secret": endpoints.paypal_client_secret,
+                        "webhook_id": endpoints.paypal_webhook_id}
+        return cls(endpoints.paypal_api_base, timeout=endpoints.timeout_seconds, platform=platform)
 
-    def __init__(self, api_base: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, api_base: str, *, timeout: float = 10.0, platform: Mapping[str, str] | None = None) -> None:
+        """``platform``: the platform's own REST app (R2), or ``None``."""
         self._base = api_base.rstrip("/")
         self._timeout = timeout
+        self._platform = dict(platform) if platform else None
+
+    @classmethod
+    def confirms_by_polling_only(cls, creds: Mapping[str, str]) -> bool:
+        """R2 platform mode: the platform app's webhooks do not reach the
+        organizer's connection, so its orders are polled at the steady interval."""
+        return _payee(creds) is not None
+
+    def _app(self, creds: Mapping[str, str]) -> Credentials:
+        """The REST app a connection calls PayPal with: the organizer's own,
+        or (platform mode) the platform's."""
+        if _payee(creds) is None:
+            return creds
+        if self._platform is None:
+            raise ProviderCredentialsInvalid(
+                "this platform has no PayPal app configured, so a merchant id or e-mail alone cannot be "
+                "connected: connect your own REST app (client_id, client_secret, webhook_id)",
+                field="merchant_id" if "merchant_id" in creds else "email",
+            )
+        return self._platform
 
     # -- life-cycle ---------------------------------------------------------
 
     def validate_credentials(self, creds: Credentials) -> None:
-        """A token proves client id and secret; reading the webhook proves
-        the webhook id belongs to that app (needed to verify notifications)."""
-        require_fields(type(self), creds)
+        """Platform mode: the identity is well-formed and the platform's app
+        gets a token.  Own app: a token proves client id and secret; reading
+        the webhook proves the webhook id belongs to that app (needed to
+        verify notifications)."""
+        _check_mode(creds)
+        if _payee(creds) is not None:
+            self._token(self._app(creds))
+            return
         token = self._token(creds)
         path = f"/v1/notifications/webhooks/{quote(creds['webhook_id'], safe='')}"
         response = self._call("GET", path, token)
@@ -99,14 +142,17 @@ class PaypalGateway(ProviderDescription):
             raise _refusal(response.status_code, answer, "read the webhook")
 
     def start_checkout(self, creds: Credentials, req: CheckoutRequest) -> Checkout:
-        token = self._token(creds)
-        unit = {
+        token = self._token(self._app(creds))
+        unit: dict[str, Any] = {
             "reference_id": req.registration_id,
             "custom_id": req.registration_id,
             "description": req.event_title[:127],
             # Decimal string straight from integer minor units (R8).
             "amount": {"currency_code": req.price.currency, "value": req.price.amount},
         }
+        payee = _payee(creds)
+        if payee is not None:  # R2 platform mode: the money goes to the organizer
+            unit["payee"] = payee
         experience = {
             "return_url": req.success_url,
             "cancel_url": req.cancel_url,
@@ -135,7 +181,7 @@ class PaypalGateway(ProviderDescription):
         return Checkout(provider=self.provider, url=str(url), reference=str(answer["id"]))
 
     def capture(self, creds: Credentials, reference: str) -> Notification:
-        token = self._token(creds)
+        token = self._token(self._app(creds))
         path = f"/v2/checkout/orders/{quote(reference, safe='')}/capture"
         # PayPal answers ``return=minimal`` ({id, status, links}) unless asked:
         # ask for the representation, and read the order when it still lacks
@@ -166,7 +212,7 @@ class PaypalGateway(ProviderDescription):
         return mapped("PayPal", lambda: map_event(event, lambda capture_id: self._capture_by_id(creds, capture_id)))
 
     def fetch_status(self, creds: Credentials, reference: str) -> Notification | None:
-        token = self._token(creds)
+        token = self._token(self._app(creds))
         response = self._call("GET", f"/v2/checkout/orders/{quote(reference, safe='')}", token)
         answer = json_of(PROVIDER, response)
         if response.status_code != 200:
@@ -237,6 +283,7 @@ class PaypalGateway(ProviderDescription):
             raise InvalidSignature(f"PayPal headers missing: {', '.join(missing)}")
         check_transmission_age(str(fields["transmission_time"]), now)
         event = parse_json_body(PROVIDER, raw_body)
+        creds = self._app(creds)
         token = self._token(creds)
         # The event goes to PayPal as the very bytes it signed, never written
         # back from Python: a body Python reads but cannot write as strict
@@ -250,7 +297,7 @@ class PaypalGateway(ProviderDescription):
         return event
 
     def _capture_by_id(self, creds: Credentials, capture_id: str) -> JSON:
-        token = self._token(creds)
+        token = self._token(self._app(creds))
         path = f"/v2/payments/captures/{quote(capture_id, safe='')}"
         response = self._call("GET", path, token)
         capture = json_of(PROVIDER, response)
@@ -276,3 +323,41 @@ def _refusal(http_status: int, answer: JSON, what: str) -> LedgerError:
             field="client_id",
         )
     return ProviderRejectedRequest(f"PayPal refused to {what}: {detail}")
+
+
+#: PayPal's payee ``merchant_id``: the account's encrypted id (Orders v2:
+#: 13 characters of ``2-9A-HJ-NP-Z``).
+MERCHANT_ID = re.compile(r"[2-9A-HJ-NP-Z]{13}")
+#: A plausible e-mail address (PayPal's own check decides at the first order).
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}")
+_OWN_APP = ("client_id", "client_secret", "webhook_id")
+
+
+def _payee(creds: Mapping[str, str]) -> dict[str, str] | None:
+    """R2 platform mode: the organizer as the order's payee; ``None`` for an own app."""
+    if creds.get("merchant_id"):
+        return {"merchant_id": creds["merchant_id"]}
+    if creds.get("email"):
+        return {"email_address": creds["email"]}
+    return None
+
+
+def _check_mode(creds: Mapping[str, str]) -> None:
+    """Exactly one way to connect, each whole, refused per field before any call."""
+    identity = [name for name in ("merchant_id", "email") if creds.get(name)]
+    own = [name for name in _OWN_APP if creds.get(name)]
+    if identity and own:
+        raise ValidationFailed({name: ["connect either your PayPal identity (merchant_id or email) or your own "
+                                       "REST app (client_id, client_secret, webhook_id), not both"] for name in own})
+    if len(identity) == 2:
+        raise ValidationFailed({"email": ["give merchant_id or email, not both"]})
+    if identity == ["merchant_id"] and not MERCHANT_ID.fullmatch(creds["merchant_id"]):
+        raise ValidationFailed({"merchant_id": ["a PayPal merchant id is 13 characters such as 7KQ4DKV3XQJ2C, "
+                                                "shown under Account settings > Business information"]})
+    if identity == ["email"] and not EMAIL.fullmatch(creds["email"]):
+        raise ValidationFailed({"email": ["not an e-mail address"]})
+    if not identity:
+        missing = [name for name in _OWN_APP if not creds.get(name)]
+        if missing:
+            raise ValidationFailed({name: ["is required for your own REST app (or connect with merchant_id or "
+                                           "email alone)"] for name in missing})

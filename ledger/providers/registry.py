@@ -57,7 +57,8 @@ def gateway_for(provider: str, endpoints: ProviderEndpoints) -> PaymentGateway:
 
 
 def required_fields(provider: str) -> tuple[str, ...]:
-    """The credential fields ``provider`` needs (API.md), in form order."""
+    """The credential fields ``provider`` takes (API.md), in form order; the
+    optional ones (Stripe's webhook secret, PayPal's two ways, R1/R2) included."""
     cls = _BY_NAME.get(provider)
     if cls is None or not cls.has_checkout:
         raise ProviderNotSupported(f"no payment gateway for provider {provider!r}")

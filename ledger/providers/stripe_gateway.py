@@ -67,10 +67,14 @@ class StripeGateway(ProviderDescription):
 
     provider = "stripe"
     label = "Stripe"
-    hint = "A restricted key must allow Checkout Sessions, Products and Prices (write) — R1."
+    hint = ("Paste a secret key, or a restricted key allowing Checkout Sessions, Products and Prices (write). "
+            "A webhook signing secret is optional: it only makes payment confirmation faster.")
     credential_fields = (
         CredentialField("api_key", "Secret or restricted key", secret=True),
-        CredentialField("webhook_secret", "Webhook signing secret", secret=True),
+        # R1: a restricted key cannot create webhook endpoints, so the key
+        # alone must do: payments are then confirmed on the participant's
+        # return and by polling open Checkout Sessions (``confirms_by_polling_only``).
+        CredentialField("webhook_secret", "Webhook signing secret (optional)", secret=True, required=False),
     )
     currencies = ALL_CURRENCIES  # R6: the only provider for HUF, BGN and RON
     #: Stripe's minimum charge amounts above one unit of the currency, from
@@ -99,9 +103,14 @@ class StripeGateway(ProviderDescription):
 
     # -- life-cycle ---------------------------------------------------------
 
+    @classmethod
+    def confirms_by_polling_only(cls, creds: Mapping[str, str]) -> bool:
+        """R1: without a webhook signing secret no webhook can be verified."""
+        return not creds.get("webhook_secret")
+
     def validate_credentials(self, creds: Credentials) -> None:
         require_fields(type(self), creds)
-        if not creds["webhook_secret"].startswith("whsec_"):
+        if creds.get("webhook_secret") and not creds["webhook_secret"].startswith("whsec_"):
             raise ProviderCredentialsInvalid(
                 "webhook_secret must be the endpoint's signing secret (it starts with whsec_)",
                 field="webhook_secret",

@@ -62,6 +62,10 @@ class PaypalContractServer(ContractServer):
         self.client_id = "AContract" + secrets.token_hex(10)
         self.client_secret = "EContract" + secrets.token_hex(10)
         self.webhook_id = "WH-" + _new_id()
+        #: The account that owns the REST app (paid when an order names no payee).
+        self.app_merchant_id, self.app_email = "PLATFRM2345AB", "platform@contract.test"
+        #: PayPal accounts that exist (merchant id -> e-mail): payees an order may name.
+        self.merchants: dict[str, str] = {self.app_merchant_id: self.app_email}
         self.signing_key = secrets.token_bytes(32)
         self.tokens: set[str] = set()
         self.orders: dict[str, JSON] = {}
@@ -80,6 +84,13 @@ class PaypalContractServer(ContractServer):
         self.route("GET", r"/v2/payments/captures/([^/]+)", self._get_capture)
         self.route("GET", r"/v1/notifications/webhooks/([^/]+)", self._get_webhook)
         self.route("POST", r"/v1/notifications/verify-webhook-signature", self._verify)
+
+    def merchant(self) -> tuple[str, str]:
+        """A new PayPal business account (merchant id, e-mail) orders may pay."""
+        merchant_id = "".join(secrets.choice("23456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(13))
+        email = f"seller-{merchant_id.lower()}@contract.test"
+        self.merchants[merchant_id] = email
+        return merchant_id, email
 
     @property
     def cert_url(self) -> str:
@@ -164,6 +175,11 @@ class PaypalContractServer(ContractServer):
             return _problem(400, "INVALID_REQUEST", "INVALID_PARAMETER_SYNTAX")
         if not isinstance(exponent, int) or exponent < -2:
             return _problem(422, "UNPROCESSABLE_ENTITY", "DECIMAL_PRECISION")
+        payee = self._payee(units[0].get("payee"))
+        if payee is None:
+            return _problem(422, "UNPROCESSABLE_ENTITY", "PAYEE_ACCOUNT_INVALID",
+                            "Payee account specified is invalid. Please check the payee.email_address or "
+                            "payee.merchant_id specified and try again.")
         order_id = _new_id()
         paypal_source = (body.get("payment_source") or {}).get("paypal")
         rel = "payer-action" if paypal_source is not None else "approve"
@@ -171,7 +187,7 @@ class PaypalContractServer(ContractServer):
             "id": order_id,
             "intent": body["intent"],
             "status": "PAYER_ACTION_REQUIRED" if paypal_source is not None else "CREATED",
-            "purchase_units": [{k: v for k, v in units[0].items() if k != "payments"}],
+            "purchase_units": [{**{k: v for k, v in units[0].items() if k != "payments"}, "payee": payee}],
             "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
             "links": [
                 {"href": f"{self.base_url}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"},
@@ -180,6 +196,23 @@ class PaypalContractServer(ContractServer):
         }
         self.orders[order_id] = order
         return json_response(201, {k: order[k] for k in ("id", "status", "links")})
+
+    def _payee(self, given: Any) -> JSON | None:
+        """Orders v2 ``purchase_units[].payee``: absent, the app's own account
+        is paid; else ``merchant_id`` (13 characters of 2-9A-HJ-NP-Z) or
+        ``email_address`` of an account PayPal knows (:attr:`merchants`).  The
+        order answers with both fields of the account paid."""
+        if given is None:
+            return {"email_address": self.app_email, "merchant_id": self.app_merchant_id}
+        if not isinstance(given, dict) or not given or set(given) - {"merchant_id", "email_address"}:
+            return None
+        merchant_id, email = given.get("merchant_id"), given.get("email_address")
+        if merchant_id is not None and not re.fullmatch(r"[2-9A-HJ-NP-Z]{13}", str(merchant_id)):
+            return None
+        found = next((m for m, e in self.merchants.items() if m == merchant_id or e == email), None)
+        if found is None or (merchant_id and email and self.merchants[found] != email):
+            return None
+        return {"email_address": self.merchants[found], "merchant_id": found}
 
     def _get_order(self, _: Request, match: re.Match[str]) -> Response:
         order = self.orders.get(match.group(1))

@@ -219,3 +219,20 @@ def test_pages_show_the_participant_as_erased(client: FlaskClient, make_event: A
         assert "Paula" not in text and "paula@example.org" not in text, url
         assert "None" not in text.replace("NoneType", ""), url
     assert "(erased)" in client.get(f"/app/registrations/{rid}").get_data(as_text=True)
+
+
+def test_an_erased_address_may_register_again_for_the_same_event(client: FlaskClient, make_event: Any) -> None:
+    """R24 with one registration per address and event: the erasure deletes the
+    keyed digest of the address, so the person is a stranger again, not the
+    erased registration answered back."""
+    event = make_event(price="20.00", currency="EUR")
+    first = register(client, event, "Erin Erased", "erin.again@example.org", pay=False)
+    same = client.post(f"/v1/events/{event['id']}/registrations",
+                       json={"name": "Erin", "email": "Erin.Again@example.org"})
+    assert same.status_code == 200 and same.get_json()["id"] == first  # the one per address
+
+    assert erase(client, event["_org"].headers, registration_id=first).status_code == 201
+    again = client.post(f"/v1/events/{event['id']}/registrations",
+                        json={"name": "Erin", "email": "erin.again@example.org"})
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["id"] != first

@@ -33,19 +33,23 @@ def test_two_anonymous_clients_with_the_same_key_each_get_their_own_answer(
 ) -> None:
     event, key = make_event(), "retry-1"  # a key clients commonly collide on
     alice, bob = _address(), _address()
-    same = {"name": "Ada", "email": "ada@example.test"}
+    same, bobs = {"name": "Ada", "email": "ada@example.test"}, {"name": "Bob", "email": "bob@example.test"}
     first = _register(client, event["id"], key, alice, same)
-    # Another client, the same key, even the same body: its own registration,
-    # never Alice's answer replayed.
-    second = _register(client, event["id"], key, bob, same)
+    # Another client, the same key: its own registration, never Alice's answer replayed.
+    second = _register(client, event["id"], key, bob, bobs)
     assert (first.status_code, second.status_code) == (201, 201)
     assert second.headers.get("Idempotent-Replayed") is None
     assert second.get_json()["id"] != first.get_json()["id"]
+    # Even the same body from another client is not a replay: it is the same
+    # person (one registration per e-mail and event), found by the address.
+    twin = _register(client, event["id"], key, _address(), same)
+    assert twin.status_code == 200 and twin.headers.get("Idempotent-Replayed") is None
+    assert twin.get_json()["id"] == first.get_json()["id"]
     # And with another body: not refused as "key reused" (that was Alice's key).
     third = _register(client, event["id"], key, _address(), {"name": "Cy", "email": "cy@example.test"})
     assert third.status_code == 201 and third.get_json()["id"] not in {first.get_json()["id"], second.get_json()["id"]}
     # Each client's own retry still replays its own answer.
-    again = _register(client, event["id"], key, bob, same)
+    again = _register(client, event["id"], key, bob, bobs)
     assert again.headers.get("Idempotent-Replayed") == "true" and again.data == second.data
 
 
@@ -55,7 +59,8 @@ def test_a_forged_x_forwarded_for_does_not_join_another_clients_scope(client: Fl
     event, key, alice = make_event(), uuid.uuid4().hex, _address()
     body = {"name": "Ada", "email": "ada@example.test"}
     first = _register(client, event["id"], key, alice, body)
-    forged = _register(client, event["id"], key, _address(), body, **{"X-Forwarded-For": alice})
+    bobs = {"name": "Bob", "email": "bob@example.test"}
+    forged = _register(client, event["id"], key, _address(), bobs, **{"X-Forwarded-For": alice})
     assert forged.status_code == 201 and forged.headers.get("Idempotent-Replayed") is None
     assert forged.get_json()["id"] != first.get_json()["id"]
 
@@ -123,7 +128,8 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_the_scope(shared_ledger:
         alice, bob = _address(), _address()
         first = _register(client, event["id"], key, proxy, body, **{"X-Forwarded-For": alice})
         again = _register(client, event["id"], key, proxy, body, **{"X-Forwarded-For": f"{bob}, {alice}"})
-        other = _register(client, event["id"], key, proxy, body, **{"X-Forwarded-For": f"{alice}, {bob}"})
+        bobs = {"name": "Bob", "email": "bob@example.test"}  # one registration per e-mail: Bob's own
+        other = _register(client, event["id"], key, proxy, bobs, **{"X-Forwarded-For": f"{alice}, {bob}"})
     assert again.headers.get("Idempotent-Replayed") == "true" and again.data == first.data
     assert other.status_code == 201 and other.headers.get("Idempotent-Replayed") is None
     assert other.get_json()["id"] != first.get_json()["id"]

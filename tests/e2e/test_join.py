@@ -4,6 +4,7 @@ way the notify worker issues it (tests/integration/notify cover the worker)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.support.api_client import bearer
 
 def _paid_registration(client: FlaskClient, event: dict[str, Any]) -> str:
     r = client.post(f"/v1/events/{event['id']}/registrations",
-                    json={"name": "Ann", "email": "ann@example.com"})
+                    json={"name": "Ann", "email": f"ann+{uuid.uuid4().hex[:12]}@example.com"})
     assert r.status_code == 201, r.get_json()
     rid: str = r.get_json()["id"]
     r = client.post(f"/v1/registrations/{rid}/payments",

@@ -42,7 +42,7 @@ def test_organizer_pages_through_who_paid(client: FlaskClient, busy_event: Any) 
     r = client.get(url + "?limit=2", headers=event["_org"].headers)
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert set(body) == {"items", "next"} and len(body["items"]) == 2 and body["next"]
+    assert set(body) == {"items", "next", "seats"} and len(body["items"]) == 2 and body["next"]
     seen = [i["registration_id"] for i in body["items"]]
     while body["next"]:
         body = client.get(f"{url}?limit=2&after={body['next']}", headers=event["_org"].headers).get_json()

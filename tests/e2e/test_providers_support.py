@@ -10,6 +10,8 @@ only, so provider wiring never leaks into other test modules.
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,8 @@ from tests.support.settings import make_settings
 PUBLIC_URL = "http://ledger.test"
 TIMEOUT = 1.0  # seconds per provider call; injected delays are longer
 SLOW = 1.6
+#: Numbers the default participants: one registration per e-mail and event.
+_PARTICIPANTS = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +95,12 @@ class Shop:
     def webhook_url(self) -> str:
         return f"/v1/webhooks/{self.provider}/{self.connection_id}"
 
-    def register(self, key: str | None = None, email: str = "ada@example.test") -> TestResponse:
+    def register(self, key: str | None = None, email: str | None = None) -> TestResponse:
+        """A new participant each call (one registration per e-mail and event),
+        unless ``email`` names one."""
         headers = {"Idempotency-Key": key} if key else {}
+        # The same key must carry the same body (a retry): its address follows the key.
+        email = email or f"ada+{zlib.crc32(key.encode()) if key else next(_PARTICIPANTS)}@example.test"
         return self.client.post(
             f"/v1/events/{self.event['id']}/registrations",
             json={"name": "Ada Lovelace", "email": email},

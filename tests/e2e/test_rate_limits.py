@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,8 +47,8 @@ Call = Callable[[requests.Session, LiveApi, str], requests.Response]
 
 
 def _register(s: requests.Session, live: LiveApi, event_id: str) -> requests.Response:
-    return s.post(f"{live.url}/v1/events/{event_id}/registrations", json={"name": "A", "email": "a@example.test"},
-                  timeout=TIMEOUT)
+    return s.post(f"{live.url}/v1/events/{event_id}/registrations",
+                  json={"name": "A", "email": f"a+{uuid.uuid4().hex[:12]}@example.test"}, timeout=TIMEOUT)
 
 
 def _sign_in(s: requests.Session, live: LiveApi, _: str) -> requests.Response:
@@ -108,7 +109,7 @@ def test_a_refused_request_claims_no_idempotency_key(pg_server: TestServer, tmp_
             url = f"{live.url}/v1/events/{event['id']}/registrations"
 
             def register(key: str) -> requests.Response:
-                return client.post(url, json={"name": "A", "email": "a@example.test"},
+                return client.post(url, json={"name": "A", "email": f"a+{key}@example.test"},
                                    headers={"Idempotency-Key": key}, timeout=TIMEOUT)
 
             assert [register(k).status_code for k in ("k1", "k2")] == [201, 201]

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from entrypoints.bootstrap import bootstrap
+from projections.runner import ProjectionRunner
 from tests.contracts.stripe_contract import StripeContractServer
 from tests.support.live_api import TIMEOUT, LiveApi, client_from, serve
 from tests.support.postgres import TestServer
@@ -146,3 +147,43 @@ def test_r9_parallel_buyers_for_the_last_seats_open_only_as_many_checkouts(world
     assert statuses == {201: 5, 422: 15}
     assert len(world.stripe.sessions) == 5
     assert _seats(world, event, headers) == (0, 5, 0)
+
+
+def test_plan_of_three_three_unpaid_offline_registrations_do_not_sell_out_for_ever(world: World) -> None:
+    """Issue 13 item 8: on a plan of 3, three unpaid manual registrations once
+    showed the event sold out with 0 sold, for ever.  Now they hold their
+    seats for ``LEDGER_MANUAL_HOLD_SECONDS``, shown as held (not sold) on the
+    event and on who paid, and then the seats are free again."""
+    event, headers = world.shop(provider="manual", plan_size=3)
+    addresses = (f"127.0.3.{i}" for i in range(1, 10))
+    rids = [_register(client_from(next(addresses)), world.live, event["id"], i).json()["id"] for i in range(3)]
+    assert _seats(world, event, headers) == (0, 3, 0)
+    refused = _register(client_from(next(addresses)), world.live, event["id"], 3)
+    assert (refused.status_code, refused.json()["code"]) == (422, "capacity_exhausted")
+
+    def who_paid() -> dict[str, Any]:
+        ProjectionRunner(world.live.ledger).catch_up()
+        r = requests.get(f"{world.live.url}/v1/events/{event['id']}/participants", headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    page = who_paid()
+    until = (world.clock[0] + timedelta(seconds=MANUAL_HOLD)).isoformat()
+    assert [(i["registration_id"], i["status"], i["seat"], i["seat_held_until"]) for i in page["items"]] == [
+        (rid, "awaiting_payment", "held", until) for rid in rids]
+    assert page["seats"] == {"capacity": 3, "tickets_sold": 0, "tickets_held": 3, "tickets_left": 0}
+
+    world.advance(MANUAL_HOLD + 1)
+    assert _seats(world, event, headers) == (0, 0, 3)
+    page = who_paid()
+    assert {i["seat"] for i in page["items"]} == {"none"}
+    assert page["seats"] == {"capacity": 3, "tickets_sold": 0, "tickets_held": 0, "tickets_left": 3}
+    late = _register(client_from(next(addresses)), world.live, event["id"], 3)
+    assert late.status_code == 201, late.text
+    # An organizer still records the money of a registration whose hold lapsed: a free seat is sold to it.
+    r = requests.post(f"{world.live.url}/v1/registrations/{rids[0]}/payments", headers=headers, timeout=TIMEOUT,
+                      json={"amount": {"amount": "49.00", "currency": "USD"}, "provider": "manual", "reference": "c1"})
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    assert _seats(world, event, headers) == (1, 1, 1)
+    assert who_paid()["items"][0]["seat"] == "sold"

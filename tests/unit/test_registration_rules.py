@@ -16,6 +16,7 @@ from ledger.errors import (
     EventCancelled,
     InvalidState,
     RefundExceedsPaid,
+    StartsAtInPast,
 )
 from ledger.fee_policy import DEFAULT_FEE_POLICY
 from ledger.money import Money
@@ -81,7 +82,7 @@ def test_r15_cancelled_event_refuses_changes() -> None:
     event = make_event()
     event.cancel("venue burnt")
     with pytest.raises(EventCancelled):
-        event.reschedule(NOW, None)
+        event.reschedule(NOW + timedelta(days=1), None, now=NOW)
     with pytest.raises(EventCancelled):
         event.hold_seat("x", capacity=5, now=NOW, until=NOW)
 
@@ -171,3 +172,25 @@ def test_event_schema_version_upcasts_v1_registrations() -> None:
     Registration.Registered.upcast_v1_v2(state)
     assert state["language"] is None
     assert Registration.Registered.class_version == 3  # v3: personal fields sealed (R24)
+
+
+def test_a_session_cannot_be_moved_into_the_past() -> None:
+    """Issue 13 item 11: the ledger's clock decides; the present moment is past too."""
+    event = make_event()
+    for when in (NOW - timedelta(days=400), NOW):
+        with pytest.raises(StartsAtInPast) as refused:
+            event.reschedule(when, None, now=NOW)
+        assert refused.value.code == "starts_at_in_past"
+    event.reschedule(NOW + timedelta(minutes=1), None, now=NOW)
+    assert event.starts_at == (NOW + timedelta(minutes=1)).isoformat()
+
+
+def test_a_plan_downgrade_limits_sales_of_seats_held_before_it() -> None:
+    """Issue 13 item 9 (R9, R20): holds taken under a plan of 5 sell only 3 on a plan of 3."""
+    event = make_event()
+    until = NOW + timedelta(hours=1)
+    for i in range(5):
+        event.hold_seat(f"r{i}", capacity=5, now=NOW, until=until)
+    sold = [event.sell_seat(f"r{i}", capacity=3, now=NOW) for i in range(5)]
+    assert sold == [True, True, True, False, False]
+    assert event.summary(3, NOW)["tickets_sold"] == 3

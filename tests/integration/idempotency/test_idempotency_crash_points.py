@@ -175,7 +175,7 @@ def _checkout(w: World) -> Request:
     """A registration whose checkout a Stripe outage interrupted: the retry
     endpoint opens it (public)."""
     w.stripe.fail_next(1, 503, path=r"/v1/checkout/sessions")
-    r = w.call("POST", f"/v1/events/{w.stripe_event}/registrations", {"name": "Cy", "email": "cy@example.test"})
+    r = w.call("POST", f"/v1/events/{w.stripe_event}/registrations", {"name": "Cy", "email": f"cy+{uuid.uuid4().hex[:8]}@example.test"})
     assert r.status_code == 503, r.text
     found = re.search(r"Registration ([0-9a-f-]{36}) is kept", r.json()["detail"])
     assert found, r.text

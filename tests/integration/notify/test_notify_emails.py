@@ -168,12 +168,12 @@ def test_cancellation_and_rejection_say_what_is_owed_back(world: World,
 def test_permanent_event_confirmation_lists_every_session(world: World, smtp_server: SmtpTestServer) -> None:
     org = world.organizer(country="PL", name="Akademia")
     ev = world.event(org, title="Kurs", currency="PLN", price="300.00", timezone="Europe/Warsaw",
-                     permanent=True, starts=("2026-10-20T16:00:00+00:00", "2026-11-03T17:00:00+00:00"))
+                     permanent=True, starts=("2037-10-20T16:00:00+00:00", "2037-11-03T17:00:00+00:00"))
     rid = world.register(ev, "ola@example.pl", name="Ola")
     with running(world.ledger):
         world.pay(rid)
         [mail] = smtp_server.wait_for(1)
-    assert "wtorek, 20 października 2026, 18:00 CEST (Europe/Warsaw, UTC+02:00)" in mail.text
-    assert "wtorek, 3 listopada 2026, 18:00 CET (Europe/Warsaw, UTC+01:00)" in mail.text
+    assert "wtorek, 20 października 2037, 18:00 CEST (Europe/Warsaw, UTC+02:00)" in mail.text
+    assert "wtorek, 3 listopada 2037, 18:00 CET (Europe/Warsaw, UTC+01:00)" in mail.text
     assert "jedna płatność daje dostęp do wszystkich sesji" in mail.text  # R10
     wait_until(lambda: world.outbox()[0]["state"] == "sent", what="the row to be marked sent")

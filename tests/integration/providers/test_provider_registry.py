@@ -34,15 +34,16 @@ def test_manual_and_unknown_providers_have_no_gateway() -> None:
 def test_required_fields_are_the_api_contract() -> None:
     assert required_fields("stripe") == ("api_key", "webhook_secret")
     assert required_fields("payu") == ("shop_id", "pos_id", "client_id", "client_secret", "second_key")
-    assert required_fields("paypal") == ("client_id", "client_secret", "webhook_id")
+    # R2: platform mode (merchant_id or email) or the organizer's own REST app.
+    assert required_fields("paypal") == ("merchant_id", "email", "client_id", "client_secret", "webhook_id")
 
 
 def test_require_fields_names_each_blank_field() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        require_fields("paypal", {"client_id": "A", "client_secret": "  "})
+        require_fields("payu", {"shop_id": "A", "pos_id": "  ", "client_id": "c", "client_secret": "s"})
     assert caught.value.errors() == {
-        "client_secret": ["is required"],
-        "webhook_id": ["is required"],
+        "pos_id": ["is required"],
+        "second_key": ["is required"],
     }
 
 

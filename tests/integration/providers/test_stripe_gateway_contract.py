@@ -92,9 +92,10 @@ def test_a_permission_probe_answered_404_is_not_taken_as_allowed(
 def test_missing_fields_and_a_non_signing_secret_are_refused_before_any_call(
     gateway: PaymentGateway, stripe_server: StripeContractServer
 ) -> None:
+    # R1 (issue 13 item 1): the key alone is enough; the webhook secret is optional.
     with pytest.raises(ValidationFailed) as caught:
-        gateway.validate_credentials({"api_key": stripe_server.secret_key})
-    assert caught.value.errors() == {"webhook_secret": ["is required"]}
+        gateway.validate_credentials({"webhook_secret": stripe_server.webhook_secret})
+    assert caught.value.errors() == {"api_key": ["is required"]}
     bad = {**stripe_server.credentials(), "webhook_secret": "not-a-signing-secret"}
     with pytest.raises(ProviderCredentialsInvalid, match="whsec_"):
         gateway.validate_credentials(bad)
