@@ -145,16 +145,17 @@ def test_provider_connections(page: Any, live: LiveApp) -> None:
     follow(page, page.get_by_role("link", name="Providers"))
     stripe = page.locator("form", has=page.get_by_role("heading", name="Stripe"))
     stripe.get_by_label("Secret or restricted key").fill("rk_test_51AbCdEfGhIjKlMnOp4242")
+    stripe.get_by_label("Webhook signing secret").fill("not-a-signing-secret")
     follow(page, stripe.get_by_role("button", name="Connect Stripe"))
     stripe = page.locator("form", has=page.get_by_role("heading", name="Stripe"))
-    assert "is required" in stripe.locator("#stripe-err-webhook_secret").inner_text()
+    assert "whsec_" in stripe.locator("#stripe-err-webhook_secret").inner_text()
     assert stripe.get_by_label("Secret or restricted key").input_value() == ""  # secrets never echoed
+    # R1: the restricted key alone is enough; the webhook secret is optional.
     stripe.get_by_label("Secret or restricted key").fill("rk_test_51AbCdEfGhIjKlMnOp4242")
-    stripe.get_by_label("Webhook signing secret").fill("whsec_0123456789abcdefXYZ9")
     follow(page, stripe.get_by_role("button", name="Connect Stripe"))
     assert "Stripe connected" in page.locator(".flashes").inner_text()
     table = page.locator("table.connections").inner_text()
-    assert "rk_test_…4242" in table and "whsec_…XYZ9" in table
+    assert "rk_test_…4242" in table
     assert "51AbCdEf" not in page.content()
     shot(page, "13-providers")
 
