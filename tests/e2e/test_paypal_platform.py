@@ -145,4 +145,6 @@ def test_a_payee_paypal_does_not_know_refuses_the_order_and_holds_no_seat(world:
                       json={"name": "Ola", "email": "ola@example.pl"})
     assert (r.status_code, r.json()["code"]) == (502, "provider_rejected_request"), r.text
     assert "PAYEE_ACCOUNT_INVALID" in r.json()["detail"]
+    spec = requests.get(f"{world.live.url}/openapi.json", timeout=TIMEOUT).json()
+    assert "502" in spec["paths"]["/v1/events/{event_id}/registrations"]["post"]["responses"]  # documented
     assert world.live.event_now(event["id"], headers)["tickets_held"] == 0
