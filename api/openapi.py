@@ -58,6 +58,7 @@ ERROR_DESCRIPTIONS = {
     413: "The body is larger than the ledger accepts",
     422: "Validation failed or a business rule refused the request",
     429: "Too many requests from this client; retry after Retry-After seconds",
+    502: "The payment provider refused the request it was sent (provider_rejected_request)",
     503: "The payment provider does not answer",
 }
 
@@ -93,7 +94,7 @@ class Op:
     created: bool = False  # the answer carries Location
     csv: bool = False
     rate_limited: bool = False
-    provider: bool = False  # may call a payment provider (503)
+    provider: bool = False  # may call a payment provider (502, 503)
     tag: str | None = None
     position: bool = False  # the answer carries Ledger-Position (built from a view)
     errors: tuple[int, ...] = ()  # beyond those the rules below derive
@@ -323,7 +324,7 @@ def _complete(path: str, method: str, operation: dict[str, Any], op: Op) -> None
     if op.rate_limited:
         errors.add(429)
     if op.provider:
-        errors.add(503)
+        errors |= {502, 503}  # the provider refused the call; the provider is down
     if op.public and not op.rate_limited and path.startswith("/v1/webhooks"):
         errors |= {400, 404}
     coded = dict(op.codes)

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ledger.domain.registration import Registration
-from ledger.errors import InvalidSignature, LedgerError, NotFound, ProviderUnavailable
+from ledger.errors import InvalidSignature, LedgerError, NotFound, ProviderUnavailable, ValidationFailed
 from ledger.payment_intake import PaymentIntake, Result
-from ledger.provider_access import ProviderAccess
+from ledger.provider_access import Connection, ProviderAccess
 from ledger.providers import inbox
-from ledger.providers.base import ProviderRejectedRequest
+from ledger.providers.base import Notification, ProviderRejectedRequest
+from ledger.providers.paypal_gateway import PaypalGateway
 from ledger.service import LedgerService
 
 
@@ -55,6 +56,11 @@ class Received:
     results: list[Result]
 
 
+#: The "connection id" under which the platform's PayPal app receives its
+#: webhooks (R2 platform mode): ``/v1/webhooks/paypal/platform``.
+PLATFORM = "platform"
+
+
 class NotificationReceiver:
     def __init__(
         self, *, service: LedgerService, providers: ProviderAccess, intake: PaymentIntake,
@@ -68,7 +74,13 @@ class NotificationReceiver:
     def receive(self, provider: str, connection_id: str, headers: Mapping[str, str], body: bytes) -> Received:
         """Verify, keep and apply one delivery.  Raises ``InvalidSignature``
         (400), ``MalformedNotification`` (400) or ``ProviderUnavailable`` (503,
-        the provider will deliver again) after keeping the delivery."""
+        the provider will deliver again) after keeping the delivery.
+
+        ``paypal`` / ``platform``: a webhook of the platform's own PayPal app
+        (R2 platform mode), verified with the platform's app; each fact is
+        applied on the connection of the registration it names."""
+        if provider == "paypal" and connection_id == PLATFORM:
+            return self._receive_platform(headers, body)
         connection = self.providers.connection_of(provider, connection_id)
         db = self.providers.db
 
@@ -99,6 +111,55 @@ class NotificationReceiver:
         results = self.intake.receive(connection, notifications, source="webhook", inbox_id=inbox_id)
         inbox.mark_delivery_processed(db, inbox_id)
         return Received(len(notifications), results)
+
+    def _receive_platform(self, headers: Mapping[str, str], body: bytes) -> Received:
+        gateway = self.providers.gateway("paypal")
+        platform = gateway.platform_app() if isinstance(gateway, PaypalGateway) else None
+        if platform is None:
+            raise NotFound("no PayPal platform app is configured")
+        db = self.providers.db
+
+        def keep(verification: str, detail: str | None = None, event_ids: tuple[str, ...] = ()) -> int | None:
+            return inbox.record_delivery(
+                db, provider="paypal", connection_id=PLATFORM, headers=dict(headers), body=body,
+                verification=verification, detail=detail, event_ids=event_ids,
+            )
+
+        try:
+            notifications = gateway.parse_notification(platform, headers, body)
+        except InvalidSignature as exc:
+            keep("invalid_signature", exc.detail)
+            raise
+        except ProviderUnavailable as exc:
+            keep("unverifiable", exc.detail)
+            raise
+        inbox_id = keep("verified", event_ids=tuple(n.provider_event_id for n in notifications))
+        results: list[Result] = []
+        for n in notifications:
+            connection = self._platform_connection_of(n)
+            if connection is None:
+                results.append(Result(n.provider_event_id, "unknown_registration"))
+                continue
+            results += self.intake.receive(connection, [n], source="webhook", inbox_id=inbox_id)
+        if inbox_id is not None:
+            inbox.mark_delivery_processed(db, inbox_id)
+        return Received(len(notifications), results)
+
+    def _platform_connection_of(self, n: Notification) -> Connection | None:
+        """The platform-mode PayPal connection whose registration a fact names."""
+        if n.registration_id is None:
+            return None
+        try:
+            registration = self.service.registration(n.registration_id)
+            connection_id = self.service.event(registration.event_id).connection_id
+            connection = self.providers.connection(connection_id or "")
+        except (NotFound, ValidationFailed):
+            return None
+        if connection.provider != "paypal" or not PaypalGateway.confirms_by_polling_only(
+            self.providers.credentials(connection.id)
+        ):
+            return None  # an own REST app's facts come to its own connection's URL
+        return connection
 
     def participant_returned(
         self, provider: str, connection_id: str, registration_id: str, *, url_reference: str | None = None

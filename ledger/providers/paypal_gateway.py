@@ -17,9 +17,11 @@ Why it is shaped this way:
   platform's app and name the organizer as ``purchase_units[].payee``, so the
   money goes straight to them.  Or the organizer's own REST app (client id,
   secret, webhook id), as before.  Platform-mode orders are confirmed on the
-  participant's return (which captures) and by the reconciler polling them
-  at the steady interval (``confirms_by_polling_only``): PayPal sends the
-  platform app's webhooks to one URL, not to each organizer's connection.
+  participant's return (which captures), by the platform app's webhook at
+  ``/v1/webhooks/paypal/platform`` (PayPal sends an app's webhooks to one URL,
+  so the fact finds its connection through its registration,
+  ``ledger.provider_notifications``) and by the reconciler polling them at the
+  steady interval (``confirms_by_polling_only``).
 * **Webhook verification** uses PayPal's verify-webhook-signature API with the
   app's ``webhook_id``, after refusing stale transmissions.  PayPal
   checks the event as it re-serialises it, so the parsed body is passed on
@@ -98,6 +100,11 @@ class PaypalGateway(ProviderDescription):
         self._base = api_base.rstrip("/")
         self._timeout = timeout
         self._platform = dict(platform) if platform else None
+
+    def platform_app(self) -> Credentials | None:
+        """The platform's REST app (R2), which receives the webhooks of every
+        platform-mode order at ``/v1/webhooks/paypal/platform``; ``None`` unset."""
+        return self._platform
 
     @classmethod
     def confirms_by_polling_only(cls, creds: Mapping[str, str]) -> bool:

@@ -145,4 +145,26 @@ def test_a_payee_paypal_does_not_know_refuses_the_order_and_holds_no_seat(world:
                       json={"name": "Ola", "email": "ola@example.pl"})
     assert (r.status_code, r.json()["code"]) == (502, "provider_rejected_request"), r.text
     assert "PAYEE_ACCOUNT_INVALID" in r.json()["detail"]
+    spec = requests.get(f"{world.live.url}/openapi.json", timeout=TIMEOUT).json()
+    assert "502" in spec["paths"]["/v1/events/{event_id}/registrations"]["post"]["responses"]  # documented
     assert world.live.event_now(event["id"], headers)["tickets_held"] == 0
+
+
+def test_the_platform_apps_webhook_confirms_an_organizers_order(world: World) -> None:
+    """The platform's app has one webhook URL, ``/v1/webhooks/paypal/platform``:
+    each fact is applied on the connection of the registration it names."""
+    merchant_id, _ = world.paypal.merchant()
+    _, headers, r = world.connect({"merchant_id": merchant_id})
+    rid, order = world.paid_through(headers, r.json()["id"])
+    approved = world.paypal.event("CHECKOUT.ORDER.APPROVED", world.paypal.approve(order["id"]), "checkout-order")
+    url = f"{world.live.url}/v1/webhooks/paypal/platform"
+    assert world.paypal.deliver_event(url, approved) == 200  # verified with the platform app, then captured
+    r = requests.get(f"{world.live.url}/v1/registrations/{rid}", headers=headers, timeout=TIMEOUT)
+    assert r.json()["status"] == "paid", r.text
+    assert world.paypal.deliver_event(url, approved, variant="tampered") == 400
+
+
+def test_without_a_platform_app_there_is_no_platform_webhook(own_apps_only: World) -> None:
+    r = requests.post(f"{own_apps_only.live.url}/v1/webhooks/paypal/platform", data=b"{}", timeout=TIMEOUT,
+                      headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
