@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ledger.domain.registration import Registration
 from ledger.errors import LedgerError, NotFound, RefundExceedsPaid, VersionConflict
@@ -179,6 +179,44 @@ class PaymentIntake:
             self._after(connection, n, registration, decision)
         return decision.outcome
 
+    def closed_early(self, registration_ids: Iterable[str]) -> None:
+        """Registrations were rejected or their event cancelled: the
+        reconciler closes their open checkouts at the provider on its next
+        pass (:meth:`close_checkout`), so the HTTP request that closed them
+        waits for no provider."""
+        inbox.poll_soon(self.db, list(registration_ids))
+
+    def close_checkout(self, registration_id: str, *, now: datetime | None = None) -> str | None:
+        """Make the registration's open checkout unpayable at the provider when
+        its seat hold has ended or the registration no longer waits for money
+        (rejected, event cancelled): R20.  Stripe expires the session, PayU
+        cancels the order, PayPal's is never captured.  Whatever the provider
+        answers (expired, or paid first) is applied like any fact; a payment
+        that still arrives later is booked and owed back (R17).  Returns the
+        outcome, or ``None`` when nothing was to close.  Raises
+        ``ProviderUnavailable`` on an outage (the reconciler tries again)."""
+        row = inbox.find_checkout(self.db, registration_id)
+        if row is None or not inbox.checkout_is_open(self.db, registration_id):
+            return None
+        try:
+            registration = self.service.registration(registration_id)
+        except NotFound:
+            return None
+        if registration.paid_minor > 0 or registration.confirmed:
+            return None  # money came (or the organizer let them in): nothing to end
+        lapsed = row.expires_at is not None and row.expires_at <= (now or self.service.clock())
+        if registration.status == "awaiting_payment" and not lapsed:
+            return None
+        connection = self.access.connection(row.connection_id)
+        gateway = self.access.gateway(row.provider)
+        ended = gateway.expire_checkout(self.access.credentials(connection.id), row.reference)
+        if ended is None or ended.kind == "pending":
+            outcome = "checkout_closed"
+        else:
+            outcome = self.handle(connection, ended, source="expiry")
+        inbox.settle_checkout(self.db, registration_id, "expired" if lapsed else "closed", reference=row.reference)
+        return outcome
+
     def retry_unprocessed(
         self,
         *,
@@ -241,6 +279,16 @@ class PaymentIntake:
             return Decision("pending")
         if registration.status != "awaiting_payment":
             return Decision(f"not_captured_{registration.status}")
+        rid = str(registration.id)
+        paid_event = self.service.event(registration.event_id)
+        if rid not in paid_event.sold and not paid_event.holds_seat(rid, self.service.clock()):
+            # R20: the seat's hold ended, so the order ended with it (PayPal
+            # orders carry no expiry): never capture money for a seat that
+            # may be someone else's now.
+            ended = gateway.expire_checkout(self.access.credentials(connection.id), n.reference)
+            if ended is None or ended.kind == "pending":
+                return Decision("not_captured_hold_lapsed")
+            return Decision(f"not_captured_hold_lapsed:{self.handle(connection, ended, source='expiry')}")
         captured = gateway.capture(self.access.credentials(connection.id), n.reference)
         return Decision(f"captured:{self.handle(connection, captured, source='capture')}")
 

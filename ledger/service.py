@@ -353,9 +353,12 @@ class LedgerService:
 
         return self._retry.run(parse_uuid(event_id, "event"), run)
 
-    def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
-        """Record the checkout opened at the provider and hold the seat for
-        ``seat_hold`` from now (R20), in one transaction.  Only the first
+    def start_checkout(
+        self, registration_id: str, *, provider: str, url: str, reference: str, until: datetime | None = None,
+    ) -> Registration:
+        """Record the checkout opened at the provider and hold the seat until
+        the checkout expires at the provider (``until``; without one,
+        ``seat_hold`` from now), in one transaction (R20).  Only the first
         record of a checkout holds: asking again for the same checkout never
         extends its hold.  ``CapacityExhausted`` when the opening hold lapsed
         and its seat went to someone else meanwhile."""
@@ -366,7 +369,8 @@ class LedgerService:
             paid_event = self.event(registration.event_id)
             now = self.clock()
             paid_event.hold_seat(
-                str(registration.id), capacity=self.capacity_of(paid_event), now=now, until=now + self.seat_hold
+                str(registration.id), capacity=self.capacity_of(paid_event), now=now,
+                until=until or now + self.seat_hold,
             )
             registration.start_checkout(provider, url, reference)
             return (registration, paid_event)

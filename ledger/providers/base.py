@@ -69,6 +69,13 @@ class CheckoutRequest:
     #: The participant's IP address; PayU requires one (``customerIp``).  When
     #: unknown the gateway sends the loopback address, which PayU accepts.
     customer_ip: str | None = None
+    #: When the checkout must stop taking money: the end of the seat's hold
+    #: (R20), already within the provider's own bounds
+    #: (``ProviderDescription.checkout_lifetime``).  ``opened_at`` is the
+    #: ledger's "now" for providers that take a duration (PayU's
+    #: ``validityTime``).  ``None``: the provider's default validity.
+    expires_at: datetime | None = None
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,18 @@ class PaymentGateway(Protocol):
         """Ask the provider where a checkout stands (reconciler, return page).
 
         Returns ``None`` while nothing has happened yet (checkout open).
+        """
+        ...
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """Make the checkout unpayable at the provider: its hold lapsed or the
+        registration was closed early (reject, cancel).  Idempotent.
+
+        Returns where the checkout stands afterwards -- ``expired``, or
+        ``paid`` when the money arrived first (then the caller books it) --
+        or ``None`` when the provider cannot tell.  Stripe expires the
+        Checkout Session, PayU cancels (``DELETE``) the order; PayPal has no
+        call for an uncaptured order, so the ledger simply never captures it.
         """
         ...
 

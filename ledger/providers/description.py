@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -70,6 +71,10 @@ class ProviderDescription:
     #: a decimal string, where it is above R6's minimum of one unit.  Each
     #: provider class names its source.
     minimum_charge: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: (shortest, longest) time a checkout may stay payable, counted from the
+    #: moment its seat hold was taken, where the provider bounds it (Stripe's
+    #: ``expires_at``); the seat is held exactly as long (R20).
+    checkout_lifetime: ClassVar[tuple[timedelta, timedelta] | None] = None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

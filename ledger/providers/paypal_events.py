@@ -85,6 +85,20 @@ def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
     )
 
 
+def expired_order(order_id: str, registration_id: str | None) -> Notification:
+    """The ledger's own end of an uncaptured order whose seat hold lapsed
+    (R20): the same fact id a VOIDED order would have, so it counts once."""
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"order:{order_id}:VOIDED",
+        kind="expired",
+        registration_id=registration_id,
+        reference=order_id,
+        amount=None,
+        raw_type="order expired by the ledger",
+    )
+
+
 def from_capture(capture: JSON, kind: NotificationKind, raw_type: str) -> Notification | None:
     registration_id = capture.get("custom_id")
     order_id = order_id_of(capture)

@@ -146,6 +146,7 @@ class PayuGateway(ProviderDescription):
             # Grosze as a string, straight from the integer minor units (R8).
             "totalAmount": str(req.price.minor),
             "buyer": {"email": req.participant_email, "language": "pl"},
+            **_validity(req),
             "products": [
                 {
                     "name": req.event_title,
@@ -193,6 +194,26 @@ class PayuGateway(ProviderDescription):
         token = self._token(creds)
         order = self._order(token, f"/api/v2_1/orders/{quote(reference, safe='')}")
         return _from_order(order, "order retrieve") if order else None
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """``DELETE /api/v2_1/orders/{orderId}`` cancels an order nobody paid
+        (PayU then notifies CANCELED).  A refusal (e.g. already COMPLETED) is
+        answered by reading the order: it may have been paid meanwhile."""
+        token = self._token(creds)
+        response = send(
+            PROVIDER,
+            "DELETE",
+            f"{self._base}/api/v2_1/orders/{quote(reference, safe='')}",
+            headers=_bearer(token),
+            timeout=self._timeout,
+        )
+        if response.status_code == 404:
+            return None
+        answer = json_of(PROVIDER, response)
+        if response.status_code == 200 and (answer.get("status") or {}).get("statusCode") == "SUCCESS":
+            return _from_order({"orderId": reference, "extOrderId": answer.get("extOrderId"),
+                                "status": "CANCELED"}, "order cancel")
+        return self.fetch_status(creds, reference)
 
     # -- helpers ------------------------------------------------------------
 
@@ -311,6 +332,14 @@ def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
             raw_type="refund notification FINALIZED",
         )
     ]
+
+
+def _validity(req: CheckoutRequest) -> dict[str, str]:
+    """``validityTime``: seconds the order stays payable (PayU's default is
+    a day), aligned with the seat's hold (R20); at least a minute."""
+    if req.expires_at is None or req.opened_at is None:
+        return {}
+    return {"validityTime": str(max(60, int((req.expires_at - req.opened_at).total_seconds())))}
 
 
 def _bearer(token: str) -> dict[str, str]:
