@@ -218,7 +218,10 @@ class EventMoneySchema(Schema):
         "description": "owed back to payers (R17): money that pays for no ticket held, until refunded"})
     fee = fields.Nested(MoneySchema, metadata={
         "description": "service fee still charged (R18: on ticket money only)"})
-    net = fields.Nested(MoneySchema, metadata={"description": "gross minus refunded (refund_due is part of it)"})
+    withdrawn = fields.Nested(MoneySchema, metadata={
+        "description": "taken back by the payment provider (disputes, reversals), net of what it reinstated"})
+    net = fields.Nested(MoneySchema, metadata={
+        "description": "gross minus refunded minus withdrawn (refund_due is part of it)"})
 
 
 class EventSchema(Schema):
@@ -328,6 +331,17 @@ class RecordedRefundSchema(Schema):
     ends_access = fields.Boolean(metadata={"description": "the participant lost the ticket with it (R19)"})
 
 
+class DisputeSchema(Schema):
+    """A dispute (chargeback) or a reversal the payment provider reported."""
+
+    id = fields.String(metadata={"description": "the provider's dispute id (or reversal:<id>)"})
+    status = fields.String(metadata={"enum": ["open", "won", "lost"]})
+    reason = fields.String(allow_none=True, metadata={"description": "the provider's reason, when it gives one"})
+    amount = fields.Nested(MoneySchema, metadata={"description": "the amount disputed"})
+    withdrawn = fields.Nested(MoneySchema, metadata={"description": "taken from the organizer's balance"})
+    reinstated = fields.Nested(MoneySchema, metadata={"description": "given back to the organizer's balance"})
+
+
 class PaymentFailureSchema(Schema):
     reason = fields.String()
     reference = fields.String()
@@ -376,6 +390,13 @@ class RegistrationSchema(Schema):
     payment_failures = fields.List(fields.Nested(PaymentFailureSchema))
     email_failures = fields.List(fields.Nested(EmailFailureSchema))
     payment_mismatches = fields.List(fields.Nested(PaymentMismatchSchema))
+    failed_refunds = fields.List(fields.String(), metadata={
+        "description": "references of refunds the provider reports as failed: their money was not returned, it "
+                       "is owed back again (they no longer count in `refunded`)"})
+    disputed = fields.Boolean(metadata={"description": "a dispute is open or was lost"})
+    withdrawn = fields.Nested(MoneySchema, metadata={
+        "description": "money the provider took back (disputes, reversals), net of what it reinstated"})
+    disputes = fields.List(fields.Nested(DisputeSchema))
     closed_reason = fields.String(allow_none=True, metadata={"description": "why it was rejected or cancelled"})
     close_note = fields.String(allow_none=True)
     created_at = _time("when the participant registered")

@@ -79,7 +79,47 @@ def decide(service: LedgerService, n: Notification, registration: Registration) 
         return Decision(f"payment_{n.kind}")
     if n.kind == "refunded":
         return _refunded(service, n, registration)
+    if n.kind in CORRECTIONS:
+        return _corrected(service, n, registration)
     return Decision("pending")
+
+
+#: Provider corrections of money it reported earlier (issue 18).
+CORRECTIONS = frozenset(
+    {"disputed", "funds_withdrawn", "funds_reinstated", "dispute_won", "dispute_lost", "reversed", "refund_failed"}
+)
+
+
+def _corrected(service: LedgerService, n: Notification, registration: Registration) -> Decision:
+    """Disputes, reversals and failed refunds: each a fact on the
+    registration, idempotent by the provider's dispute / refund id.  One that
+    arrives before the payment it corrects waits for it (like a refund)."""
+    rid = str(registration.id)
+    subject = n.subject_id
+    if n.kind == "refund_failed":
+        if not registration.has_refund(subject):
+            return Decision("deferred_until_refund", processed=False)
+        service.record_refund_failure(rid, reference=subject)
+        return Decision("refund_failed_recorded")
+    if registration.paid_minor == 0:
+        return Decision("deferred_until_payment", processed=False)
+    if n.kind in ("dispute_won", "dispute_lost"):
+        service.resolve_dispute(rid, dispute_id=subject, outcome=n.kind.removeprefix("dispute_"))
+        return Decision(f"{n.kind}_recorded")
+    if n.amount is None:
+        return Decision(f"{n.kind}_without_amount")
+    if n.amount.currency != registration.currency:
+        return Decision(f"{n.kind}_currency_mismatch")
+    if n.kind == "disputed":
+        service.record_dispute(rid, dispute_id=subject, provider=n.provider, reference=n.reference,
+                               amount=n.amount, reason=n.reason)
+    elif n.kind == "funds_withdrawn":
+        service.record_funds_withdrawn(rid, dispute_id=subject, amount=n.amount)
+    elif n.kind == "funds_reinstated":
+        service.record_funds_reinstated(rid, dispute_id=subject, amount=n.amount)
+    else:
+        service.record_reversal(rid, reversal_id=subject, reference=n.reference, amount=n.amount)
+    return Decision(f"{n.kind}_recorded")
 
 
 def _paid(service: LedgerService, n: Notification, registration: Registration) -> Decision:

@@ -171,8 +171,10 @@ def apply_batch(
                 fees.payment(row, event, held_before=held_before, owed_delta=owed_delta)
             elif isinstance(event, Registration.RefundRecorded):
                 fees.refund(row, event, owed_delta=owed_delta)
-            else:
+            elif isinstance(event, (Registration.Rejected, Registration.Cancelled)):
                 fees.closed(row, event, owed_delta=owed_delta)
+            else:
+                fees.corrected(row, event, owed_delta=owed_delta)
             continue
         touched[oid] = rows[oid] = who_paid.apply(row, event, position)
 

@@ -25,7 +25,8 @@ from psycopg import sql
 #: The shape of a generation's tables (projections/schema.sql).  A generation
 #: built with another layout is rebuilt by the runner before it applies events.
 #: 2: who_paid.ticket_minor; fee_daily keyed by fee_policy, with refund_due_minor (issue 12).
-LAYOUT = 2
+#: 3: who_paid.disputed, withdrawn_minor, reinstated_minor; fee_daily.withdrawn_minor (issue 18).
+LAYOUT = 3
 
 SCHEMA_PREFIX = "projections_g"
 

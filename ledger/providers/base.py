@@ -25,7 +25,15 @@ from ledger.money import Money
 #: What a notification tells the ledger.  ``pending`` means "the provider has
 #: the payment in progress" (async bank transfer, PayPal approval awaiting
 #: capture); it never books money.
-NotificationKind = Literal["paid", "failed", "expired", "refunded", "pending"]
+#: The rest are the provider correcting money it had reported (issue 18):
+#: ``disputed`` (a chargeback opened), ``funds_withdrawn`` / ``funds_reinstated``
+#: (the disputed money left / came back to the organizer's balance),
+#: ``dispute_won`` / ``dispute_lost``, ``reversed`` (PayPal took a capture back)
+#: and ``refund_failed`` (a refund reported earlier never reached the payer).
+NotificationKind = Literal[
+    "paid", "failed", "expired", "refunded", "pending",
+    "disputed", "funds_withdrawn", "funds_reinstated", "dispute_won", "dispute_lost", "reversed", "refund_failed",
+]
 
 #: Provider credentials as entered by the organizer (see each provider class's ``credential_fields``).
 Credentials = Mapping[str, str]
@@ -111,6 +119,18 @@ class Notification:
     reference: str
     amount: Money | None
     raw_type: str
+    #: The provider's reason for a dispute, when it gives one (not kept for
+    #: a fact retried later: informational only).
+    reason: str | None = None
+
+    @property
+    def subject_id(self) -> str:
+        """What a correction is about: the dispute, reversal or refund id.
+        Correction fact ids are ``<what>:<provider id>[:<step>]``
+        (``dispute:dp_1:withdrawn``, ``reversal:CAP1``, ``refund_failed:re_1``),
+        so the subject survives the fact's round trip through the inbox."""
+        parts = self.provider_event_id.split(":")
+        return parts[1] if len(parts) > 1 else self.provider_event_id
 
 
 @runtime_checkable

@@ -56,7 +56,28 @@ def map_event(event: JSON, capture_by_id: CaptureLookup) -> list[Notification]:
         found = from_order(resource, event_type)
     elif event_type == "PAYMENT.CAPTURE.REFUNDED":
         found = _from_refund(resource, event_type, capture_by_id)
+    elif event_type == "PAYMENT.CAPTURE.REVERSED":
+        found = _from_reversal(resource, event_type, capture_by_id)
+    elif event_type in DISPUTE_EVENTS:
+        found = _from_dispute(resource, event_type, capture_by_id)
     return [found] if found else []
+
+
+#: developer.paypal.com/api/rest/webhooks/event-names/ ("Disputes"); the
+#: resource is a Dispute (developer.paypal.com/docs/api/customer-disputes/v1/).
+DISPUTE_EVENTS = frozenset({"CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"})
+#: A resolved dispute's ``dispute_outcome.outcome_code`` -> ledger kind.  The
+#: payer's win takes the money back (PayPal also sends
+#: PAYMENT.CAPTURE.REVERSED for it, which books the money); the others leave
+#: it with the organizer.
+_DISPUTE_OUTCOMES: dict[str, NotificationKind] = {
+    "RESOLVED_BUYER_FAVOUR": "dispute_lost",
+    "ACCEPTED": "dispute_lost",
+    "RESOLVED_SELLER_FAVOUR": "dispute_won",
+    "RESOLVED_WITH_PAYOUT": "dispute_won",
+    "CANCELED_BY_BUYER": "dispute_won",
+    "DENIED": "dispute_won",
+}
 
 
 def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
@@ -173,4 +194,81 @@ def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> N
         reference=order_id,
         amount=money(refund.get("amount")),
         raw_type=raw_type,
+    )
+
+
+def _capture_of(capture_id: str | None, capture_by_id: CaptureLookup) -> tuple[str, str] | None:
+    """(registration id, order id) of one of our captures, fetched from our
+    configured host; ``None`` when it is not a capture the ledger made."""
+    if not capture_id:
+        return None
+    capture = capture_by_id(capture_id)
+    registration_id = capture.get("custom_id")
+    order_id = order_id_of(capture)
+    if not registration_id or not order_id:
+        return None
+    return str(registration_id), order_id
+
+
+def _from_reversal(resource: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
+    """PAYMENT.CAPTURE.REVERSED: PayPal took a capture's money back (a
+    chargeback or a claim decided for the payer).  The resource names the
+    capture itself, or (as a refund does) links ``up`` to it."""
+    if not resource.get("id"):
+        return None
+    capture_id = str(resource["id"]) if order_id_of(resource) else next(
+        (
+            m.group(1)
+            for link in objects(resource.get("links"), "links")
+            if link.get("rel") == "up" and (m := _CAPTURE_LINK.search(str(link.get("href"))))
+        ),
+        None,
+    )
+    found = _capture_of(capture_id, capture_by_id)
+    if found is None:
+        return None
+    given = dict(obj(resource.get("amount"), "amount"))
+    if isinstance(given.get("value"), str):
+        given["value"] = given["value"].removeprefix("-")  # some payloads carry it negative
+    amount = money(given)
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"reversal:{resource['id']}",
+        kind="reversed",
+        registration_id=found[0],
+        reference=found[1],
+        amount=amount,
+        raw_type=raw_type,
+    )
+
+
+def _from_dispute(dispute: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
+    """A dispute opened or resolved about one of our captures
+    (``disputed_transactions[].seller_transaction_id``)."""
+    dispute_id = dispute.get("dispute_id")
+    transactions = objects(dispute.get("disputed_transactions"), "disputed_transactions")
+    if not dispute_id or not transactions:
+        return None
+    if raw_type == "CUSTOMER.DISPUTE.CREATED":
+        kind: NotificationKind | None = "disputed"
+        step = "opened"
+    else:
+        outcome = obj(dispute.get("dispute_outcome"), "dispute_outcome").get("outcome_code")
+        kind = _DISPUTE_OUTCOMES.get(str(outcome))
+        step = "closed"
+    if kind is None:
+        return None
+    found = _capture_of(transactions[0].get("seller_transaction_id"), capture_by_id)
+    if found is None:
+        return None
+    reason = dispute.get("reason")
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"dispute:{dispute_id}:{step}",
+        kind=kind,
+        registration_id=found[0],
+        reference=found[1],
+        amount=money(dispute.get("dispute_amount")),
+        raw_type=raw_type,
+        reason=str(reason) if isinstance(reason, str) else None,
     )

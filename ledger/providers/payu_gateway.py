@@ -317,19 +317,24 @@ def _from_order(order: JSON, raw_type: str) -> Notification | None:
 
 
 def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
-    """Only a FINALIZED refund moved money; PENDING/CANCELED ones did not."""
-    if refund.get("status") != "FINALIZED" or not body.get("orderId") or not refund.get("refundId"):
+    """Only a FINALIZED refund moved money; a PENDING one has not yet.  A
+    CANCELED one never will (developers.payu.com, "Refund statuses"): if the
+    ledger recorded it, it failed (``refund_failed``: the money is owed back
+    again); if not, there is nothing to correct."""
+    status = refund.get("status")
+    if status not in ("FINALIZED", "CANCELED") or not body.get("orderId") or not refund.get("refundId"):
         return []
     code = currency(refund.get("currencyCode"), "refund.currencyCode")
+    failed = status == "CANCELED"
     return [
         Notification(
             provider="payu",
-            provider_event_id=f"refund:{refund['refundId']}",
-            kind="refunded",
+            provider_event_id=f"refund_failed:{refund['refundId']}" if failed else f"refund:{refund['refundId']}",
+            kind="refund_failed" if failed else "refunded",
             registration_id=body.get("extOrderId") or None,
             reference=str(body["orderId"]),
             amount=minor_units(refund.get("amount"), code, "refund.amount", digit_strings=True),
-            raw_type="refund notification FINALIZED",
+            raw_type=f"refund notification {status}",
         )
     ]
 

@@ -65,6 +65,7 @@ class StripeContractServer(ContractServer):
         self.payment_intents: dict[str, JSON] = {}
         self.charges: dict[str, JSON] = {}
         self.refunds: dict[str, JSON] = {}
+        self.disputes: dict[str, JSON] = {}
         self._intent_metadata: dict[str, JSON] = {}
         #: Sessions expired through the API (not by their own ``expires_at``).
         self.expired_by_api: list[str] = []
@@ -356,6 +357,46 @@ class StripeContractServer(ContractServer):
             if status == "succeeded":
                 charge["amount_refunded"] += value
                 charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            return dict(refund)
+
+    def dispute(self, session_id: str, *, reason: str = "fraudulent") -> JSON:
+        """The payer's bank disputes the session's charge (a Dispute object,
+        docs.stripe.com/api/disputes/object); deliver it as
+        ``charge.dispute.created`` and, as Stripe then takes the money,
+        ``charge.dispute.funds_withdrawn``."""
+        with self._lock:
+            intent_id = self.sessions[session_id]["payment_intent"]
+            charge = next(c for c in self.charges.values() if c["payment_intent"] == intent_id)
+            found = {
+                "id": new_id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"],
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": intent_id,
+                "reason": reason,
+                "status": "needs_response",
+                "is_charge_refundable": False,
+                "balance_transactions": [],
+                "livemode": False,
+                "metadata": {},
+                "created": self.now(),
+            }
+            self.disputes[found["id"]] = found
+            return dict(found)
+
+    def close_dispute(self, dispute_id: str, status: str) -> JSON:
+        """Stripe decides: ``won``, ``lost`` (or ``warning_closed``)."""
+        with self._lock:
+            self.disputes[dispute_id]["status"] = status
+            return dict(self.disputes[dispute_id])
+
+    def fail_refund(self, refund_id: str) -> JSON:
+        """A refund Stripe reported succeeded fails later (e.g. the card was
+        closed): the money returns to the organizer's Stripe balance."""
+        with self._lock:
+            refund = self.refunds[refund_id]
+            refund.update(status="failed", failure_reason="expired_or_canceled_card")
             return dict(refund)
 
     def event(self, event_type: str, obj: JSON, previous: JSON | None = None) -> JSON:
