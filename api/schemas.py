@@ -390,6 +390,9 @@ class RegistrationSchema(Schema):
     payment_failures = fields.List(fields.Nested(PaymentFailureSchema))
     email_failures = fields.List(fields.Nested(EmailFailureSchema))
     payment_mismatches = fields.List(fields.Nested(PaymentMismatchSchema))
+    payment_authorizations = fields.List(fields.Nested(PaymentMismatchSchema(only=("amount", "provider", "reference"))),
+                                         metadata={"description": "money the provider holds until the shop "
+                                                   "confirms it (PayU); the ledger confirms or releases it"})
     failed_refunds = fields.List(fields.String(), metadata={
         "description": "references of refunds the provider reports as failed: their money was not returned, it "
                        "is owed back again (they no longer count in `refunded`)"})

@@ -266,6 +266,18 @@ EVENTS: dict[str, dict[str, Any]] = {
             "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
         },
     },
+    "PaymentAuthorized": {
+        "description": "The provider holds the payer's money until the shop confirms it (PayU "
+        "WAITING_FOR_CONFIRMATION); issue 18. Nothing is booked: the ledger confirms it while the seat is "
+        "held (a PaymentRecorded follows) or releases it at the provider (a PaymentFailed follows; the "
+        "provider returns the money to the payer). One per provider reference.",
+        "fields": {
+            "amount_minor": {"minimum": 1, "description": "Amount held, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "provider": {},
+            "reference": {"description": "The provider's order id"},
+        },
+    },
     "RefundRecorded": {
         "description": "A refund made at the provider was recorded (R15). It is taken from the money "
         "owed back first, then from the ticket (R17). `ends_access`: the participant "

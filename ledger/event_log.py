@@ -59,6 +59,7 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Registration.DisputeResolved: ("DisputeResolved", "registration"),
     Registration.PaymentReversed: ("PaymentReversed", "registration"),
     Registration.RefundFailed: ("RefundFailed", "registration"),
+    Registration.PaymentAuthorized: ("PaymentAuthorized", "registration"),
 }
 
 TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}

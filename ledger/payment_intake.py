@@ -73,6 +73,11 @@ def decide(service: LedgerService, n: Notification, registration: Registration) 
     if n.kind in ("failed", "expired"):
         if registration.paid_minor >= registration.price_minor:
             return Decision("superseded_by_payment")
+        current = registration.checkout["reference"] if registration.checkout else None
+        if current is not None and n.reference != current:
+            # An earlier checkout of this registration ended (e.g. a PayU order
+            # replaced after its link was lost): the current one keeps the seat.
+            return Decision(f"earlier_checkout_{n.kind}")
         if n.raw_type in NON_TERMINAL_FAILURES:
             return Decision("declined_attempt_checkout_open")
         service.record_payment_failure(rid, reason=n.kind, reference=n.reference)
@@ -160,8 +165,9 @@ def _refunded(service: LedgerService, n: Notification, registration: Registratio
 
 
 def is_approval(n: Notification) -> bool:
-    """A PayPal order the payer approved: it waits for our capture."""
-    return (
+    """Money that waits for our capture: a PayPal order the payer approved, or
+    a PayU order awaiting the shop's confirmation (``authorized``)."""
+    return n.kind == "authorized" or (
         n.kind == "pending" and n.provider_event_id.startswith("order:") and n.provider_event_id.endswith(":APPROVED")
     )
 
@@ -312,23 +318,33 @@ class PaymentIntake:
         return registration
 
     def _capture(self, connection: Connection, n: Notification, registration: Registration) -> Decision:
-        """Capture an approved PayPal order -- only while the registration
-        still waits for its money, so a closed one is never charged."""
+        """Capture an approved PayPal order, or confirm a PayU order awaiting
+        confirmation -- only while the registration still waits for its money
+        and holds its seat, so a closed one is never charged.  Money held for
+        the shop's confirmation (``authorized``) is first recorded
+        (``PaymentAuthorized``), and released at the provider when it cannot
+        be taken (the payer gets it back from the provider, not from the
+        organizer)."""
         gateway = self.access.gateway(connection.provider)
         if not isinstance(gateway, CapturingGateway):
             return Decision("pending")
-        if registration.status != "awaiting_payment":
-            return Decision(f"not_captured_{registration.status}")
         rid = str(registration.id)
+        if n.kind == "authorized" and n.amount is not None:
+            self.service.record_payment_authorization(rid, amount=n.amount, provider=n.provider,
+                                                      reference=n.reference)
         paid_event = self.service.event(registration.event_id)
-        if rid not in paid_event.sold and not paid_event.holds_seat(rid, self.service.clock()):
-            # R20: the seat's hold ended, so the order ended with it (PayPal
-            # orders carry no expiry): never capture money for a seat that
-            # may be someone else's now.
+        lapsed = rid not in paid_event.sold and not paid_event.holds_seat(rid, self.service.clock())
+        if registration.status != "awaiting_payment" or lapsed:
+            # R20: the seat's hold ended (or the registration no longer waits
+            # for money), so the order ends: never take money for a seat that
+            # may be someone else's now.  PayPal's is simply never captured.
+            why = "hold_lapsed" if registration.status == "awaiting_payment" else registration.status
+            if n.kind != "authorized" and registration.status != "awaiting_payment":
+                return Decision(f"not_captured_{why}")
             ended = gateway.expire_checkout(self.access.credentials(connection.id), n.reference)
-            if ended is None or ended.kind == "pending":
-                return Decision("not_captured_hold_lapsed")
-            return Decision(f"not_captured_hold_lapsed:{self.handle(connection, ended, source='expiry')}")
+            if ended is None or ended.kind in ("pending", "authorized"):
+                return Decision(f"not_captured_{why}")
+            return Decision(f"not_captured_{why}:{self.handle(connection, ended, source='expiry')}")
         captured = gateway.capture(self.access.credentials(connection.id), n.reference)
         return Decision(f"captured:{self.handle(connection, captured, source='capture')}")
 

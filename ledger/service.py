@@ -590,6 +590,17 @@ class LedgerService:
 
         return self._change_registration(registration_id, change)
 
+    def record_payment_authorization(
+        self, registration_id: str, *, amount: Money, provider: str, reference: str
+    ) -> Registration:
+        """The provider holds the payer's money until the shop confirms it
+        (PayU WAITING_FOR_CONFIRMATION): recorded, nothing booked yet."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_authorization(amount, provider, reference) else ()
+
+        return self._change_registration(registration_id, change)
+
     def record_refund_failure(self, registration_id: str, *, reference: str) -> Registration:
         """A recorded refund failed at the provider: its money is owed back again."""
 

@@ -267,6 +267,41 @@ class Registration(Aggregate):
             {"amount_minor": amount_minor, "currency": currency, "provider": provider, "reference": reference}
         )
 
+    class PaymentAuthorized(Aggregate.Event):
+        """The provider holds the payer's money until the shop confirms it (PayU
+        WAITING_FOR_CONFIRMATION; issue 18).  Nothing is booked: the ledger
+        then confirms it (a ``PaymentRecorded`` follows) while the seat is
+        held, or releases it at the provider (a ``PaymentFailed`` follows) and
+        the provider gives the money back to the payer."""
+
+        class_version = 1
+        amount_minor: int
+        currency: str
+        provider: str
+        reference: str
+
+    @property
+    def authorizations(self) -> list[dict[str, Any]]:
+        """Money held by the provider for the shop's confirmation (beside the
+        state, so older snapshots load)."""
+        found: list[dict[str, Any]] = vars(self).setdefault("_authorizations", [])
+        return found
+
+    def record_authorization(self, amount: Money, provider: str, reference: str) -> bool:
+        """Idempotent per (provider, reference)."""
+        check_bounded(amount)
+        if any(a["provider"] == provider and a["reference"] == reference for a in self.authorizations):
+            return False
+        self._payment_authorized(amount_minor=amount.minor, currency=amount.currency, provider=provider,
+                                 reference=reference)
+        return True
+
+    @event(PaymentAuthorized)
+    def _payment_authorized(self, amount_minor: int, currency: str, provider: str, reference: str) -> None:
+        self.authorizations.append(
+            {"amount_minor": amount_minor, "currency": currency, "provider": provider, "reference": reference}
+        )
+
     class PaymentFailed(Aggregate.Event):
         reason: str
         reference: str
@@ -746,6 +781,11 @@ class Registration(Aggregate):
                 for m in self.mismatches
             ],
             "failed_refunds": list(self.failed_refunds),
+            "payment_authorizations": [
+                {"amount": Money(a["amount_minor"], a["currency"]).as_dict(), "provider": a["provider"],
+                 "reference": a["reference"]}
+                for a in self.authorizations
+            ],
             "disputed": self.disputed,
             "withdrawn": self.money(self.withdrawn_minor).as_dict(),
             "disputes": [

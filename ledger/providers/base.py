@@ -30,8 +30,11 @@ from ledger.money import Money
 #: (the disputed money left / came back to the organizer's balance),
 #: ``dispute_won`` / ``dispute_lost``, ``reversed`` (PayPal took a capture back)
 #: and ``refund_failed`` (a refund reported earlier never reached the payer).
+#: ``authorized``: the payer's money is held by the provider until the shop
+#: confirms it (PayU WAITING_FOR_CONFIRMATION): the ledger confirms
+#: (``CapturingGateway.capture``) or releases it.
 NotificationKind = Literal[
-    "paid", "failed", "expired", "refunded", "pending",
+    "paid", "failed", "expired", "refunded", "pending", "authorized",
     "disputed", "funds_withdrawn", "funds_reinstated", "dispute_won", "dispute_lost", "reversed", "refund_failed",
 ]
 

@@ -65,7 +65,8 @@ class ProviderDescription:
     currencies: ClassVar[frozenset[str]] = ALL_CURRENCIES
     #: Opens a hosted checkout, sends signed notifications and can be polled.
     has_checkout: ClassVar[bool] = True
-    #: Needs an explicit capture after the payer approves (PayPal).
+    #: Needs an explicit capture after the payer approves (PayPal), or the
+    #: shop's confirmation of money held for it (PayU WAITING_FOR_CONFIRMATION).
     captures: ClassVar[bool] = False
     #: The smallest charge the provider accepts per currency, in major units as
     #: a decimal string, where it is above R6's minimum of one unit.  Each

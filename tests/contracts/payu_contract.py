@@ -19,7 +19,11 @@ Contract points mirrored from PayU's documentation:
   nobody paid (NEW, PENDING) -> 200 ``{"orderId", "extOrderId", "status":
   {"statusCode": "SUCCESS"}}`` and the order reads CANCELED; a COMPLETED or
   already CANCELED order -> 400 ``ERROR_ORDER_STATUS`` (documented at
-  developers.payu.com, "Cancelling an order").
+  developers.payu.com, "Cancelling an order"); WAITING_FOR_CONFIRMATION too
+  (the payer gets the money back).
+* ``PUT /api/v2_1/orders/{orderId}/status`` with ``{"orderId", "orderStatus":
+  "COMPLETED"}`` confirms a WAITING_FOR_CONFIRMATION order -> 200
+  ``{"status": {"statusCode": "SUCCESS", "statusDesc": "Status was updated"}}``.
 * Notifications signed ``OpenPayu-Signature`` with MD5 or SHA-256 of body +
   second key (see :mod:`tests.contracts.webhook_signing`).
 """
@@ -71,8 +75,10 @@ class PayuContractServer(ContractServer):
         self.route("GET", r"/api/v2_1/orders/ext/([^/]+)", self._get_by_ext)
         self.route("GET", r"/api/v2_1/orders/([^/]+)", self._get_order)
         self.route("DELETE", r"/api/v2_1/orders/([^/]+)", self._cancel_order)
-        #: Orders cancelled through the API.
+        self.route("PUT", r"/api/v2_1/orders/([^/]+)/status", self._update_status)
+        #: Orders cancelled / confirmed through the API.
         self.cancelled_by_api: list[str] = []
+        self.confirmed_by_api: list[str] = []
 
     def credentials(self, **overrides: str) -> dict[str, str]:
         creds = {
@@ -180,7 +186,7 @@ class PayuContractServer(ContractServer):
         order = self.orders.get(match.group(1))
         if order is None:
             return _status(404, "DATA_NOT_FOUND", "Could not find data for given criteria.")
-        if order["status"] not in ("NEW", "PENDING"):
+        if order["status"] not in ("NEW", "PENDING", "WAITING_FOR_CONFIRMATION"):
             return _status(400, "ERROR_ORDER_STATUS", f"Order status {order['status']} does not allow cancelling")
         order["status"] = "CANCELED"
         self.cancelled_by_api.append(order["orderId"])
@@ -189,6 +195,23 @@ class PayuContractServer(ContractServer):
             {"orderId": order["orderId"], "extOrderId": order["extOrderId"],
              "status": {"statusCode": "SUCCESS", "statusDesc": "Request processing successful"}},
         )
+
+    def _update_status(self, request: Request, match: re.Match[str]) -> Response:
+        """The shop confirms a WAITING_FOR_CONFIRMATION order (``orderStatus``
+        COMPLETED); any other status cannot be confirmed."""
+        if not self._authorized(request):
+            return _status(401, "UNAUTHORIZED", "Invalid or expired token")
+        order = self.orders.get(match.group(1))
+        if order is None:
+            return _status(404, "DATA_NOT_FOUND", "Could not find data for given criteria.")
+        body = request.json()
+        if body.get("orderId") != order["orderId"] or body.get("orderStatus") != "COMPLETED":
+            return _status(400, "ERROR_VALUE_INVALID", "orderId and orderStatus COMPLETED are required")
+        if order["status"] != "WAITING_FOR_CONFIRMATION":
+            return _status(400, "ERROR_ORDER_STATUS", f"Order status {order['status']} cannot be confirmed")
+        order["status"] = "COMPLETED"
+        self.confirmed_by_api.append(order["orderId"])
+        return _status(200, "SUCCESS", "Status was updated")
 
     def _get_by_ext(self, request: Request, match: re.Match[str]) -> Response:
         found = [o for o in self.orders.values() if o["extOrderId"] == match.group(1)]

@@ -56,6 +56,7 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
     service.record_refund_failure(paid, reference="ref-0")
     service.record_refund(paid, amount=amount, reference="ref-1")
     reversed_one = str(regs[3].id)
+    service.record_payment_authorization(reversed_one, amount=amount, provider="manual", reference="pay-4")
     service.record_payment(reversed_one, amount=amount, provider="manual", reference="pay-4")
     service.record_reversal(reversed_one, reversal_id="rv_1", reference="pay-4", amount=amount)
     service.cancel_event(event_id, reason="speaker ill", scope=ANYONE)
