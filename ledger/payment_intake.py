@@ -334,6 +334,15 @@ class PaymentIntake:
                                                       reference=n.reference)
         paid_event = self.service.event(registration.event_id)
         lapsed = rid not in paid_event.sold and not paid_event.holds_seat(rid, self.service.clock())
+        current = registration.checkout["reference"] if registration.checkout else n.reference
+        if current != n.reference:
+            # An earlier order of this registration (e.g. PayPal created a second
+            # one because a retry came after its 6-hour PayPal-Request-Id): only
+            # the current checkout is ever captured, so nobody pays twice.
+            ended = gateway.expire_checkout(self.access.credentials(connection.id), n.reference)
+            if ended is None or ended.kind in ("pending", "authorized"):
+                return Decision("not_captured_earlier_checkout")
+            return Decision(f"not_captured_earlier_checkout:{self.handle(connection, ended, source='expiry')}")
         if registration.status != "awaiting_payment" or lapsed:
             # R20: the seat's hold ended (or the registration no longer waits
             # for money), so the order ends: never take money for a seat that

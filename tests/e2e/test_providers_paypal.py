@@ -179,3 +179,28 @@ def test_genuine_retries_after_an_outage_are_accepted_and_book_once(
         assert shop.webhook(headers4, body4).status_code == 400
     got = shop.get(reg["id"])
     assert len(got["payments"]) == 1 and got["paid"]["amount"] == "25.00"
+
+
+def test_a_retry_after_paypal_forgot_the_request_id_opens_a_new_order_and_only_it_is_captured(
+    shop: Shop, servers: Servers
+) -> None:
+    """Issue 18 item 5 (docs/providers.md): PayPal keeps a PayPal-Request-Id
+    for 6 hours.  A registration whose order answer was lost and that is
+    retried later gets a *second* order (the key is forgotten); the ledger
+    records and uses only the second, and never captures the first even if
+    someone approved it, so nobody pays twice."""
+    servers.paypal.delay_next(1, SLOW, execute=True, path=r"/v2/checkout/orders")
+    assert shop.register(key="pp-6h").status_code == 503
+    servers.paypal.forget_request_ids()  # six hours later
+    r = shop.register(key="pp-6h")
+    assert r.status_code == 201, r.get_json()
+    first, second = list(servers.paypal.orders)
+    rid = r.get_json()["id"]
+    assert shop.reference(rid) == second
+    approved = servers.paypal.approve(first)
+    r = _deliver(shop, servers, "CHECKOUT.ORDER.APPROVED", approved)
+    assert r.get_json()["facts"][0]["outcome"].startswith("not_captured_earlier_checkout")
+    assert servers.paypal.captures == {}
+    servers.paypal.approve(second)
+    assert shop.back(rid, token=second).get_json()["status"] == "paid"
+    assert len(servers.paypal.captures) == 1
