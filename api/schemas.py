@@ -331,6 +331,14 @@ class RecordedRefundSchema(Schema):
     ends_access = fields.Boolean(metadata={"description": "the participant lost the ticket with it (R19)"})
 
 
+class PaymentAuthorizationSchema(Schema):
+    """Money a provider holds until the shop confirms it (PayU WAITING_FOR_CONFIRMATION)."""
+
+    amount = fields.Nested(MoneySchema)
+    provider = fields.String()
+    reference = fields.String()
+
+
 class DisputeSchema(Schema):
     """A dispute (chargeback) or a reversal the payment provider reported."""
 
@@ -390,9 +398,9 @@ class RegistrationSchema(Schema):
     payment_failures = fields.List(fields.Nested(PaymentFailureSchema))
     email_failures = fields.List(fields.Nested(EmailFailureSchema))
     payment_mismatches = fields.List(fields.Nested(PaymentMismatchSchema))
-    payment_authorizations = fields.List(fields.Nested(PaymentMismatchSchema(only=("amount", "provider", "reference"))),
-                                         metadata={"description": "money the provider holds until the shop "
-                                                   "confirms it (PayU); the ledger confirms or releases it"})
+    payment_authorizations = fields.List(fields.Nested(PaymentAuthorizationSchema), metadata={
+        "description": "money the provider holds until the shop confirms it (PayU); the ledger confirms or "
+                       "releases it"})
     failed_refunds = fields.List(fields.String(), metadata={
         "description": "references of refunds the provider reports as failed: their money was not returned, it "
                        "is owed back again (they no longer count in `refunded`)"})

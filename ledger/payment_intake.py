@@ -73,13 +73,13 @@ def decide(service: LedgerService, n: Notification, registration: Registration) 
     if n.kind in ("failed", "expired"):
         if registration.paid_minor >= registration.price_minor:
             return Decision("superseded_by_payment")
+        if n.raw_type in NON_TERMINAL_FAILURES:
+            return Decision("declined_attempt_checkout_open")
         current = registration.checkout["reference"] if registration.checkout else None
         if current is not None and n.reference != current:
             # An earlier checkout of this registration ended (e.g. a PayU order
             # replaced after its link was lost): the current one keeps the seat.
             return Decision(f"earlier_checkout_{n.kind}")
-        if n.raw_type in NON_TERMINAL_FAILURES:
-            return Decision("declined_attempt_checkout_open")
         service.record_payment_failure(rid, reason=n.kind, reference=n.reference)
         return Decision(f"payment_{n.kind}")
     if n.kind == "refunded":
