@@ -243,7 +243,10 @@ class EventMoneySchema(Schema):
         "description": "owed back to payers (R17): money that pays for no ticket held, until refunded"})
     fee = fields.Nested(MoneySchema, metadata={
         "description": "service fee still charged (R18: on ticket money only)"})
-    net = fields.Nested(MoneySchema, metadata={"description": "gross minus refunded (refund_due is part of it)"})
+    withdrawn = fields.Nested(MoneySchema, metadata={
+        "description": "taken back by the payment provider (disputes, reversals), net of what it reinstated"})
+    net = fields.Nested(MoneySchema, metadata={
+        "description": "gross minus refunded minus withdrawn (refund_due is part of it)"})
 
 
 class EventSchema(Schema):
@@ -361,6 +364,25 @@ class RecordedRefundSchema(Schema):
     ends_access = fields.Boolean(metadata={"description": "the participant lost the ticket with it (R19)"})
 
 
+class PaymentAuthorizationSchema(Schema):
+    """Money a provider holds until the shop confirms it (PayU WAITING_FOR_CONFIRMATION)."""
+
+    amount = fields.Nested(MoneySchema)
+    provider = fields.String()
+    reference = fields.String()
+
+
+class DisputeSchema(Schema):
+    """A dispute (chargeback) or a reversal the payment provider reported."""
+
+    id = fields.String(metadata={"description": "the provider's dispute id (or reversal:<id>)"})
+    status = fields.String(metadata={"enum": ["open", "won", "lost"]})
+    reason = fields.String(allow_none=True, metadata={"description": "the provider's reason, when it gives one"})
+    amount = fields.Nested(MoneySchema, metadata={"description": "the amount disputed"})
+    withdrawn = fields.Nested(MoneySchema, metadata={"description": "taken from the organizer's balance"})
+    reinstated = fields.Nested(MoneySchema, metadata={"description": "given back to the organizer's balance"})
+
+
 class PaymentFailureSchema(Schema):
     reason = fields.String()
     reference = fields.String()
@@ -411,6 +433,16 @@ class RegistrationSchema(Schema):
     payment_failures = fields.List(fields.Nested(PaymentFailureSchema))
     email_failures = fields.List(fields.Nested(EmailFailureSchema))
     payment_mismatches = fields.List(fields.Nested(PaymentMismatchSchema))
+    payment_authorizations = fields.List(fields.Nested(PaymentAuthorizationSchema), metadata={
+        "description": "money the provider holds until the shop confirms it (PayU); the ledger confirms or "
+                       "releases it"})
+    failed_refunds = fields.List(fields.String(), metadata={
+        "description": "references of refunds the provider reports as failed: their money was not returned, it "
+                       "is owed back again (they no longer count in `refunded`)"})
+    disputed = fields.Boolean(metadata={"description": "a dispute is open or was lost"})
+    withdrawn = fields.Nested(MoneySchema, metadata={
+        "description": "money the provider took back (disputes, reversals), net of what it reinstated"})
+    disputes = fields.List(fields.Nested(DisputeSchema))
     closed_reason = fields.String(allow_none=True, metadata={"description": "why it was rejected or cancelled"})
     close_note = fields.String(allow_none=True)
     created_at = _time("when the participant registered")

@@ -102,7 +102,8 @@ def statement_command(organizer: str, date_from: str | None, date_to: str | None
 
     body = found.as_dict()
     table = Table(title=f"Statement of {body['organizer_id']}: {body['from'] or 'start'} .. {body['to'] or 'now'}")
-    names = ("currency", "opening_balance", "received", "refunds", "owed_back", "sales", "fee", "closing_balance")
+    names = ("currency", "opening_balance", "received", "refunds", "withdrawn", "owed_back", "sales", "fee",
+             "closing_balance")
     for name in names:
         table.add_column(name.replace("_", " "), justify="left" if name == "currency" else "right")
     for figures in body["currencies"]:

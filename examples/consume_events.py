@@ -42,15 +42,17 @@ def apply(db: sqlite3.Connection, event: dict) -> bool:
         if db.execute("INSERT OR IGNORE INTO processed VALUES (?)", (event["id"],)).rowcount == 0:
             return False
         data, kind = event["data"], event["type"]
-        if kind in ("PaymentRecorded", "RefundRecorded"):
+        if kind in ("PaymentRecorded", "RefundRecorded", "RefundFailed"):
             column = "received_minor" if kind == "PaymentRecorded" else "refunded_minor"
+            # A failed refund never returned its money: it undoes its RefundRecorded.
+            sign = -1 if kind == "RefundFailed" else 1
             db.execute(
                 "INSERT INTO revenue (organizer_id, currency) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (event["organizer_id"], data["currency"]),
             )
             db.execute(
                 f"UPDATE revenue SET {column} = {column} + ? WHERE organizer_id = ? AND currency = ?",
-                (data["amount_minor"], event["organizer_id"], data["currency"]),
+                (sign * data["amount_minor"], event["organizer_id"], data["currency"]),
             )
         # Unknown types are ignored on purpose: new ones may appear (docs/events.md).
     return True

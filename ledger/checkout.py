@@ -29,7 +29,7 @@ nothing here logs them.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -40,11 +40,17 @@ from ledger.providers import inbox
 from ledger.providers.base import CheckoutRequest
 from ledger.providers.payu_gateway import PayuPaymentLinkLost
 from ledger.providers.registry import GATEWAY_PROVIDERS, describe
-from ledger.service import LedgerService
+from ledger.service import OPENING_HOLD, LedgerService
 
 log = logging.getLogger(__name__)
 
-#: Failure reasons after which a checkout can no longer be paid.
+#: How far a checkout's deadline moves when it is opened late (after an
+#: outage): deadlines fall on this grid from the registration's time, so every
+#: retry within one step asks the provider for the same checkout.
+DEADLINE_STEP = timedelta(minutes=2)
+
+#: Failure reasons after which a checkout can no longer be paid: a retry would
+#: only find the same dead session (every provider replays it by our ids).
 CLOSED_REASONS = Registration.CHECKOUT_CLOSED_REASONS
 
 
@@ -107,7 +113,9 @@ class CheckoutStarter:
         if not row.url:
             raise PayuPaymentLinkLost(row.reference)
         if not registration.checkout or registration.checkout.get("reference") != row.reference:
-            registration = self.service.start_checkout(rid, provider=row.provider, url=row.url, reference=row.reference)
+            registration = self.service.start_checkout(
+                rid, provider=row.provider, url=row.url, reference=row.reference, until=row.expires_at
+            )
         return registration, {"provider": row.provider, "url": row.url}
 
     def urls(self, provider: str, connection_id: str, registration_id: str) -> tuple[str, str, str]:
@@ -133,8 +141,14 @@ class CheckoutStarter:
         if not paid_event.connection_id:
             raise InvalidState("the event has no provider connection")
         connection = self.access.connection(paid_event.connection_id)
-        if not paid_event.holds_seat(rid, self.service.clock()):
+        now = self.service.clock()
+        if not paid_event.holds_seat(rid, now):
             self.service.hold_for_checkout(rid)  # R20: the opening window lapsed
+        # The registration's first hold is its opening window from the
+        # moment it registered (ledger clock): the anchor of every deadline.
+        first = self.service.event(registration.event_id).first_held.get(rid)
+        registered_at = datetime.fromisoformat(first) - OPENING_HOLD if first else now
+        expires_at = self.checkout_deadline(connection.provider, registered_at, now)
         success, cancel, notify = self.urls(connection.provider, connection.id, rid)
         request = CheckoutRequest(
             registration_id=rid,
@@ -146,6 +160,8 @@ class CheckoutStarter:
             success_url=success,
             cancel_url=cancel,
             notify_url=notify,
+            expires_at=expires_at,
+            opened_at=now,
         )
         gateway = self.access.gateway(connection.provider)
         creds = self.access.credentials(connection.id)
@@ -164,8 +180,27 @@ class CheckoutStarter:
         except LedgerError:
             self._release(rid)
             raise
-        row = inbox.CheckoutRow(rid, connection.provider, connection.id, connection.organizer_id, reference, url)
+        row = inbox.CheckoutRow(
+            rid, connection.provider, connection.id, connection.organizer_id, reference, url, expires_at
+        )
         return inbox.save_checkout(self.db, row, steady_poll=steady_poll)
+
+    def checkout_deadline(self, provider: str, registered_at: datetime, now: datetime) -> datetime:
+        """When the checkout stops taking money, and its seat stops being
+        held (R20): ``seat_hold`` (within the provider's bounds -- Stripe: at
+        least 30 minutes) after the registration, moved on in whole
+        ``DEADLINE_STEP`` s when the checkout is (re)opened later, so that at
+        least ``lifetime - DEADLINE_STEP`` is left.  Fixed for a given
+        moment, never drifting with each call: a retry after a lost answer
+        sends the very same parameters (Stripe replays only those).
+        """
+        lifetime: timedelta = self.service.seat_hold
+        bounds = describe(provider).checkout_lifetime
+        if bounds is not None:
+            lifetime = min(max(lifetime, bounds[0]), bounds[1])
+        late = now - registered_at - DEADLINE_STEP
+        steps = max(0, -(-late // DEADLINE_STEP))  # ceiling division of timedeltas
+        return registered_at + lifetime + steps * DEADLINE_STEP
 
     def _release(self, registration_id: str) -> None:
         """No checkout opened: give the seat back (R20).  Best effort -- if it

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+FEE_POLICY: dict[str, Any] = {
+    "enum": ["fee-v1", "fee-v2"],
+    "description": "The policy that computed this event's fee figures (docs/money.md)",
+}
+
 EVENTS: dict[str, dict[str, Any]] = {
     "CheckoutStarted": {
         "description": "A provider checkout was opened for the registration.",
@@ -208,6 +213,90 @@ EVENTS: dict[str, dict[str, Any]] = {
                 "additionalProperties": {"type": "string"},
                 "description": "Which credentials were given, masked (e.g. last four characters); never a secret",
             },
+        },
+    },
+    "PaymentDisputed": {
+        "description": "The payer disputed a payment with their bank or the provider (Stripe "
+        "charge.dispute.created, PayPal CUSTOMER.DISPUTE.CREATED); issue 18. Moves no money by itself; "
+        "the registration is shown as disputed. One per dispute id.",
+        "fields": {
+            "dispute_id": {"description": "The provider's dispute id (Stripe dp_…, PayPal PP-D-…)"},
+            "provider": {},
+            "reference": {"description": "The disputed checkout's reference (session or order id)"},
+            "amount_minor": {"minimum": 1, "description": "Amount disputed, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "reason": {"description": "The provider's reason (e.g. fraudulent), when given"},
+        },
+    },
+    "DisputeFundsWithdrawn": {
+        "description": "The provider took the disputed money out of the organizer's balance (Stripe "
+        "charge.dispute.funds_withdrawn); issue 18. Not revenue any more: taken like a refund (owed back "
+        "first, then the ticket); the fee on the ticket money taken is given back (R18). Access stays until "
+        "the dispute is lost.",
+        "fields": {
+            "dispute_id": {"description": "The provider's dispute id"},
+            "amount_minor": {"minimum": 1, "description": "Amount withdrawn, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "fee_reversed_minor": {"minimum": 0, "description": "Platform fee given back, minor units"},
+            "fee_policy": FEE_POLICY,
+        },
+    },
+    "DisputeFundsReinstated": {
+        "description": "The provider gave withdrawn money back (Stripe charge.dispute.funds_reinstated); "
+        "issue 18. It pays for the ticket again while the registration holds it, with its fee charged "
+        "again; otherwise it is owed back.",
+        "fields": {
+            "dispute_id": {"description": "The provider's dispute id"},
+            "amount_minor": {"minimum": 1, "description": "Amount reinstated, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "fee_minor": {"minimum": 0, "description": "Platform fee charged again, minor units"},
+            "fee_policy": FEE_POLICY,
+        },
+    },
+    "DisputeResolved": {
+        "description": "A dispute closed (Stripe charge.dispute.closed, PayPal CUSTOMER.DISPUTE.RESOLVED); "
+        "issue 18. `lost`: the ticket, its seat and its access end (join tokens stop working) and the fee "
+        "still charged is given back; `won`: nothing changes but the marker.",
+        "fields": {
+            "dispute_id": {"description": "The provider's dispute id"},
+            "outcome": {"enum": ["won", "lost"], "description": "Who kept the money: the organizer (won)"},
+            "fee_reversed_minor": {"minimum": 0, "description": "Platform fee given back, minor units"},
+            "fee_policy": FEE_POLICY,
+        },
+    },
+    "PaymentReversed": {
+        "description": "The provider reversed a payment (PayPal PAYMENT.CAPTURE.REVERSED); issue 18. The "
+        "money leaves the organizer's balance, the ticket, its seat and access end, the fee still charged "
+        "is given back.",
+        "fields": {
+            "reversal_id": {"description": "The provider's id of the reversal (or of the reversed capture)"},
+            "reference": {"description": "The checkout's reference (order id)"},
+            "amount_minor": {"minimum": 1, "description": "Amount taken back, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "fee_reversed_minor": {"minimum": 0, "description": "Platform fee given back, minor units"},
+            "fee_policy": FEE_POLICY,
+        },
+    },
+    "RefundFailed": {
+        "description": "A refund recorded earlier failed at the provider (Stripe refund.failed, PayU refund "
+        "CANCELED); issue 18. The money was never returned: the refund no longer counts and its amount is "
+        "owed back again (R17). Ticket and fee stay as they were.",
+        "fields": {
+            "reference": {"description": "The failed refund's reference (as on its RefundRecorded)"},
+            "amount_minor": {"minimum": 1, "description": "Amount of the failed refund, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+        },
+    },
+    "PaymentAuthorized": {
+        "description": "The provider holds the payer's money until the shop confirms it (PayU "
+        "WAITING_FOR_CONFIRMATION); issue 18. Nothing is booked: the ledger confirms it while the seat is "
+        "held (a PaymentRecorded follows) or releases it at the provider (a PaymentFailed follows; the "
+        "provider returns the money to the payer). One per provider reference.",
+        "fields": {
+            "amount_minor": {"minimum": 1, "description": "Amount held, minor units"},
+            "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+            "provider": {},
+            "reference": {"description": "The provider's order id"},
         },
     },
     "RefundRecorded": {

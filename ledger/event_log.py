@@ -56,6 +56,13 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Registration.RefundRecorded: ("RefundRecorded", "registration"),
     Registration.EmailDeliveryFailed: ("EmailDeliveryFailed", "registration"),
     Registration.PersonalDataErased: ("PersonalDataErased", "registration"),
+    Registration.PaymentDisputed: ("PaymentDisputed", "registration"),
+    Registration.DisputeFundsWithdrawn: ("DisputeFundsWithdrawn", "registration"),
+    Registration.DisputeFundsReinstated: ("DisputeFundsReinstated", "registration"),
+    Registration.DisputeResolved: ("DisputeResolved", "registration"),
+    Registration.PaymentReversed: ("PaymentReversed", "registration"),
+    Registration.RefundFailed: ("RefundFailed", "registration"),
+    Registration.PaymentAuthorized: ("PaymentAuthorized", "registration"),
 }
 
 TYPE_NAMES = {public: cls for cls, (public, _) in PUBLIC_TYPES.items()}

@@ -3,7 +3,13 @@ owed back to the payer.
 
 Every amount received is in exactly one of three places, always::
 
-    paid = refunded + refund_due (owed back, R17) + ticket money
+    paid = refunded + withdrawn + refund_due (owed back, R17) + ticket money
+
+*Withdrawn* is money the provider took back by itself (a dispute's funds
+withdrawn, net of any reinstated, or a PayPal reversal; issue 18): like a
+refund, but not the organizer's doing.  It is taken the way refunds are (owed
+back first, then the ticket); a lost dispute or a reversal ends access.  A
+refund that failed at the provider is no refund: its amount is owed back again.
 
 *Ticket money* pays for a ticket the registration holds.  A registration holds a
 paid ticket while it is open (not rejected, cancelled, refunded with its access
@@ -48,6 +54,9 @@ class MoneyHolder(Protocol):
     ticket_minor: int
     closed_reason: str | None
 
+    @property
+    def withdrawn_minor(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Split:
@@ -65,7 +74,7 @@ def holds_paid_ticket(h: MoneyHolder) -> bool:
 def owed_minor(h: MoneyHolder) -> int:
     """Money received, not refunded, that pays for no ticket (R17).  Never
     negative: refunds are at most what was paid, the ticket at most the rest."""
-    return h.paid_minor - h.refunded_minor - h.ticket_minor
+    return h.paid_minor - h.refunded_minor - h.withdrawn_minor - h.ticket_minor
 
 
 def after_payment(h: MoneyHolder, amount_minor: int, *, seat_granted: bool) -> Split:
@@ -78,7 +87,7 @@ def after_payment(h: MoneyHolder, amount_minor: int, *, seat_granted: bool) -> S
         closed = "capacity_exhausted"
     ticket = h.ticket_minor
     if closed is None and h.paid_minor < h.price_minor <= h.paid_minor + amount_minor:
-        ticket = min(h.paid_minor + amount_minor - h.refunded_minor, h.price_minor)
+        ticket = min(h.paid_minor + amount_minor - h.refunded_minor - h.withdrawn_minor, h.price_minor)
     return Split(ticket if closed is None else 0, closed)
 
 
@@ -95,3 +104,21 @@ def after_refund(h: MoneyHolder, amount_minor: int, *, ends_access: bool) -> Spl
     if ends_access and closed is None:
         closed = "refunded"
     return Split(h.ticket_minor - from_ticket if closed is None else 0, closed)
+
+
+def after_withdrawal(h: MoneyHolder, amount_minor: int) -> Split:
+    """The provider took ``amount_minor`` back (dispute, reversal): taken like
+    a refund -- from the money owed back first, then from the ticket.  Access
+    is ended by the dispute's loss, not by the withdrawal itself (a dispute
+    may still be won)."""
+    from_ticket = max(0, amount_minor - owed_minor(h))
+    return Split(max(0, h.ticket_minor - from_ticket) if h.closed_reason is None else 0, h.closed_reason)
+
+
+def after_reinstatement(h: MoneyHolder, amount_minor: int) -> Split:
+    """Withdrawn money came back (a dispute won): it pays for the ticket again
+    while the registration holds it, up to the price; the rest is owed back."""
+    if h.closed_reason is not None or h.paid_minor < h.price_minor:
+        return Split(0 if h.closed_reason else h.ticket_minor, h.closed_reason)
+    held = h.paid_minor - h.refunded_minor - (h.withdrawn_minor - amount_minor)
+    return Split(min(held, h.price_minor), None)

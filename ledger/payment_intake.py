@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ledger.domain.registration import Registration
 from ledger.errors import LedgerError, NotFound, RefundExceedsPaid, VersionConflict
@@ -75,11 +75,56 @@ def decide(service: LedgerService, n: Notification, registration: Registration) 
             return Decision("superseded_by_payment")
         if n.raw_type in NON_TERMINAL_FAILURES:
             return Decision("declined_attempt_checkout_open")
+        current = registration.checkout["reference"] if registration.checkout else None
+        if current is not None and n.reference != current:
+            # An earlier checkout of this registration ended (e.g. a PayU order
+            # replaced after its link was lost): the current one keeps the seat.
+            return Decision(f"earlier_checkout_{n.kind}")
         service.record_payment_failure(rid, reason=n.kind, reference=n.reference)
         return Decision(f"payment_{n.kind}")
     if n.kind == "refunded":
         return _refunded(service, n, registration)
+    if n.kind in CORRECTIONS:
+        return _corrected(service, n, registration)
     return Decision("pending")
+
+
+#: Provider corrections of money it reported earlier (issue 18).
+CORRECTIONS = frozenset(
+    {"disputed", "funds_withdrawn", "funds_reinstated", "dispute_won", "dispute_lost", "reversed", "refund_failed"}
+)
+
+
+def _corrected(service: LedgerService, n: Notification, registration: Registration) -> Decision:
+    """Disputes, reversals and failed refunds: each a fact on the
+    registration, idempotent by the provider's dispute / refund id.  One that
+    arrives before the payment it corrects waits for it (like a refund)."""
+    rid = str(registration.id)
+    subject = n.subject_id
+    if n.kind == "refund_failed":
+        if not registration.has_refund(subject):
+            return Decision("deferred_until_refund", processed=False)
+        service.record_refund_failure(rid, reference=subject)
+        return Decision("refund_failed_recorded")
+    if registration.paid_minor == 0:
+        return Decision("deferred_until_payment", processed=False)
+    if n.kind in ("dispute_won", "dispute_lost"):
+        service.resolve_dispute(rid, dispute_id=subject, outcome=n.kind.removeprefix("dispute_"))
+        return Decision(f"{n.kind}_recorded")
+    if n.amount is None:
+        return Decision(f"{n.kind}_without_amount")
+    if n.amount.currency != registration.currency:
+        return Decision(f"{n.kind}_currency_mismatch")
+    if n.kind == "disputed":
+        service.record_dispute(rid, dispute_id=subject, provider=n.provider, reference=n.reference,
+                               amount=n.amount, reason=n.reason)
+    elif n.kind == "funds_withdrawn":
+        service.record_funds_withdrawn(rid, dispute_id=subject, amount=n.amount)
+    elif n.kind == "funds_reinstated":
+        service.record_funds_reinstated(rid, dispute_id=subject, amount=n.amount)
+    else:
+        service.record_reversal(rid, reversal_id=subject, reference=n.reference, amount=n.amount)
+    return Decision(f"{n.kind}_recorded")
 
 
 def _paid(service: LedgerService, n: Notification, registration: Registration) -> Decision:
@@ -120,8 +165,9 @@ def _refunded(service: LedgerService, n: Notification, registration: Registratio
 
 
 def is_approval(n: Notification) -> bool:
-    """A PayPal order the payer approved: it waits for our capture."""
-    return (
+    """Money that waits for our capture: a PayPal order the payer approved, or
+    a PayU order awaiting the shop's confirmation (``authorized``)."""
+    return n.kind == "authorized" or (
         n.kind == "pending" and n.provider_event_id.startswith("order:") and n.provider_event_id.endswith(":APPROVED")
     )
 
@@ -179,6 +225,44 @@ class PaymentIntake:
             self._after(connection, n, registration, decision)
         return decision.outcome
 
+    def closed_early(self, registration_ids: Iterable[str]) -> None:
+        """Registrations were rejected or their event cancelled: the
+        reconciler closes their open checkouts at the provider on its next
+        pass (:meth:`close_checkout`), so the HTTP request that closed them
+        waits for no provider."""
+        inbox.poll_soon(self.db, list(registration_ids))
+
+    def close_checkout(self, registration_id: str, *, now: datetime | None = None) -> str | None:
+        """Make the registration's open checkout unpayable at the provider when
+        its seat hold has ended or the registration no longer waits for money
+        (rejected, event cancelled): R20.  Stripe expires the session, PayU
+        cancels the order, PayPal's is never captured.  Whatever the provider
+        answers (expired, or paid first) is applied like any fact; a payment
+        that still arrives later is booked and owed back (R17).  Returns the
+        outcome, or ``None`` when nothing was to close.  Raises
+        ``ProviderUnavailable`` on an outage (the reconciler tries again)."""
+        row = inbox.find_checkout(self.db, registration_id)
+        if row is None or not inbox.checkout_is_open(self.db, registration_id):
+            return None
+        try:
+            registration = self.service.registration(registration_id)
+        except NotFound:
+            return None
+        if registration.paid_minor > 0 or registration.confirmed:
+            return None  # money came (or the organizer let them in): nothing to end
+        lapsed = row.expires_at is not None and row.expires_at <= (now or self.service.clock())
+        if registration.status == "awaiting_payment" and not lapsed:
+            return None
+        connection = self.access.connection(row.connection_id)
+        gateway = self.access.gateway(row.provider)
+        ended = gateway.expire_checkout(self.access.credentials(connection.id), row.reference)
+        if ended is None or ended.kind == "pending":
+            outcome = "checkout_closed"
+        else:
+            outcome = self.handle(connection, ended, source="expiry")
+        inbox.settle_checkout(self.db, registration_id, "expired" if lapsed else "closed", reference=row.reference)
+        return outcome
+
     def retry_unprocessed(
         self,
         *,
@@ -234,13 +318,42 @@ class PaymentIntake:
         return registration
 
     def _capture(self, connection: Connection, n: Notification, registration: Registration) -> Decision:
-        """Capture an approved PayPal order -- only while the registration
-        still waits for its money, so a closed one is never charged."""
+        """Capture an approved PayPal order, or confirm a PayU order awaiting
+        confirmation -- only while the registration still waits for its money
+        and holds its seat, so a closed one is never charged.  Money held for
+        the shop's confirmation (``authorized``) is first recorded
+        (``PaymentAuthorized``), and released at the provider when it cannot
+        be taken (the payer gets it back from the provider, not from the
+        organizer)."""
         gateway = self.access.gateway(connection.provider)
         if not isinstance(gateway, CapturingGateway):
             return Decision("pending")
-        if registration.status != "awaiting_payment":
-            return Decision(f"not_captured_{registration.status}")
+        rid = str(registration.id)
+        if n.kind == "authorized" and n.amount is not None:
+            self.service.record_payment_authorization(rid, amount=n.amount, provider=n.provider,
+                                                      reference=n.reference)
+        paid_event = self.service.event(registration.event_id)
+        lapsed = rid not in paid_event.sold and not paid_event.holds_seat(rid, self.service.clock())
+        current = registration.checkout["reference"] if registration.checkout else n.reference
+        if current != n.reference:
+            # An earlier order of this registration (e.g. PayPal created a second
+            # one because a retry came after its 6-hour PayPal-Request-Id): only
+            # the current checkout is ever captured, so nobody pays twice.
+            ended = gateway.expire_checkout(self.access.credentials(connection.id), n.reference)
+            if ended is None or ended.kind in ("pending", "authorized"):
+                return Decision("not_captured_earlier_checkout")
+            return Decision(f"not_captured_earlier_checkout:{self.handle(connection, ended, source='expiry')}")
+        if registration.status != "awaiting_payment" or lapsed:
+            # R20: the seat's hold ended (or the registration no longer waits
+            # for money), so the order ends: never take money for a seat that
+            # may be someone else's now.  PayPal's is simply never captured.
+            why = "hold_lapsed" if registration.status == "awaiting_payment" else registration.status
+            if n.kind != "authorized" and registration.status != "awaiting_payment":
+                return Decision(f"not_captured_{why}")
+            ended = gateway.expire_checkout(self.access.credentials(connection.id), n.reference)
+            if ended is None or ended.kind in ("pending", "authorized"):
+                return Decision(f"not_captured_{why}")
+            return Decision(f"not_captured_{why}:{self.handle(connection, ended, source='expiry')}")
         captured = gateway.capture(self.access.credentials(connection.id), n.reference)
         return Decision(f"captured:{self.handle(connection, captured, source='capture')}")
 

@@ -387,9 +387,12 @@ class LedgerService:
 
         return self._retry.run(parse_uuid(event_id, "event"), run)
 
-    def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
-        """Record the checkout opened at the provider and hold the seat for
-        ``seat_hold`` from now (R20), in one transaction.  Only the first
+    def start_checkout(
+        self, registration_id: str, *, provider: str, url: str, reference: str, until: datetime | None = None,
+    ) -> Registration:
+        """Record the checkout opened at the provider and hold the seat until
+        the checkout expires at the provider (``until``; without one,
+        ``seat_hold`` from now), in one transaction (R20).  Only the first
         record of a checkout holds: asking again for the same checkout never
         extends its hold.  ``CapacityExhausted`` when the opening hold lapsed
         and its seat went to someone else meanwhile."""
@@ -400,7 +403,8 @@ class LedgerService:
             paid_event = self.event(registration.event_id)
             now = self.clock()
             paid_event.hold_seat(
-                str(registration.id), capacity=self.capacity_of(paid_event), now=now, until=now + self.seat_hold
+                str(registration.id), capacity=self.capacity_of(paid_event), now=now,
+                until=until or now + self.seat_hold,
             )
             registration.start_checkout(provider, url, reference)
             return (registration, paid_event)
@@ -569,3 +573,85 @@ class LedgerService:
             return (registration, paid_event)
 
         return self._change_registration(registration_id, change, scope=scope, expected_version=expected_version)
+
+    # --- provider-side corrections (issue 18) -------------------------------------
+
+    def record_dispute(
+        self, registration_id: str, *, dispute_id: str, provider: str, reference: str, amount: Money,
+        reason: str | None,
+    ) -> Registration:
+        """The payer disputed a payment: a marker, no money moves yet."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_dispute(dispute_id, provider, reference, amount,
+                                                                  reason) else ()
+
+        return self._change_registration(registration_id, change)
+
+    def record_funds_withdrawn(self, registration_id: str, *, dispute_id: str, amount: Money) -> Registration:
+        """The provider took the disputed money back (not revenue, R18)."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_funds_withdrawn(dispute_id, amount) else ()
+
+        return self._change_registration(registration_id, change)
+
+    def record_funds_reinstated(self, registration_id: str, *, dispute_id: str, amount: Money) -> Registration:
+        """The provider gave withdrawn money back."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_funds_reinstated(dispute_id, amount) else ()
+
+        return self._change_registration(registration_id, change)
+
+    def resolve_dispute(self, registration_id: str, *, dispute_id: str, outcome: str) -> Registration:
+        """Won: nothing changes but the marker.  Lost: the ticket, its seat and
+        its access end, like a refund that ends access."""
+
+        def change(registration: Registration) -> Saved:
+            was_open = registration.is_open
+            if not registration.resolve_dispute(dispute_id, outcome):
+                return ()
+            if was_open and not registration.is_open:
+                paid_event = self.event(registration.event_id)
+                paid_event.release_seat(str(registration.id), "dispute_lost")
+                return (registration, paid_event)
+            return (registration,)
+
+        return self._change_registration(registration_id, change)
+
+    def record_reversal(
+        self, registration_id: str, *, reversal_id: str, reference: str, amount: Money
+    ) -> Registration:
+        """The provider reversed a payment: money, ticket, seat and access end."""
+
+        def change(registration: Registration) -> Saved:
+            was_open = registration.is_open
+            if not registration.record_reversal(reversal_id, reference, amount):
+                return ()
+            if was_open and not registration.is_open:
+                paid_event = self.event(registration.event_id)
+                paid_event.release_seat(str(registration.id), "reversed")
+                return (registration, paid_event)
+            return (registration,)
+
+        return self._change_registration(registration_id, change)
+
+    def record_payment_authorization(
+        self, registration_id: str, *, amount: Money, provider: str, reference: str
+    ) -> Registration:
+        """The provider holds the payer's money until the shop confirms it
+        (PayU WAITING_FOR_CONFIRMATION): recorded, nothing booked yet."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_authorization(amount, provider, reference) else ()
+
+        return self._change_registration(registration_id, change)
+
+    def record_refund_failure(self, registration_id: str, *, reference: str) -> Registration:
+        """A recorded refund failed at the provider: its money is owed back again."""
+
+        def change(registration: Registration) -> Saved:
+            return (registration,) if registration.record_refund_failure(reference) else ()
+
+        return self._change_registration(registration_id, change)

@@ -175,8 +175,10 @@ def apply_batch(
                 fees.payment(row, event, held_before=held_before, owed_delta=owed_delta, position=position)
             elif isinstance(event, Registration.RefundRecorded):
                 fees.refund(row, event, owed_delta=owed_delta, position=position)
-            else:
+            elif isinstance(event, (Registration.Rejected, Registration.Cancelled)):
                 fees.closed(row, event, owed_delta=owed_delta, position=position)
+            else:
+                fees.corrected(row, event, owed_delta=owed_delta, position=position)
             journal.add(books.Fact(position, event, row, split_before, books.Split.of(row)))
             continue
         touched[oid] = rows[oid] = who_paid.apply(row, event, position)

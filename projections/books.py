@@ -12,12 +12,14 @@ account             normal    what it holds
                               money held: a refund event does not name the connection)
 ``ticket_revenue``  credit    ticket money: what pays for tickets held (R17)
 ``owed_back``       credit    money owed back to payers (R17)
+``withdrawn``       credit    money a provider took back (disputes, reversals), net of
+                              what it reinstated (a contra account of the money held)
 ``fee_expense``     debit     the platform's service fee, the organizer's cost (R16, R18)
 ``fee_payable``     credit    the same fee, owed by the organizer to the platform
 ==================  ========  =====================================================
 
 So at every position, per organizer and currency:
-``held − refunds_paid = ticket_revenue + owed_back`` (paid − refunded = ticket +
+``held − refunds_paid − withdrawn = ticket_revenue + owed_back`` (paid − refunded = ticket +
 owed back, ``ledger.owed_back``) and ``fee_expense = fee_payable``.
 
 **The posting rules** are :data:`POSTINGS`: one function per event type, each
@@ -61,9 +63,10 @@ TICKET_REVENUE = "ticket_revenue"
 OWED_BACK = "owed_back"
 FEE_EXPENSE = "fee_expense"
 FEE_PAYABLE = "fee_payable"
+WITHDRAWN = "withdrawn"
 
 #: The fixed accounts, in the order they are shown (``held:<kind>`` come first).
-FIXED_ACCOUNTS = (REFUNDS_PAID, TICKET_REVENUE, OWED_BACK, FEE_EXPENSE, FEE_PAYABLE)
+FIXED_ACCOUNTS = (REFUNDS_PAID, WITHDRAWN, TICKET_REVENUE, OWED_BACK, FEE_EXPENSE, FEE_PAYABLE)
 
 #: Accounts whose balance is normally on the debit side (the others: credit).
 DEBIT_NORMAL = (HELD, FEE_EXPENSE)
@@ -71,6 +74,7 @@ DEBIT_NORMAL = (HELD, FEE_EXPENSE)
 #: What each account means, for people (pages, the CLI, docs/books.md).
 DESCRIPTIONS = {
     REFUNDS_PAID: "refunds paid out to payers",
+    WITHDRAWN: "money taken back by providers (disputes, reversals)",
     TICKET_REVENUE: "ticket revenue (money paying for tickets held)",
     OWED_BACK: "money owed back to payers",
     FEE_EXPENSE: "service fee (the organizer's cost)",
@@ -190,6 +194,33 @@ def registration_cancelled(fact: Fact) -> list[Line]:
     return [*_money_split(fact), *_fee(0, fact.event.fee_reversed_minor)]
 
 
+def funds_withdrawn(fact: Fact) -> list[Line]:
+    """A provider took money back (a dispute's funds or a reversal): it leaves
+    what is owed back first, then the ticket (as a refund does, R17), and the
+    fee on the ticket money it took is given back (R18)."""
+    e = fact.event
+    return [*_money_split(fact), Line(WITHDRAWN, credit=e.amount_minor), *_fee(0, e.fee_reversed_minor)]
+
+
+def funds_reinstated(fact: Fact) -> list[Line]:
+    """The provider gave withdrawn money back: ticket money (with its fee
+    charged again) or owed back, as the split says."""
+    e = fact.event
+    return [Line(WITHDRAWN, debit=e.amount_minor), *_money_split(fact), *_fee(e.fee_minor, 0)]
+
+
+def dispute_resolved(fact: Fact) -> list[Line]:
+    """Lost: the ticket ends, money still held for it is owed back and its fee
+    goes back.  Won: nothing moves (no entry)."""
+    return [*_money_split(fact), *_fee(0, fact.event.fee_reversed_minor)]
+
+
+def refund_failed(fact: Fact) -> list[Line]:
+    """A refund that never reached the payer: the money is held again and owed
+    back (the reverse of its ``RefundRecorded``; no fee moves)."""
+    return [Line(REFUNDS_PAID, debit=fact.event.amount_minor), *_money_split(fact)]
+
+
 #: Event type → its posting rule.  Every type here must also change the
 #: who-paid row (projections/who_paid.py) so that ``before``/``after`` differ.
 POSTINGS: dict[type[Any], Callable[[Fact], list[Line]]] = {
@@ -197,6 +228,11 @@ POSTINGS: dict[type[Any], Callable[[Fact], list[Line]]] = {
     Registration.RefundRecorded: refund_recorded,
     Registration.Rejected: participant_rejected,
     Registration.Cancelled: registration_cancelled,
+    Registration.DisputeFundsWithdrawn: funds_withdrawn,
+    Registration.DisputeFundsReinstated: funds_reinstated,
+    Registration.DisputeResolved: dispute_resolved,
+    Registration.PaymentReversed: funds_withdrawn,
+    Registration.RefundFailed: refund_failed,
 }
 
 

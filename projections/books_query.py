@@ -235,6 +235,7 @@ class StatementFigures:
     opening_minor: int = 0
     received_minor: int = 0
     refunds_minor: int = 0
+    withdrawn_minor: int = 0  # taken back by providers in the period (disputes, reversals)
     owed_back_minor: int = 0  # change of money owed back in the period
     fee_minor: int = 0  # change of the fee owed in the period
     held_minor: int = 0  # money held (net of refunds) at the end
@@ -243,8 +244,9 @@ class StatementFigures:
 
     @property
     def sales_minor(self) -> int:
-        """Ticket money the period brought (received − refunds − owed back)."""
-        return self.received_minor - self.refunds_minor - self.owed_back_minor
+        """Ticket money the period brought (received − refunds − withdrawn −
+        owed back)."""
+        return self.received_minor - self.refunds_minor - self.withdrawn_minor - self.owed_back_minor
 
     @property
     def closing_minor(self) -> int:
@@ -255,6 +257,7 @@ class StatementFigures:
         return {
             "currency": a, "opening_balance": _amount(self.opening_minor, a),
             "received": _amount(self.received_minor, a), "refunds": _amount(self.refunds_minor, a),
+            "withdrawn": _amount(self.withdrawn_minor, a),
             "owed_back": _amount(self.owed_back_minor, a), "sales": _amount(self.sales_minor, a),
             "fee": _amount(self.fee_minor, a), "closing_balance": _amount(self.closing_minor, a),
             "held": _amount(self.held_minor, a), "owed_back_total": _amount(self.owed_back_total_minor, a),
@@ -284,6 +287,8 @@ def _effect(account: str, debit: int, credit: int) -> dict[str, int]:
         return {"received": debit, "held": debit - credit}
     if account == books.REFUNDS_PAID:
         return {"refunds": credit - debit, "held": debit - credit}
+    if account == books.WITHDRAWN:
+        return {"withdrawn": credit - debit, "held": debit - credit}
     if account == books.OWED_BACK:
         return {"owed": credit_up}
     if account == books.TICKET_REVENUE:
@@ -335,6 +340,7 @@ def statement(
             continue
         figures.received_minor += effect.get("received", 0)
         figures.refunds_minor += effect.get("refunds", 0)
+        figures.withdrawn_minor += effect.get("withdrawn", 0)
         figures.owed_back_minor += effect.get("owed", 0)
         figures.fee_minor += effect.get("fee", 0)
         per_day = daily.setdefault(cur, {})
@@ -350,7 +356,7 @@ def statement(
 
 
 STATEMENT_CSV_COLUMNS = ("organizer_id", "from", "to", "currency", "opening_balance", "received", "refunds",
-                         "owed_back", "sales", "fee", "closing_balance", "held", "owed_back_total")
+                         "owed_back", "sales", "fee", "closing_balance", "held", "owed_back_total", "withdrawn")
 
 
 def statement_csv(found: Statement) -> Iterator[str]:
@@ -402,13 +408,13 @@ def check(db: Database) -> BooksCheck:
                             f"{_amount(int(credit), currency)}")
         for organizer_id, currency, held_net, owed_total, fee_gap in conn.execute(
             "SELECT organizer_id, currency,"
-            " sum(CASE WHEN account LIKE 'held:%%' OR account = 'refunds_paid' THEN debit_minor - credit_minor"
+            " sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn') THEN debit_minor - credit_minor"
             " ELSE 0 END),"
             " sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor ELSE 0 END),"
             " sum(CASE WHEN account = 'fee_expense' THEN debit_minor - credit_minor"
             " WHEN account = 'fee_payable' THEN debit_minor - credit_minor ELSE 0 END)"
             " FROM projections.book_accounts GROUP BY organizer_id, currency"
-            " HAVING sum(CASE WHEN account LIKE 'held:%%' OR account = 'refunds_paid' THEN debit_minor - credit_minor"
+            " HAVING sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn') THEN debit_minor - credit_minor"
             " ELSE 0 END) <> sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor"
             " ELSE 0 END) OR sum(CASE WHEN account IN ('fee_expense', 'fee_payable') THEN debit_minor - credit_minor"
             " ELSE 0 END) <> 0 ORDER BY 1, 2 LIMIT 20").fetchall():

@@ -53,6 +53,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: Registration facts that move money or fees: the lines of the report.
 MONEY_EVENTS: tuple[type[Any], ...] = (
     Registration.PaymentRecorded, Registration.RefundRecorded, Registration.Rejected, Registration.Cancelled,
+    Registration.DisputeFundsWithdrawn, Registration.DisputeFundsReinstated, Registration.DisputeResolved,
+    Registration.PaymentReversed, Registration.RefundFailed,
 )
 
 # --- the write side: sums per (organizer, currency, day, policy) --------------------
@@ -68,10 +70,11 @@ class FeeDay:
     refund_due_minor: int = 0
     fee_minor: int = 0
     fee_reversed_minor: int = 0
+    withdrawn_minor: int = 0
 
 
 _DAY_SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "refund_due_minor",
-             "fee_minor", "fee_reversed_minor")
+             "fee_minor", "fee_reversed_minor", "withdrawn_minor")
 
 
 class FeeDays:
@@ -86,7 +89,8 @@ class FeeDays:
         self.facts: list[tuple[int, tuple[str, str, date, str], FeeDay]] = []
 
     def _add(self, row: WhoPaidRow, event: Any, fact: FeeDay, position: int | None) -> None:
-        key = (row.organizer_id, row.currency, event.timestamp.astimezone(UTC).date(), event.fee_policy)
+        policy = getattr(event, "fee_policy", None) or "fee-v2"  # RefundFailed moves no fee
+        key = (row.organizer_id, row.currency, event.timestamp.astimezone(UTC).date(), policy)
         found = self.days.get(key)
         if found is None:
             found = self.days[key] = FeeDay()
@@ -125,9 +129,27 @@ class FeeDays:
         ).format(table=table, sums=sql.SQL(", ").join(map(sql.Identifier, _DAY_SUMS)))
         with conn.cursor() as cursor, cursor.copy(statement) as copy:
             copy.set_types(["int8", "text", "text", "date", "text", "int4", "int4", "int8", "int4", "int8",
-                            "int8", "int8", "int8"])
+                            "int8", "int8", "int8", "int8"])
             for position, key, fact in self.facts:
                 copy.write_row((position, *key, *(getattr(fact, name) for name in _DAY_SUMS)))
+
+    def corrected(self, row: WhoPaidRow, event: Any, *, owed_delta: int, position: int | None = None) -> None:
+        """The provider corrected money (issue 18).  Withdrawn money (a
+        dispute's funds, a reversal) is not revenue: it leaves ``net`` as a
+        refund does, and the fee on the ticket money it took is given back
+        (R18); reinstated money comes back, with its fee; a failed refund
+        undoes the refund (its money is owed back again)."""
+        fact = FeeDay(refund_due_minor=owed_delta)
+        if isinstance(event, Registration.DisputeFundsReinstated):
+            fact.withdrawn_minor = -event.amount_minor
+            fact.fee_minor = event.fee_minor
+        elif isinstance(event, Registration.RefundFailed):
+            fact.refunded_minor = -event.amount_minor
+        else:
+            if not isinstance(event, Registration.DisputeResolved):
+                fact.withdrawn_minor = event.amount_minor
+            fact.fee_reversed_minor = event.fee_reversed_minor
+        self._add(row, event, fact, position)
 
     def save(self, conn: psycopg.Connection[Any], table: sql.Identifier) -> None:
         if not self.days:
@@ -168,13 +190,15 @@ class FeeFigures:
     fee_charged_minor: int
     fee_reversed_minor: int
     refund_due_minor: int = 0
+    withdrawn_minor: int = 0
     organizer_id: str | None = None
     period: str | None = None
     fee_policy: str | None = None
 
     @property
     def net_minor(self) -> int:
-        return self.gross_minor - self.refunded_minor
+        """Gross minus refunds minus what the provider took back (issue 18)."""
+        return self.gross_minor - self.refunded_minor - self.withdrawn_minor
 
     @property
     def fee_minor(self) -> int:
@@ -197,6 +221,7 @@ class FeeFigures:
             "refunds": self.amount(self.refunded_minor),
             "refund_count": self.refund_count,
             "refund_due": self.amount(self.refund_due_minor),
+            "withdrawn": self.amount(self.withdrawn_minor),
             "net": self.amount(self.net_minor),
             "fee_charged": self.amount(self.fee_charged_minor),
             "fee_reversed": self.amount(self.fee_reversed_minor),
@@ -282,7 +307,7 @@ def _label(start: date, period: str) -> str:
 
 #: The summed columns of a report query, named as ``FeeFigures`` fields.
 _SUMS = ("tickets", "payments", "gross_minor", "refund_count", "refunded_minor", "fee_charged_minor",
-         "fee_reversed_minor", "refund_due_minor")
+         "fee_reversed_minor", "refund_due_minor", "withdrawn_minor")
 
 
 def query(
@@ -320,7 +345,7 @@ def query(
         " sum(tickets) AS tickets, sum(payments) AS payments, sum(gross_minor) AS gross_minor,"
         " sum(refund_count) AS refund_count, sum(refunded_minor) AS refunded_minor,"
         " sum(fee_minor) AS fee_charged_minor, sum(fee_reversed_minor) AS fee_reversed_minor,"
-        " sum(refund_due_minor) AS refund_due_minor"
+        " sum(refund_due_minor) AS refund_due_minor, sum(withdrawn_minor) AS withdrawn_minor"
         " FROM {source}{where} GROUP BY organizer_id, currency, p, fee_policy"
         " ORDER BY p, organizer_id, currency, fee_policy"
     )
@@ -359,16 +384,17 @@ def totals(items: list[FeeFigures]) -> list[FeeFigures]:
         FeeFigures(currency=code, tickets=acc["tickets"], payments=acc["payments"], gross_minor=acc["gross_minor"],
                    refund_count=acc["refund_count"], refunded_minor=acc["refunded_minor"],
                    fee_charged_minor=acc["fee_charged_minor"], fee_reversed_minor=acc["fee_reversed_minor"],
-                   refund_due_minor=acc["refund_due_minor"])
+                   refund_due_minor=acc["refund_due_minor"], withdrawn_minor=acc["withdrawn_minor"])
         for code, acc in sorted(sums.items())
     ]
 
 
 #: ``refund_due`` and ``fee_policy`` were added after the first release: at the
 #: end, so that readers addressing columns by position keep working.
+#: ``withdrawn`` (issue 18) likewise, after ``fee_policy``.
 CSV_COLUMNS = ("kind", "organizer_id", "period", "currency", "tickets", "payments", "gross", "refunds",
-               "refund_count", "net", "fee_charged", "fee_reversed", "fee", "refund_due", "fee_policy")
-_CSV_FIGURES = CSV_COLUMNS[3:-1]
+               "refund_count", "net", "fee_charged", "fee_reversed", "fee", "refund_due", "fee_policy", "withdrawn")
+_CSV_FIGURES = CSV_COLUMNS[3:-2]
 
 
 def csv_lines(report: FeeReport) -> Iterator[str]:
@@ -385,7 +411,7 @@ def csv_lines(report: FeeReport) -> Iterator[str]:
         for line in lines:
             d = line.as_dict()
             writer.writerow([kind, d.get("organizer_id", ""), d.get("period", "") or ""]
-                            + [d[c] for c in _CSV_FIGURES] + [d.get("fee_policy") or ""])
+                            + [d[c] for c in _CSV_FIGURES] + [d.get("fee_policy") or "", d["withdrawn"]])
     yield buffer.getvalue()
 
 

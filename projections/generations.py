@@ -27,7 +27,8 @@ from psycopg import sql
 #: 2: who_paid.ticket_minor; fee_daily keyed by fee_policy, with refund_due_minor (issue 12).
 #: 3: who_paid.name and .email nullable, who_paid.erased (R24, issue 16).
 #: 4: the books (journal_entries, journal_lines, book_accounts) and fee_facts (issue 15).
-LAYOUT = 4
+#: 5: who_paid.disputed, withdrawn_minor, reinstated_minor; fee_daily.withdrawn_minor (issue 18).
+LAYOUT = 5
 
 SCHEMA_PREFIX = "projections_g"
 

@@ -65,6 +65,11 @@ class WhoPaidRow:
     payment_failed_at: datetime | None
     updated_at: datetime
     version: int
+    #: Issue 18: a dispute open or lost; money the provider took back net of
+    #: what it reinstated (as ``Registration.withdrawn_minor``); reinstated.
+    disputed: bool = False
+    withdrawn_minor: int = 0
+    reinstated_minor: int = 0
 
     # The aggregate's own derivations (see module docstring).
     is_open = Registration.is_open
@@ -83,6 +88,7 @@ _TYPES = {
     "paid_minor": "int8", "refunded_minor": "int8", "ticket_minor": "int8", "fee_minor": "int8",
     "fee_reversed_minor": "int8", "confirmed": "bool", "payment_failures": "int4",
     "resends": "int4", "version": "int4", "refund_due_minor": "int8", "erased": "bool",
+    "disputed": "bool", "withdrawn_minor": "int8", "reinstated_minor": "int8",
 }
 for _name in STORED_FIELDS:
     if _name.endswith("_at"):
@@ -178,8 +184,59 @@ def _personal_data_erased(row: WhoPaidRow, event: Any) -> None:
     row.erased = True
 
 
+def _disputed(row: WhoPaidRow, event: Any) -> None:
+    row.disputed = True
+
+
+def _funds_withdrawn(row: WhoPaidRow, event: Any) -> None:
+    # Mirrors Registration._funds_withdrawn (ledger.owed_back.after_withdrawal).
+    after = owed_back.after_withdrawal(row, event.amount_minor)
+    row.withdrawn_minor += event.amount_minor
+    row.fee_reversed_minor += event.fee_reversed_minor
+    row.ticket_minor, row.closed_reason = after.ticket_minor, after.closed_reason
+
+
+def _funds_reinstated(row: WhoPaidRow, event: Any) -> None:
+    # Mirrors Registration._funds_reinstated: the split is decided with the
+    # money still counted as withdrawn, then it comes back.
+    after = owed_back.after_reinstatement(row, event.amount_minor)
+    row.withdrawn_minor -= event.amount_minor
+    row.reinstated_minor += event.amount_minor
+    row.fee_minor += event.fee_minor
+    row.ticket_minor, row.closed_reason = after.ticket_minor, after.closed_reason
+
+
+def _dispute_resolved(row: WhoPaidRow, event: Any) -> None:
+    row.disputed = event.outcome == "lost"
+    if event.outcome == "lost" and row.closed_reason is None:
+        row.closed_reason = "dispute_lost"
+        row.close_note = "the payer won a dispute with the payment provider"
+        row.ticket_minor = 0
+        row.fee_reversed_minor += event.fee_reversed_minor
+
+
+def _payment_reversed(row: WhoPaidRow, event: Any) -> None:
+    row.disputed = True
+    row.withdrawn_minor += event.amount_minor
+    row.fee_reversed_minor += event.fee_reversed_minor
+    if row.closed_reason is None:
+        row.closed_reason = "reversed"
+        row.close_note = "the payment provider reversed the payment"
+    row.ticket_minor = 0
+
+
+def _refund_failed(row: WhoPaidRow, event: Any) -> None:
+    row.refunded_minor -= event.amount_minor  # the money never left: owed back again
+
+
 _CHANGES: dict[type[Any], Callable[[WhoPaidRow, Any], None]] = {
     Registration.PersonalDataErased: _personal_data_erased,
+    Registration.PaymentDisputed: _disputed,
+    Registration.DisputeFundsWithdrawn: _funds_withdrawn,
+    Registration.DisputeFundsReinstated: _funds_reinstated,
+    Registration.DisputeResolved: _dispute_resolved,
+    Registration.PaymentReversed: _payment_reversed,
+    Registration.RefundFailed: _refund_failed,
     Registration.CheckoutStarted: _checkout_started,
     Registration.PaymentRecorded: _payment_recorded,
     Registration.PaymentFailed: _payment_failed,

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ledger.container import Ledger
 
 #: Registration statuses (API.md), the values ``?status=`` accepts.
-STATUSES = ("awaiting_payment", "paid", "confirmed", "rejected", "cancelled", "refund_due", "refunded")
+STATUSES = ("awaiting_payment", "paid", "confirmed", "rejected", "cancelled", "refund_due", "refunded",
+            "dispute_lost")
 
 TIMESTAMP_FIELDS = (
     "registered_at", "checkout_started_at", "paid_at", "confirmed_at", "rejected_at", "cancelled_at",
@@ -41,17 +42,19 @@ _COLUMNS = (
     "email", "erased", "status", "currency", "price_minor", "paid_minor", "refunded_minor", "refund_due_minor",
     "fee_minor - fee_reversed_minor AS net_fee_minor", "provider", "provider_reference", "confirmed",
     "closed_reason", "close_note", "payment_failures", "last_failure_reason", "resends", *TIMESTAMP_FIELDS,
+    "disputed", "withdrawn_minor", "reinstated_minor",
 )
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM projections.who_paid"
 #: Copied from the row as they are, in the order of API.md's participants item.
 _PLAIN_FIELDS = (
     "provider", "provider_reference", "confirmed", "closed_reason", "close_note", "payment_failures",
-    "last_failure_reason", "resends",
+    "last_failure_reason", "resends", "disputed",
 )
 #: Money columns of a row and the item field each becomes.
 _MONEY_FIELDS = (
     ("price", "price_minor"), ("paid", "paid_minor"), ("refunded", "refunded_minor"),
     ("refund_due", "refund_due_minor"), ("fee", "net_fee_minor"),
+    ("withdrawn", "withdrawn_minor"), ("reinstated", "reinstated_minor"),
 )
 
 
@@ -120,11 +123,13 @@ class EventMoney:
     refunded_minor: int
     refund_due_minor: int
     fee_minor: int
+    withdrawn_minor: int = 0
 
     @property
     def net_minor(self) -> int:
-        """Gross minus refunds (as in the fee report); ``refund_due`` of it is owed back."""
-        return self.gross_minor - self.refunded_minor
+        """Gross minus refunds minus what the provider took back (as in the fee
+        report); ``refund_due`` of it is owed back."""
+        return self.gross_minor - self.refunded_minor - self.withdrawn_minor
 
     @property
     def ticket_minor(self) -> int:
@@ -132,7 +137,7 @@ class EventMoney:
 
     def as_dict(self) -> dict[str, dict[str, str]]:
         return {name: Money(getattr(self, f"{name}_minor"), self.currency).as_dict()
-                for name in ("gross", "refunded", "refund_due", "fee", "net")}
+                for name in ("gross", "refunded", "refund_due", "fee", "net", "withdrawn")}
 
 
 def event_money(ledger: Ledger, event_id: str, currency: str) -> EventMoney:
@@ -141,12 +146,13 @@ def event_money(ledger: Ledger, event_id: str, currency: str) -> EventMoney:
     with ledger.db.transaction() as conn:
         row = conn.execute(
             "SELECT coalesce(sum(paid_minor), 0), coalesce(sum(refunded_minor), 0),"
-            " coalesce(sum(refund_due_minor), 0), coalesce(sum(fee_minor - fee_reversed_minor), 0)"
+            " coalesce(sum(refund_due_minor), 0), coalesce(sum(fee_minor - fee_reversed_minor), 0),"
+            " coalesce(sum(withdrawn_minor), 0)"
             " FROM projections.who_paid WHERE event_id = %s", (UUID(str(event_id)),),
         ).fetchone()
     assert row is not None
-    gross, refunded, due, fee = (int(v) for v in row)
-    return EventMoney(currency, gross, refunded, due, fee)
+    gross, refunded, due, fee, withdrawn = (int(v) for v in row)
+    return EventMoney(currency, gross, refunded, due, fee, withdrawn)
 
 
 def _rows(
@@ -188,6 +194,7 @@ def page(
 CSV_COLUMNS = (
     "registration_id", "name", "email", "status", "currency", "price", "paid", "refunded", "refund_due",
     "fee", "provider", "provider_reference", "confirmed", "closed_reason", *TIMESTAMP_FIELDS, "erased",
+    "withdrawn", "reinstated",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

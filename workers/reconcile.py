@@ -100,6 +100,7 @@ class Reconciler:
             max_interval=self.max_interval,
         )
         polled = applied = 0
+        applied += self._close_lapsed(stop)
         for row in due:
             if stop is not None and stop.is_set():
                 break
@@ -110,12 +111,42 @@ class Reconciler:
             retried = self.intake.retry_unprocessed(limit=self.batch, min_age=self.retry_min_age)
         return Pass(polled, applied, retried)
 
+    def _close_lapsed(self, stop: threading.Event | None) -> int:
+        """R20: a checkout whose seat hold ended is made unpayable at the
+        provider (Stripe expire, PayU cancel, PayPal never captured) and its
+        registration's checkout recorded as expired.  An outage leaves it for
+        the next pass."""
+        closed = 0
+        for row in inbox.lapsed_checkouts(self.access.db, now=self.access.service.clock(), limit=self.batch):
+            if stop is not None and stop.is_set():
+                break
+            outcome = self._close(row)
+            if outcome is None:  # nothing to end (paid meanwhile): stop listing it
+                inbox.settle_checkout(self.access.db, row.registration_id, "lapsed", reference=row.reference)
+            closed += outcome not in (None, "")
+        return closed
+
+    def _close(self, row: inbox.CheckoutRow) -> str | None:
+        """The outcome of closing; ``None`` when nothing was to close, ``""``
+        when the provider could not be asked (tried again later)."""
+        try:
+            return self.intake.close_checkout(row.registration_id)
+        except LedgerError as exc:
+            log.info("closing %s %s: %s", row.provider, row.reference, exc.code)
+        except Exception:  # one bad checkout must not starve the others
+            log.exception("closing %s %s failed; tried again later", row.provider, row.reference)
+        return ""
+
     def _poll(self, row: inbox.CheckoutRow) -> int:
         db = self.access.db
         try:
             connection = self.access.connection(row.connection_id)
         except NotFound:
             inbox.settle_checkout(db, row.registration_id, "unknown_connection")
+            return 0
+        if self._close(row):  # closed early (rejected, event cancelled): R20
+            return 1
+        if not inbox.checkout_is_open(db, row.registration_id):
             return 0
         try:
             found = self.access.gateway(row.provider).fetch_status(

@@ -84,7 +84,8 @@ class JournalQuerySchema(Schema):
     limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={"description": "default 100"})
     organizer = _ORGANIZER
     account = fields.String(validate=validate.Length(min=1, max=60), metadata={
-        "pattern": "^(held:[A-Za-z0-9_]{1,40}|refunds_paid|ticket_revenue|owed_back|fee_expense|fee_payable)$",
+        "pattern": "^(held:[A-Za-z0-9_]{1,40}|refunds_paid|withdrawn|ticket_revenue|owed_back|fee_expense"
+                   "|fee_payable)$",
         "example": "owed_back"})
     currency = _CURRENCY
     as_of = AS_OF_FIELD
@@ -135,11 +136,15 @@ class StatementCurrencySchema(Schema):
     opening_balance = fields.String(metadata={"description": "ticket revenue minus service fee before the period"})
     received = fields.String(metadata={"description": "money received in the period"})
     refunds = fields.String(metadata={"description": "refunds paid out in the period"})
+    withdrawn = fields.String(metadata={"description": "money taken back by providers in the period (disputes, "
+                                                       "reversals), net of what they reinstated"})
     owed_back = fields.String(metadata={"description": "change of the money owed back to payers in the period"})
-    sales = fields.String(metadata={"description": "ticket revenue of the period: received - refunds - owed_back"})
+    sales = fields.String(metadata={
+        "description": "ticket revenue of the period: received - refunds - withdrawn - owed_back"})
     fee = fields.String(metadata={"description": "service fee of the period (charged minus given back)"})
     closing_balance = fields.String(metadata={"description": "opening_balance + sales - fee"})
-    held = fields.String(metadata={"description": "money held at the end (received minus refunds, all time)"})
+    held = fields.String(metadata={
+        "description": "money held at the end (received minus refunds and withdrawn, all time)"})
     owed_back_total = fields.String(metadata={"description": "money owed back at the end"})
     balance_by_day = fields.List(fields.Nested(BalancePointSchema))
 

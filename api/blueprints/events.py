@@ -131,7 +131,9 @@ class Cancel(MethodView):
     @blp.response(200, EventSchema)
     def post(self, body: dict[str, Any], event_id: str) -> Any:
         """Cancel: every participant notified; paid ones become refund_due (R15)."""
-        paid_event = current_ledger().service.cancel_event(
+        ledger = current_ledger()
+        paid_event = ledger.service.cancel_event(
             event_id, reason=body["reason"], scope=g.principal.scope, expected_version=if_match()
         )
+        ledger.intake.closed_early(paid_event.registrations)  # R20: open checkouts end too
         return respond(EventSchema, event_json(paid_event), version=paid_event.version)

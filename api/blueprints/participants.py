@@ -60,6 +60,10 @@ class ParticipantSchema(Schema):
     refunded = fields.Nested(MoneySchema)
     refund_due = fields.Nested(MoneySchema, metadata={"description": "owed back to the participant (R15)"})
     fee = fields.Nested(MoneySchema, metadata={"description": "service fee charged minus reversed (R16)"})
+    disputed = fields.Boolean(metadata={"description": "the payer disputed the payment (open or lost)"})
+    withdrawn = fields.Nested(MoneySchema, metadata={
+        "description": "taken back by the payment provider (disputes, reversals), net of what it reinstated"})
+    reinstated = fields.Nested(MoneySchema, metadata={"description": "given back by the payment provider"})
     provider = fields.String()
     provider_reference = fields.String(allow_none=True)
     confirmed = fields.Boolean()

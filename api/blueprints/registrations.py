@@ -107,10 +107,12 @@ class Reject(MethodView):
     @blp.response(200, RegistrationSchema)
     def post(self, body: dict[str, Any], registration_id: str) -> Any:
         """Reject a participant: notified; if paid, refund_due (R15)."""
-        registration = current_ledger().service.reject(
+        ledger = current_ledger()
+        registration = ledger.service.reject(
             registration_id, reason=body["reason"], scope=g.principal.scope,
             expected_version=if_match(),
         )
+        ledger.intake.closed_early([str(registration.id)])  # R20: its checkout ends too
         return _respond(registration)
 
 

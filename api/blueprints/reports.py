@@ -52,7 +52,10 @@ class FeeTotalSchema(Schema):
     refund_due = fields.String(metadata={
         "description": "change of the money owed back (R17) by these facts; summed over all periods, what is "
                        "owed now. gross - refunds - refund_due is the change of ticket money"})
-    net = fields.String(metadata={"description": "gross minus refunds"})
+    withdrawn = fields.String(metadata={
+        "description": "money the payment provider took back (disputes, reversals) net of what it reinstated: "
+                       "not revenue"})
+    net = fields.String(metadata={"description": "gross minus refunds minus withdrawn"})
     fee_charged = fields.String()
     fee_reversed = fields.String()
     fee = fields.String(metadata={"description": "fee charged minus fee reversed by refunds"})

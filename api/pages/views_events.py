@@ -157,10 +157,11 @@ def cancel_event(event_id: str) -> BaseResponse | tuple[str, int]:
         reason = reason_from(values["reason"], to_everyone=True)
 
         def act() -> str:
-            ledger.service.cancel_event(
+            cancelled = ledger.service.cancel_event(
                 str(paid_event.id), reason=reason, scope=g.principal.scope,
                 expected_version=_version(values["version"]),
             )
+            ledger.intake.closed_early(cancelled.registrations)  # open checkouts end too
             flash(_("The event is cancelled. Participants are being notified; "
                     "paid participants are now refund due."), "ok")
             wait_for_views(ledger)

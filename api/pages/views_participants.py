@@ -133,11 +133,15 @@ def confirm(registration_id: str) -> BaseResponse | tuple[str, int]:
 @bp.post("/registrations/<registration_id>/reject")
 @signed_in(*ACTING_ROLES)
 def reject(registration_id: str) -> BaseResponse | tuple[str, int]:
-    service = current_ledger().service
+    ledger = current_ledger()
 
     def command(version: int | None) -> object:
         reason = reason_from(request.form.get("reason", ""), to_everyone=False)
-        return service.reject(registration_id, reason=reason, scope=g.principal.scope, expected_version=version)
+        rejected = ledger.service.reject(
+            registration_id, reason=reason, scope=g.principal.scope, expected_version=version
+        )
+        ledger.intake.closed_early([registration_id])  # its open checkout ends too
+        return rejected
 
     return _decide(registration_id, "reject", command,
                    _("Participant rejected and notified. Anything they paid is now refund due."))

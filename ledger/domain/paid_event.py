@@ -201,6 +201,15 @@ class PaidEvent(Aggregate):
     def seats_left(self, capacity: int, now: datetime) -> int:
         return max(0, capacity - self.seats_taken(now))
 
+    @property
+    def first_held(self) -> dict[str, str]:
+        """Registration id -> expiry of its first hold (ISO UTC): when it
+        registered, by the ledger's clock, plus the opening window.  Kept
+        beside the state rather than in ``__init__`` so snapshots taken before
+        it existed still load (they simply know none)."""
+        found: dict[str, str] = vars(self).setdefault("_first_held", {})
+        return found
+
     def holds_seat(self, registration_id: str, now: datetime) -> bool:
         until = self.holds.get(registration_id)
         return until is not None and until > now.isoformat()
@@ -227,6 +236,7 @@ class PaidEvent(Aggregate):
     @event(SeatHeld)
     def _seat_held(self, registration_id: str, expires_at: str) -> None:
         self.holds[registration_id] = expires_at
+        self.first_held.setdefault(registration_id, expires_at)  # (a state, not a field: no event changes)
         if registration_id not in self.registrations:
             self.registrations.append(registration_id)
 

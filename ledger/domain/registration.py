@@ -42,6 +42,11 @@ from ledger.providers.registry import PROVIDERS
 
 OPEN_STATUSES = ("awaiting_payment", "paid", "confirmed")
 
+#: Closed by the payment provider, not the organizer: a dispute (chargeback)
+#: lost or a payment reversed (issue 18).  The ticket is gone and its access
+#: ends; status ``dispute_lost`` once nothing is owed back.
+PROVIDER_CLOSED = ("dispute_lost", "reversed")
+
 
 class Registration(Aggregate):
     class Registered(Aggregate.Created):
@@ -163,6 +168,8 @@ class Registration(Aggregate):
             return "paid" if self.paid_minor >= self.price_minor else "awaiting_payment"
         if self.refund_due_minor > 0:
             return "refund_due"
+        if self.closed_reason in PROVIDER_CLOSED:
+            return "dispute_lost"
         if self.paid_minor > 0:
             return "refunded"
         return "rejected" if self.closed_reason == "rejected" else "cancelled"
@@ -287,6 +294,41 @@ class Registration(Aggregate):
     @event(PaymentMismatched)
     def _payment_mismatched(self, amount_minor: int, currency: str, provider: str, reference: str) -> None:
         self.mismatches.append(
+            {"amount_minor": amount_minor, "currency": currency, "provider": provider, "reference": reference}
+        )
+
+    class PaymentAuthorized(Aggregate.Event):
+        """The provider holds the payer's money until the shop confirms it (PayU
+        WAITING_FOR_CONFIRMATION; issue 18).  Nothing is booked: the ledger
+        then confirms it (a ``PaymentRecorded`` follows) while the seat is
+        held, or releases it at the provider (a ``PaymentFailed`` follows) and
+        the provider gives the money back to the payer."""
+
+        class_version = 1
+        amount_minor: int
+        currency: str
+        provider: str
+        reference: str
+
+    @property
+    def authorizations(self) -> list[dict[str, Any]]:
+        """Money held by the provider for the shop's confirmation (beside the
+        state, so older snapshots load)."""
+        found: list[dict[str, Any]] = vars(self).setdefault("_authorizations", [])
+        return found
+
+    def record_authorization(self, amount: Money, provider: str, reference: str) -> bool:
+        """Idempotent per (provider, reference)."""
+        check_bounded(amount)
+        if any(a["provider"] == provider and a["reference"] == reference for a in self.authorizations):
+            return False
+        self._payment_authorized(amount_minor=amount.minor, currency=amount.currency, provider=provider,
+                                 reference=reference)
+        return True
+
+    @event(PaymentAuthorized)
+    def _payment_authorized(self, amount_minor: int, currency: str, provider: str, reference: str) -> None:
+        self.authorizations.append(
             {"amount_minor": amount_minor, "currency": currency, "provider": provider, "reference": reference}
         )
 
@@ -505,7 +547,7 @@ class Registration(Aggregate):
             raise AmountMismatch("a refund must be positive", field="amount")
         if self.has_refund(reference, amount):
             return False
-        refundable = self.paid_minor - self.refunded_minor
+        refundable = self.paid_minor - self.refunded_minor - self.withdrawn_minor
         if amount.minor > refundable:
             raise RefundExceedsPaid(
                 f"at most {self.money(refundable)} can be refunded", field="amount"
@@ -531,6 +573,246 @@ class Registration(Aggregate):
         self.refunded_minor += amount_minor
         self.fee_reversed_minor += fee_reversed_minor
         self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
+
+    # --- provider-side corrections: disputes, reversals, failed refunds (issue 18) ---
+    # Kept beside the state (``vars(self)``) rather than in ``__init__``, so
+    # snapshots taken before these facts existed still load.
+
+    @property
+    def disputes(self) -> dict[str, dict[str, Any]]:
+        """Dispute id -> {status, reason, amount_minor, withdrawn_minor,
+        reinstated_minor, outcome}; also PayPal reversals (``reversal:`` ids)."""
+        found: dict[str, dict[str, Any]] = vars(self).setdefault("_disputes", {})
+        return found
+
+    @property
+    def withdrawn_minor(self) -> int:
+        """Money the provider took back, net of what it reinstated."""
+        return sum(d["withdrawn_minor"] - d["reinstated_minor"] for d in self.disputes.values())
+
+    @property
+    def failed_refunds(self) -> list[str]:
+        """References of recorded refunds the provider reports as failed."""
+        found: list[str] = vars(self).setdefault("_failed_refunds", [])
+        return found
+
+    @property
+    def disputed(self) -> bool:
+        """A dispute is open, or was lost: the organizer should look."""
+        return any(d["status"] != "won" for d in self.disputes.values())
+
+    def _dispute(self, dispute_id: str) -> dict[str, Any]:
+        return self.disputes.setdefault(
+            dispute_id, {"status": "open", "reason": None, "amount_minor": 0, "withdrawn_minor": 0,
+                         "reinstated_minor": 0, "outcome": None},
+        )
+
+    class PaymentDisputed(Aggregate.Event):
+        """The payer disputed a payment with their bank or the provider
+        (Stripe ``charge.dispute.created``, PayPal ``CUSTOMER.DISPUTE.CREATED``).
+        Moves no money by itself: ``DisputeFundsWithdrawn`` does."""
+
+        class_version = 1
+        dispute_id: str
+        provider: str
+        reference: str
+        amount_minor: int
+        currency: str
+        reason: str | None
+
+    def record_dispute(self, dispute_id: str, provider: str, reference: str, amount: Money,
+                       reason: str | None) -> bool:
+        """Idempotent per dispute id (a repeated webhook records nothing)."""
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency)
+        check_bounded(amount)
+        if dispute_id in self.disputes:
+            return False
+        self._payment_disputed(dispute_id=dispute_id, provider=provider, reference=reference,
+                               amount_minor=amount.minor, currency=amount.currency, reason=reason)
+        return True
+
+    @event(PaymentDisputed)
+    def _payment_disputed(self, dispute_id: str, provider: str, reference: str, amount_minor: int, currency: str,
+                          reason: str | None) -> None:
+        found = self._dispute(dispute_id)
+        found.update(reason=reason, amount_minor=amount_minor)
+
+    class DisputeFundsWithdrawn(Aggregate.Event):
+        """The provider took the disputed money out of the organizer's balance
+        (Stripe ``charge.dispute.funds_withdrawn``; a PayPal reversal is
+        ``PaymentReversed``).  Not revenue any more: taken like a refund (owed
+        back first, then the ticket), and the fee on ticket money taken is
+        given back (R18, ``fee_reversed_minor``).  Access stays until the
+        dispute is lost."""
+
+        class_version = 1
+        dispute_id: str
+        amount_minor: int
+        currency: str
+        fee_reversed_minor: int
+        fee_policy: str
+
+    def record_funds_withdrawn(self, dispute_id: str, amount: Money, *,
+                               policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency)
+        check_bounded(amount)
+        found = self.disputes.get(dispute_id)
+        if found is not None and found["withdrawn_minor"] > 0:
+            return False  # one withdrawal per dispute
+        held = self.paid_minor - self.refunded_minor - self.withdrawn_minor
+        if amount.minor <= 0 or amount.minor > held:
+            raise AmountMismatch(f"at most {self.money(held)} can be withdrawn", field="amount")
+        after = owed_back.after_withdrawal(self, amount.minor)
+        self._funds_withdrawn(
+            dispute_id=dispute_id, amount_minor=amount.minor, currency=amount.currency,
+            fee_reversed_minor=policy.reversal(outstanding=self.fee_outstanding_minor,
+                                               ticket_after=after.ticket_minor),
+            fee_policy=policy.version,
+        )
+        return True
+
+    @event(DisputeFundsWithdrawn)
+    def _funds_withdrawn(self, dispute_id: str, amount_minor: int, currency: str, fee_reversed_minor: int,
+                         fee_policy: str) -> None:
+        after = owed_back.after_withdrawal(self, amount_minor)
+        found = self._dispute(dispute_id)
+        found["withdrawn_minor"] += amount_minor
+        self.fee_reversed_minor += fee_reversed_minor
+        self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
+
+    class DisputeFundsReinstated(Aggregate.Event):
+        """The provider gave withdrawn money back (Stripe
+        ``charge.dispute.funds_reinstated``, usually a dispute won).  It pays
+        for the ticket again while the registration holds it, and its fee is
+        charged again (``fee_minor``, R18); otherwise it is owed back."""
+
+        class_version = 1
+        dispute_id: str
+        amount_minor: int
+        currency: str
+        fee_minor: int
+        fee_policy: str
+
+    def record_funds_reinstated(self, dispute_id: str, amount: Money, *,
+                                policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency)
+        found = self.disputes.get(dispute_id)
+        if found is None or found["reinstated_minor"] > 0:
+            return False
+        if amount.minor <= 0 or amount.minor > found["withdrawn_minor"]:
+            raise AmountMismatch(f"at most {self.money(found['withdrawn_minor'])} can be reinstated",
+                                 field="amount")
+        after = owed_back.after_reinstatement(self, amount.minor)
+        self._funds_reinstated(
+            dispute_id=dispute_id, amount_minor=amount.minor, currency=amount.currency,
+            fee_minor=policy.charge(outstanding=self.fee_outstanding_minor, ticket_after=after.ticket_minor),
+            fee_policy=policy.version,
+        )
+        return True
+
+    @event(DisputeFundsReinstated)
+    def _funds_reinstated(self, dispute_id: str, amount_minor: int, currency: str, fee_minor: int,
+                          fee_policy: str) -> None:
+        after = owed_back.after_reinstatement(self, amount_minor)
+        self._dispute(dispute_id)["reinstated_minor"] += amount_minor
+        self.fee_minor += fee_minor
+        self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
+
+    class DisputeResolved(Aggregate.Event):
+        """The dispute is closed: ``outcome`` ``won`` (the organizer keeps the
+        money) or ``lost`` (the payer keeps it).  A lost dispute ends the
+        ticket and its access, like a refund that ends access, and gives back
+        the fee still charged (``fee_reversed_minor``, R18)."""
+
+        class_version = 1
+        dispute_id: str
+        outcome: str
+        fee_reversed_minor: int
+        fee_policy: str
+
+    def resolve_dispute(self, dispute_id: str, outcome: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
+        if outcome not in ("won", "lost"):
+            raise InvalidState(f"a dispute is won or lost, not {outcome!r}")
+        found = self.disputes.get(dispute_id)
+        if found is not None and found["outcome"] is not None:
+            return False
+        fee_back = self._fee_back_on_close(policy) if outcome == "lost" and self.is_open else 0
+        self._dispute_resolved(dispute_id=dispute_id, outcome=outcome, fee_reversed_minor=fee_back,
+                               fee_policy=policy.version)
+        return True
+
+    @event(DisputeResolved)
+    def _dispute_resolved(self, dispute_id: str, outcome: str, fee_reversed_minor: int, fee_policy: str) -> None:
+        found = self._dispute(dispute_id)
+        found.update(status=outcome, outcome=outcome)
+        if outcome == "lost" and self.is_open:
+            self._close("dispute_lost", "the payer won a dispute with the payment provider", fee_reversed_minor)
+
+    class PaymentReversed(Aggregate.Event):
+        """The provider reversed a payment (PayPal ``PAYMENT.CAPTURE.REVERSED``:
+        a chargeback or a claim decided for the payer): the money is taken back
+        and the ticket, its access and the fee still charged end with it."""
+
+        class_version = 1
+        reversal_id: str
+        reference: str
+        amount_minor: int
+        currency: str
+        fee_reversed_minor: int
+        fee_policy: str
+
+    def record_reversal(self, reversal_id: str, reference: str, amount: Money, *,
+                        policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
+        if amount.currency != self.currency:
+            raise CurrencyMismatch(self.currency, amount.currency)
+        check_bounded(amount)
+        if reversal_id in self.disputes:
+            return False
+        held = self.paid_minor - self.refunded_minor - self.withdrawn_minor
+        if amount.minor <= 0 or amount.minor > held:
+            raise AmountMismatch(f"at most {self.money(held)} can be reversed", field="amount")
+        fee_back = self._fee_back_on_close(policy) if self.is_open else 0
+        self._payment_reversed(reversal_id=reversal_id, reference=reference, amount_minor=amount.minor,
+                               currency=amount.currency, fee_reversed_minor=fee_back, fee_policy=policy.version)
+        return True
+
+    @event(PaymentReversed)
+    def _payment_reversed(self, reversal_id: str, reference: str, amount_minor: int, currency: str,
+                          fee_reversed_minor: int, fee_policy: str) -> None:
+        found = self._dispute(reversal_id)
+        found.update(status="lost", outcome="lost", amount_minor=amount_minor, withdrawn_minor=amount_minor)
+        if self.is_open:
+            self._close("reversed", "the payment provider reversed the payment", fee_reversed_minor)
+        else:
+            self.fee_reversed_minor += fee_reversed_minor
+
+    class RefundFailed(Aggregate.Event):
+        """A refund recorded earlier failed at the provider (Stripe
+        ``refund.failed``, PayU refund CANCELED): the money was never returned.
+        The refund no longer counts; its amount is owed back again (R17).  The
+        ticket and the fee stay as they were (a failed refund gives no ticket
+        back)."""
+
+        class_version = 1
+        reference: str
+        amount_minor: int
+        currency: str
+
+    def record_refund_failure(self, reference: str) -> bool:
+        """Idempotent: a refund fails once.  Only a recorded refund can fail."""
+        refund = next((r for r in self.refunds if r["reference"] == reference), None)
+        if refund is None or reference in self.failed_refunds:
+            return False
+        self._refund_failed(reference=reference, amount_minor=refund["amount_minor"], currency=self.currency)
+        return True
+
+    @event(RefundFailed)
+    def _refund_failed(self, reference: str, amount_minor: int, currency: str) -> None:
+        self.failed_refunds.append(reference)
+        self.refunded_minor -= amount_minor
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -569,6 +851,21 @@ class Registration(Aggregate):
                 {"amount": Money(m["amount_minor"], m["currency"]).as_dict(), "provider": m["provider"],
                  "reference": m["reference"], "recorded": self.has_payment(m["provider"], m["reference"])}
                 for m in self.mismatches
+            ],
+            "failed_refunds": list(self.failed_refunds),
+            "payment_authorizations": [
+                {"amount": Money(a["amount_minor"], a["currency"]).as_dict(), "provider": a["provider"],
+                 "reference": a["reference"]}
+                for a in self.authorizations
+            ],
+            "disputed": self.disputed,
+            "withdrawn": self.money(self.withdrawn_minor).as_dict(),
+            "disputes": [
+                {"id": key, "status": d["status"], "reason": d["reason"],
+                 "amount": self.money(d["amount_minor"]).as_dict(),
+                 "withdrawn": self.money(d["withdrawn_minor"]).as_dict(),
+                 "reinstated": self.money(d["reinstated_minor"]).as_dict()}
+                for key, d in self.disputes.items()
             ],
             "closed_reason": self.closed_reason,
             "close_note": self.close_note,

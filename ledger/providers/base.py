@@ -25,7 +25,18 @@ from ledger.money import Money
 #: What a notification tells the ledger.  ``pending`` means "the provider has
 #: the payment in progress" (async bank transfer, PayPal approval awaiting
 #: capture); it never books money.
-NotificationKind = Literal["paid", "failed", "expired", "refunded", "pending"]
+#: The rest are the provider correcting money it had reported (issue 18):
+#: ``disputed`` (a chargeback opened), ``funds_withdrawn`` / ``funds_reinstated``
+#: (the disputed money left / came back to the organizer's balance),
+#: ``dispute_won`` / ``dispute_lost``, ``reversed`` (PayPal took a capture back)
+#: and ``refund_failed`` (a refund reported earlier never reached the payer).
+#: ``authorized``: the payer's money is held by the provider until the shop
+#: confirms it (PayU WAITING_FOR_CONFIRMATION): the ledger confirms
+#: (``CapturingGateway.capture``) or releases it.
+NotificationKind = Literal[
+    "paid", "failed", "expired", "refunded", "pending", "authorized",
+    "disputed", "funds_withdrawn", "funds_reinstated", "dispute_won", "dispute_lost", "reversed", "refund_failed",
+]
 
 #: Provider credentials as entered by the organizer (see each provider class's ``credential_fields``).
 Credentials = Mapping[str, str]
@@ -69,6 +80,13 @@ class CheckoutRequest:
     #: The participant's IP address; PayU requires one (``customerIp``).  When
     #: unknown the gateway sends the loopback address, which PayU accepts.
     customer_ip: str | None = None
+    #: When the checkout must stop taking money: the end of the seat's hold
+    #: (R20), already within the provider's own bounds
+    #: (``ProviderDescription.checkout_lifetime``).  ``opened_at`` is the
+    #: ledger's "now" for providers that take a duration (PayU's
+    #: ``validityTime``).  ``None``: the provider's default validity.
+    expires_at: datetime | None = None
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,18 @@ class Notification:
     reference: str
     amount: Money | None
     raw_type: str
+    #: The provider's reason for a dispute, when it gives one (not kept for
+    #: a fact retried later: informational only).
+    reason: str | None = None
+
+    @property
+    def subject_id(self) -> str:
+        """What a correction is about: the dispute, reversal or refund id.
+        Correction fact ids are ``<what>:<provider id>[:<step>]``
+        (``dispute:dp_1:withdrawn``, ``reversal:CAP1``, ``refund_failed:re_1``),
+        so the subject survives the fact's round trip through the inbox."""
+        parts = self.provider_event_id.split(":")
+        return parts[1] if len(parts) > 1 else self.provider_event_id
 
 
 @runtime_checkable
@@ -172,6 +202,18 @@ class PaymentGateway(Protocol):
         """Ask the provider where a checkout stands (reconciler, return page).
 
         Returns ``None`` while nothing has happened yet (checkout open).
+        """
+        ...
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """Make the checkout unpayable at the provider: its hold lapsed or the
+        registration was closed early (reject, cancel).  Idempotent.
+
+        Returns where the checkout stands afterwards -- ``expired``, or
+        ``paid`` when the money arrived first (then the caller books it) --
+        or ``None`` when the provider cannot tell.  Stripe expires the
+        Checkout Session, PayU cancels (``DELETE``) the order; PayPal has no
+        call for an uncaptured order, so the ledger simply never captures it.
         """
         ...
 

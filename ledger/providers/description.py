@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -66,12 +67,17 @@ class ProviderDescription:
     currencies: ClassVar[frozenset[str]] = ALL_CURRENCIES
     #: Opens a hosted checkout, sends signed notifications and can be polled.
     has_checkout: ClassVar[bool] = True
-    #: Needs an explicit capture after the payer approves (PayPal).
+    #: Needs an explicit capture after the payer approves (PayPal), or the
+    #: shop's confirmation of money held for it (PayU WAITING_FOR_CONFIRMATION).
     captures: ClassVar[bool] = False
     #: The smallest charge the provider accepts per currency, in major units as
     #: a decimal string, where it is above R6's minimum of one unit.  Each
     #: provider class names its source.
     minimum_charge: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: (shortest, longest) time a checkout may stay payable, counted from the
+    #: moment its seat hold was taken, where the provider bounds it (Stripe's
+    #: ``expires_at``); the seat is held exactly as long (R20).
+    checkout_lifetime: ClassVar[tuple[timedelta, timedelta] | None] = None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

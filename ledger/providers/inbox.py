@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -249,9 +249,11 @@ class CheckoutRow:
     organizer_id: str
     reference: str
     url: str
+    #: When the checkout stops taking money and its seat stops being held (R20).
+    expires_at: datetime | None = None
 
 
-_CHECKOUT_COLUMNS = "registration_id, provider, connection_id, organizer_id, reference, url"
+_CHECKOUT_COLUMNS = "registration_id, provider, connection_id, organizer_id, reference, url, expires_at"
 
 
 def save_checkout(db: Database, row: CheckoutRow, *, steady_poll: timedelta | None = None) -> CheckoutRow:
@@ -263,9 +265,9 @@ def save_checkout(db: Database, row: CheckoutRow, *, steady_poll: timedelta | No
     with db.transaction() as conn:
         conn.execute(
             f"INSERT INTO provider_checkouts ({_CHECKOUT_COLUMNS}, steady_poll_seconds) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (registration_id) DO NOTHING",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (registration_id) DO NOTHING",
             (row.registration_id, row.provider, row.connection_id, row.organizer_id, row.reference, row.url,
-             seconds),
+             row.expires_at, seconds),
         )
     found = find_checkout(db, row.registration_id)
     assert found is not None
@@ -328,7 +330,8 @@ def claim_due_checkouts(
             f"      ORDER BY COALESCE(next_poll_at, created_at + COALESCE({steady}, %(first)s)) LIMIT %(limit)s "
             "      FOR UPDATE SKIP LOCKED) due "
             "WHERE c.registration_id = due.registration_id "
-            "RETURNING c.registration_id, c.provider, c.connection_id, c.organizer_id, c.reference, c.url",
+            "RETURNING c.registration_id, c.provider, c.connection_id, c.organizer_id, c.reference, c.url, "
+            "c.expires_at",
             {"max": max_interval, "min": min_interval, "first": first_delay, "limit": limit},
         ).fetchall()
     return [CheckoutRow(*row) for row in rows]
@@ -365,6 +368,40 @@ def claim_status_check(
                 (STATUS_CHECK_KEPT, STATUS_CHECK_PURGE),
             )
     return row is not None
+
+
+def poll_soon(db: Database, registration_ids: Sequence[str]) -> None:
+    """Due at the reconciler's next pass: these registrations were closed
+    early (rejected, event cancelled), so their open checkouts are to be made
+    unpayable at the provider without waiting for the poll backoff (R20)."""
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE provider_checkouts SET next_poll_at = now() "
+            "WHERE registration_id = ANY(%s) AND settled_at IS NULL",
+            (list(registration_ids),),
+        )
+
+
+def checkout_is_open(db: Database, registration_id: str) -> bool:
+    """Whether the registration's checkout is still unsettled."""
+    with db.transaction() as conn:
+        found = conn.execute(
+            "SELECT 1 FROM provider_checkouts WHERE registration_id = %s AND settled_at IS NULL",
+            (registration_id,),
+        ).fetchone()
+    return found is not None
+
+
+def lapsed_checkouts(db: Database, *, now: datetime, limit: int) -> list[CheckoutRow]:
+    """Open checkouts whose seat hold has ended (R20), oldest first: the
+    reconciler makes each unpayable at the provider, then settles it."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"SELECT {_CHECKOUT_COLUMNS} FROM provider_checkouts "
+            "WHERE settled_at IS NULL AND expires_at <= %s ORDER BY expires_at LIMIT %s",
+            (now, limit),
+        ).fetchall()
+    return [CheckoutRow(*row) for row in rows]
 
 
 def abandon_stale_checkouts(db: Database, *, older_than: timedelta) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.errors import InvalidSignature
@@ -26,7 +26,10 @@ from ledger.providers.notification_fields import currency, decimal_amount, obj, 
 JSON = dict[str, Any]
 CaptureLookup = Callable[[str], JSON]
 
+#: Clock skew allowed for a transmission time in the future.
 TOLERANCE_SECONDS = 300
+#: PayPal retries for up to 3 days; a day more for resends and slow queues.
+RETRY_HORIZON = timedelta(days=4)
 
 CAPTURE_EVENTS: dict[str, NotificationKind] = {
     "PAYMENT.CAPTURE.COMPLETED": "paid",
@@ -56,7 +59,28 @@ def map_event(event: JSON, capture_by_id: CaptureLookup) -> list[Notification]:
         found = from_order(resource, event_type)
     elif event_type == "PAYMENT.CAPTURE.REFUNDED":
         found = _from_refund(resource, event_type, capture_by_id)
+    elif event_type == "PAYMENT.CAPTURE.REVERSED":
+        found = _from_reversal(resource, event_type, capture_by_id)
+    elif event_type in DISPUTE_EVENTS:
+        found = _from_dispute(resource, event_type, capture_by_id)
     return [found] if found else []
+
+
+#: developer.paypal.com/api/rest/webhooks/event-names/ ("Disputes"); the
+#: resource is a Dispute (developer.paypal.com/docs/api/customer-disputes/v1/).
+DISPUTE_EVENTS = frozenset({"CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.RESOLVED"})
+#: A resolved dispute's ``dispute_outcome.outcome_code`` -> ledger kind.  The
+#: payer's win takes the money back (PayPal also sends
+#: PAYMENT.CAPTURE.REVERSED for it, which books the money); the others leave
+#: it with the organizer.
+_DISPUTE_OUTCOMES: dict[str, NotificationKind] = {
+    "RESOLVED_BUYER_FAVOUR": "dispute_lost",
+    "ACCEPTED": "dispute_lost",
+    "RESOLVED_SELLER_FAVOUR": "dispute_won",
+    "RESOLVED_WITH_PAYOUT": "dispute_won",
+    "CANCELED_BY_BUYER": "dispute_won",
+    "DENIED": "dispute_won",
+}
 
 
 def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
@@ -82,6 +106,20 @@ def from_order(order: JSON, raw_type: str = "order") -> Notification | None:
         reference=str(order["id"]),
         amount=None,
         raw_type=f"{raw_type} {status}",
+    )
+
+
+def expired_order(order_id: str, registration_id: str | None) -> Notification:
+    """The ledger's own end of an uncaptured order whose seat hold lapsed
+    (R20): the same fact id a VOIDED order would have, so it counts once."""
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"order:{order_id}:VOIDED",
+        kind="expired",
+        registration_id=registration_id,
+        reference=order_id,
+        amount=None,
+        raw_type="order expired by the ledger",
     )
 
 
@@ -117,9 +155,23 @@ def money(amount: Any) -> Money:
 
 
 def check_transmission_age(transmission_time: str, now: datetime | None) -> None:
-    """PayPal's verification API does not judge age; a replayed delivery with
-    a valid signature would pass it, so deliveries older (or newer) than 300 s
-    are refused here, before asking PayPal."""
+    """Refuse transmissions from the future (beyond 300 s of clock skew) or
+    older than PayPal's retry horizon (``RETRY_HORIZON``), before asking
+    PayPal.
+
+    Why not 300 s both ways: PayPal retries a delivery that was not answered
+    2xx for up to 3 days (developer.paypal.com/api/rest/webhooks/rest/, "Integrate
+    webhooks"); a retry carries the same event (same ``id`` and
+    ``create_time``) with its own transmission (id, time, signature -- the
+    Webhooks Events API lists each event's ``transmissions``).  Refusing a
+    genuine delivery because it reached us late (queued behind an outage, or a
+    resend of an older transmission) would lose a payment fact, while a replay
+    of a genuine delivery gains an attacker nothing: PayPal's verification
+    covers transmission id, time, webhook id and the body's CRC32, and the
+    facts it carries are de-duplicated by id (``provider_facts``), verified
+    bodies by hash (``provider_inbox``).  Replay protection therefore rests on
+    de-duplication; this check only bounds what is worth asking PayPal about.
+    """
     try:
         sent = datetime.fromisoformat(transmission_time)
     except ValueError:
@@ -129,8 +181,11 @@ def check_transmission_age(transmission_time: str, now: datetime | None) -> None
     current = now or datetime.now(UTC)
     if current.tzinfo is None:
         current = current.replace(tzinfo=UTC)
-    if abs((current - sent).total_seconds()) > TOLERANCE_SECONDS:
-        raise InvalidSignature(f"PayPal transmission time is outside the {TOLERANCE_SECONDS} s tolerance")
+    age = (current - sent).total_seconds()
+    if age < -TOLERANCE_SECONDS:
+        raise InvalidSignature(f"PayPal transmission time is more than {TOLERANCE_SECONDS} s in the future")
+    if age > RETRY_HORIZON.total_seconds():
+        raise InvalidSignature("PayPal transmission time is older than PayPal's 3-day retry horizon")
 
 
 def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
@@ -159,4 +214,81 @@ def _from_refund(refund: JSON, raw_type: str, capture_by_id: CaptureLookup) -> N
         reference=order_id,
         amount=money(refund.get("amount")),
         raw_type=raw_type,
+    )
+
+
+def _capture_of(capture_id: str | None, capture_by_id: CaptureLookup) -> tuple[str, str] | None:
+    """(registration id, order id) of one of our captures, fetched from our
+    configured host; ``None`` when it is not a capture the ledger made."""
+    if not capture_id:
+        return None
+    capture = capture_by_id(capture_id)
+    registration_id = capture.get("custom_id")
+    order_id = order_id_of(capture)
+    if not registration_id or not order_id:
+        return None
+    return str(registration_id), order_id
+
+
+def _from_reversal(resource: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
+    """PAYMENT.CAPTURE.REVERSED: PayPal took a capture's money back (a
+    chargeback or a claim decided for the payer).  The resource names the
+    capture itself, or (as a refund does) links ``up`` to it."""
+    if not resource.get("id"):
+        return None
+    capture_id = str(resource["id"]) if order_id_of(resource) else next(
+        (
+            m.group(1)
+            for link in objects(resource.get("links"), "links")
+            if link.get("rel") == "up" and (m := _CAPTURE_LINK.search(str(link.get("href"))))
+        ),
+        None,
+    )
+    found = _capture_of(capture_id, capture_by_id)
+    if found is None:
+        return None
+    given = dict(obj(resource.get("amount"), "amount"))
+    if isinstance(given.get("value"), str):
+        given["value"] = given["value"].removeprefix("-")  # some payloads carry it negative
+    amount = money(given)
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"reversal:{resource['id']}",
+        kind="reversed",
+        registration_id=found[0],
+        reference=found[1],
+        amount=amount,
+        raw_type=raw_type,
+    )
+
+
+def _from_dispute(dispute: JSON, raw_type: str, capture_by_id: CaptureLookup) -> Notification | None:
+    """A dispute opened or resolved about one of our captures
+    (``disputed_transactions[].seller_transaction_id``)."""
+    dispute_id = dispute.get("dispute_id")
+    transactions = objects(dispute.get("disputed_transactions"), "disputed_transactions")
+    if not dispute_id or not transactions:
+        return None
+    if raw_type == "CUSTOMER.DISPUTE.CREATED":
+        kind: NotificationKind | None = "disputed"
+        step = "opened"
+    else:
+        outcome = obj(dispute.get("dispute_outcome"), "dispute_outcome").get("outcome_code")
+        kind = _DISPUTE_OUTCOMES.get(str(outcome))
+        step = "closed"
+    if kind is None:
+        return None
+    found = _capture_of(transactions[0].get("seller_transaction_id"), capture_by_id)
+    if found is None:
+        return None
+    reason = dispute.get("reason")
+    return Notification(
+        provider="paypal",
+        provider_event_id=f"dispute:{dispute_id}:{step}",
+        kind=kind,
+        registration_id=found[0],
+        reference=found[1],
+        amount=money(dispute.get("dispute_amount")),
+        raw_type=raw_type,
+        reason=str(reason) if isinstance(reason, str) else None,
     )

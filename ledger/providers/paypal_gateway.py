@@ -56,7 +56,7 @@ from ledger.providers.description import (
 )
 from ledger.providers.endpoints import ProviderEndpoints
 from ledger.providers.notification_fields import mapped
-from ledger.providers.paypal_events import check_transmission_age, from_order, map_event
+from ledger.providers.paypal_events import check_transmission_age, expired_order, from_order, map_event
 from ledger.providers.provider_http import JSON, json_of, parse_json_body, send
 
 PROVIDER = "PayPal"
@@ -225,6 +225,17 @@ class PaypalGateway(ProviderDescription):
         if response.status_code != 200:
             raise _refusal(response.status_code, answer, "retrieve the order")
         return from_order(answer)
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """PayPal orders carry no expiry and Orders v2 has no call that voids
+        an uncaptured CAPTURE order: the ledger ends it by never capturing it
+        (:class:`~ledger.payment_intake.PaymentIntake` refuses a capture once
+        the hold lapsed), and PayPal drops the approval on its own.  Read the
+        order first: a capture that already happened is money to book."""
+        found = self.fetch_status(creds, reference)
+        if found is not None and found.kind in ("paid", "failed", "expired"):
+            return found
+        return expired_order(reference, found.registration_id if found else None)
 
     # -- helpers ------------------------------------------------------------
 

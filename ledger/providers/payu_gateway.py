@@ -10,11 +10,15 @@ Why it is shaped this way:
   the payment page instead, so redirects are never followed.
 * **Idempotency.**  ``extOrderId`` is the registration id and PayU refuses a
   second order with it (``ERROR_ORDER_NOT_UNIQUE``), so a retry can never make
-  a second order.  The existing order is then looked up by ``extOrderId``.
-  PayU's order lookup does not return the payment link, so: when the order is
-  already paid (or awaiting the seller's confirmation) the participant is sent
-  to ``success_url``; when it is still open :class:`PayuPaymentLinkLost`
-  names the order, and the caller keeps it as the checkout's reference.
+  a second order silently.  The existing order is then looked up by
+  ``extOrderId``.  PayU's order lookup does not return the payment link, so:
+  when the order is already paid (or awaiting the seller's confirmation) the
+  participant is sent to ``success_url``; when it is still open it is
+  *cancelled* (nobody may pay it: the participant must never pay two orders)
+  and a new order is opened under ``{registration id}~2`` (issue 18);
+  :class:`PayuPaymentLinkLost` only when PayU refuses that cancellation.
+* **Confirmation.**  An order WAITING_FOR_CONFIRMATION is ``authorized``: the
+  ledger confirms it (:meth:`PayuGateway.capture`) or cancels it.
 * **Notifications.**  ``OpenPayu-Signature`` is ``algo(raw_body + second_key)``
   in hex (MD5 or SHA-256), compared in constant time.  It carries no time, so
   staleness cannot be judged here; replays are harmless because facts are
@@ -61,9 +65,15 @@ PROVIDER = "PayU"
 #: REJECTED (the shop turned down a WAITING_FOR_CONFIRMATION order; PayU gives
 #: the money back to the payer) ends the checkout like CANCELED: the seat goes
 #: back.  The first release ignored it and kept the seat held.
+#: WAITING_FOR_CONFIRMATION (the POS does not receive payments automatically):
+#: the payer's money is held by PayU until the shop confirms or rejects it;
+#: the first release reported it as "pending" and never booked it, while PayU
+#: had already sent the participant to the success page.  Now it is
+#: ``authorized``: recorded (``PaymentAuthorized``), then confirmed
+#: (:meth:`PayuGateway.capture`) while the seat is held, else released.
 _ORDER_KINDS: dict[str, NotificationKind] = {
     "PENDING": "pending",
-    "WAITING_FOR_CONFIRMATION": "pending",
+    "WAITING_FOR_CONFIRMATION": "authorized",
     "COMPLETED": "paid",
     "CANCELED": "failed",
     "REJECTED": "failed",
@@ -109,6 +119,8 @@ class PayuGateway(ProviderDescription):
     countries = frozenset({"PL"})  # R3
     countries_label = "Poland"
     currencies = frozenset({"PLN"})  # R3
+    #: Orders WAITING_FOR_CONFIRMATION are confirmed by the ledger (:meth:`capture`).
+    captures = True
 
     @classmethod
     def from_endpoints(cls, endpoints: ProviderEndpoints) -> PayuGateway:
@@ -132,11 +144,44 @@ class PayuGateway(ProviderDescription):
         self._token(creds)
 
     def start_checkout(self, creds: Credentials, req: CheckoutRequest) -> Checkout:
+        """Create the order under ``extOrderId`` = the registration id.  PayU
+        refuses a second order under the same id (``ERROR_ORDER_NOT_UNIQUE``:
+        the first answer was lost).  That order is then *reused* when it is
+        paid or awaiting the shop's confirmation (the participant goes to the
+        success page), and otherwise *cancelled* (its link cannot be shown
+        again, and a participant who got it must not pay twice) and replaced
+        by a new order under ``{registration id}~2``, ``~3`` …"""
         if req.price.currency != "PLN":
             raise CurrencyNotSupportedByProvider(req.price.currency, "payu")  # R3
         token = self._token(creds)
-        body = {
-            "extOrderId": req.registration_id,
+        for n in range(1, MAX_ORDERS + 1):
+            ext = req.registration_id if n == 1 else f"{req.registration_id}{_EXT_SEPARATOR}{n}"
+            response = send(
+                PROVIDER,
+                "POST",
+                f"{self._base}/api/v2_1/orders",
+                json=self._order_body(creds, req, ext),
+                headers=_bearer(token),
+                timeout=self._timeout,
+            )
+            answer = json_of(PROVIDER, response)
+            status_code = (answer.get("status") or {}).get("statusCode")
+            if response.status_code in (200, 201, 302) and status_code == "SUCCESS":
+                return Checkout(
+                    provider=self.provider,
+                    url=str(answer["redirectUri"]),
+                    reference=str(answer["orderId"]),
+                )
+            if status_code != "ERROR_ORDER_NOT_UNIQUE":
+                raise _refusal(response.status_code, answer, "create the order")
+            found = self._existing_checkout(token, req, ext)
+            if found is not None:
+                return found
+        raise ProviderRejectedRequest(f"PayU has {MAX_ORDERS} orders for this registration; no new one is opened")
+
+    def _order_body(self, creds: Credentials, req: CheckoutRequest, ext: str) -> JSON:
+        return {
+            "extOrderId": ext,
             "notifyUrl": req.notify_url,
             "continueUrl": req.success_url,
             "customerIp": req.customer_ip or "127.0.0.1",
@@ -146,6 +191,7 @@ class PayuGateway(ProviderDescription):
             # Grosze as a string, straight from the integer minor units (R8).
             "totalAmount": str(req.price.minor),
             "buyer": {"email": req.participant_email, "language": "pl"},
+            **_validity(req),
             "products": [
                 {
                     "name": req.event_title,
@@ -154,25 +200,29 @@ class PayuGateway(ProviderDescription):
                 }
             ],
         }
+
+    def capture(self, creds: Credentials, reference: str) -> Notification:
+        """Confirm a WAITING_FOR_CONFIRMATION order (``PUT
+        /api/v2_1/orders/{orderId}/status`` with ``orderStatus`` COMPLETED):
+        PayU then takes the money and notifies COMPLETED.  Idempotent: an
+        order already COMPLETED is answered from the order itself."""
+        token = self._token(creds)
+        path = f"/api/v2_1/orders/{quote(reference, safe='')}"
         response = send(
             PROVIDER,
-            "POST",
-            f"{self._base}/api/v2_1/orders",
-            json=body,
+            "PUT",
+            f"{self._base}{path}/status",
+            json={"orderId": reference, "orderStatus": "COMPLETED"},
             headers=_bearer(token),
             timeout=self._timeout,
         )
         answer = json_of(PROVIDER, response)
-        status_code = (answer.get("status") or {}).get("statusCode")
-        if response.status_code in (200, 201, 302) and status_code == "SUCCESS":
-            return Checkout(
-                provider=self.provider,
-                url=str(answer["redirectUri"]),
-                reference=str(answer["orderId"]),
-            )
-        if status_code == "ERROR_ORDER_NOT_UNIQUE":
-            return self._existing_checkout(token, req)
-        raise _refusal(response.status_code, answer, "create the order")
+        ok = response.status_code == 200 and (answer.get("status") or {}).get("statusCode") == "SUCCESS"
+        order = self._order(token, path)
+        found = _from_order(order, "order confirm") if order else None
+        if found is None or (not ok and found.kind != "paid"):
+            raise _refusal(response.status_code, answer, "confirm the order")
+        return found
 
     def parse_notification(
         self,
@@ -193,6 +243,26 @@ class PayuGateway(ProviderDescription):
         token = self._token(creds)
         order = self._order(token, f"/api/v2_1/orders/{quote(reference, safe='')}")
         return _from_order(order, "order retrieve") if order else None
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """``DELETE /api/v2_1/orders/{orderId}`` cancels an order nobody paid
+        (PayU then notifies CANCELED).  A refusal (e.g. already COMPLETED) is
+        answered by reading the order: it may have been paid meanwhile."""
+        token = self._token(creds)
+        response = send(
+            PROVIDER,
+            "DELETE",
+            f"{self._base}/api/v2_1/orders/{quote(reference, safe='')}",
+            headers=_bearer(token),
+            timeout=self._timeout,
+        )
+        if response.status_code == 404:
+            return None
+        answer = json_of(PROVIDER, response)
+        if response.status_code == 200 and (answer.get("status") or {}).get("statusCode") == "SUCCESS":
+            return _from_order({"orderId": reference, "extOrderId": answer.get("extOrderId"),
+                                "status": "CANCELED"}, "order cancel")
+        return self.fetch_status(creds, reference)
 
     # -- helpers ------------------------------------------------------------
 
@@ -236,15 +306,36 @@ class PayuGateway(ProviderDescription):
             raise _refusal(response.status_code, answer, "retrieve the order")
         return orders[0] if orders else None
 
-    def _existing_checkout(self, token: str, req: CheckoutRequest) -> Checkout:
-        path = f"/api/v2_1/orders/ext/{quote(req.registration_id, safe='')}"
-        order = self._order(token, path)
+    def _existing_checkout(self, token: str, req: CheckoutRequest, ext: str) -> Checkout | None:
+        """The order PayU already has under ``ext``: reused when paid or
+        awaiting confirmation; ``None`` (open another) when it is dead or was
+        cancelled here; :class:`PayuPaymentLinkLost` when it is still open and
+        PayU refused to cancel it."""
+        order = self._order(token, f"/api/v2_1/orders/ext/{quote(ext, safe='')}")
         if order is None:
             raise ProviderRejectedRequest("PayU says an order for this registration exists but cannot find it")
         reference = str(order["orderId"])
-        if order.get("status") in ("COMPLETED", "WAITING_FOR_CONFIRMATION"):
+        status = order.get("status")
+        if status in ("COMPLETED", "WAITING_FOR_CONFIRMATION"):
             return Checkout(provider=self.provider, url=req.success_url, reference=reference)
+        if status in ("CANCELED", "REJECTED"):
+            return None
+        if self._cancel(token, reference):
+            return None
         raise PayuPaymentLinkLost(reference)
+
+    def _cancel(self, token: str, reference: str) -> bool:
+        response = send(
+            PROVIDER,
+            "DELETE",
+            f"{self._base}/api/v2_1/orders/{quote(reference, safe='')}",
+            headers=_bearer(token),
+            timeout=self._timeout,
+        )
+        if response.status_code == 404:
+            return False
+        answer = json_of(PROVIDER, response)
+        return response.status_code == 200 and (answer.get("status") or {}).get("statusCode") == "SUCCESS"
 
 
 def verify_signature(value: str | None, raw_body: bytes, second_key: str) -> None:
@@ -281,14 +372,14 @@ def _from_order(order: JSON, raw_type: str) -> Notification | None:
     if kind is None or not order.get("orderId"):
         return None
     amount = None
-    if kind == "paid":  # PayU documents totalAmount as a string of digits ("4900")
+    if kind in ("paid", "authorized"):  # PayU documents totalAmount as a string of digits ("4900")
         code = currency(order.get("currencyCode"), "order.currencyCode")
         amount = minor_units(order.get("totalAmount"), code, "order.totalAmount", digit_strings=True)
     return Notification(
         provider="payu",
         provider_event_id=f"{order['orderId']}:{status}",
         kind=kind,
-        registration_id=order.get("extOrderId") or None,
+        registration_id=registration_of(order.get("extOrderId")),
         reference=str(order["orderId"]),
         amount=amount,
         raw_type=f"{raw_type} {status}",
@@ -296,21 +387,48 @@ def _from_order(order: JSON, raw_type: str) -> Notification | None:
 
 
 def _from_refund(body: JSON, refund: JSON) -> list[Notification]:
-    """Only a FINALIZED refund moved money; PENDING/CANCELED ones did not."""
-    if refund.get("status") != "FINALIZED" or not body.get("orderId") or not refund.get("refundId"):
+    """Only a FINALIZED refund moved money; a PENDING one has not yet.  A
+    CANCELED one never will (developers.payu.com, "Refund statuses"): if the
+    ledger recorded it, it failed (``refund_failed``: the money is owed back
+    again); if not, there is nothing to correct."""
+    status = refund.get("status")
+    if status not in ("FINALIZED", "CANCELED") or not body.get("orderId") or not refund.get("refundId"):
         return []
     code = currency(refund.get("currencyCode"), "refund.currencyCode")
+    failed = status == "CANCELED"
     return [
         Notification(
             provider="payu",
-            provider_event_id=f"refund:{refund['refundId']}",
-            kind="refunded",
-            registration_id=body.get("extOrderId") or None,
+            provider_event_id=f"refund_failed:{refund['refundId']}" if failed else f"refund:{refund['refundId']}",
+            kind="refund_failed" if failed else "refunded",
+            registration_id=registration_of(body.get("extOrderId")),
             reference=str(body["orderId"]),
             amount=minor_units(refund.get("amount"), code, "refund.amount", digit_strings=True),
-            raw_type="refund notification FINALIZED",
+            raw_type=f"refund notification {status}",
         )
     ]
+
+
+#: ``extOrderId`` of a registration's later orders: ``{registration id}~{n}``
+#: (PayU refuses a second order under one ``extOrderId``).
+_EXT_SEPARATOR = "~"
+#: At most this many orders per registration (a bound on replacing lost ones).
+MAX_ORDERS = 5
+
+
+def registration_of(ext_order_id: object) -> str | None:
+    """The registration an ``extOrderId`` names (``rid`` or ``rid~n``)."""
+    if not isinstance(ext_order_id, str) or not ext_order_id:
+        return None
+    return ext_order_id.partition(_EXT_SEPARATOR)[0]
+
+
+def _validity(req: CheckoutRequest) -> dict[str, str]:
+    """``validityTime``: seconds the order stays payable (PayU's default is
+    a day), aligned with the seat's hold (R20); at least a minute."""
+    if req.expires_at is None or req.opened_at is None:
+        return {}
+    return {"validityTime": str(max(60, int((req.expires_at - req.opened_at).total_seconds())))}
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -34,7 +34,20 @@ SESSION_EVENTS: dict[str, NotificationKind | None] = {
     "checkout.session.async_payment_failed": "failed",
     "checkout.session.expired": "expired",
 }
-REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated", "refund.failed"})
+
+#: Disputes (docs.stripe.com/api/events/types, "charge.dispute.*"; the object
+#: is a Dispute: docs.stripe.com/api/disputes/object).  ``closed`` is decided
+#: by the dispute's ``status``.
+DISPUTE_EVENTS: dict[str, tuple[NotificationKind, str] | None] = {
+    "charge.dispute.created": ("disputed", "opened"),
+    "charge.dispute.funds_withdrawn": ("funds_withdrawn", "withdrawn"),
+    "charge.dispute.funds_reinstated": ("funds_reinstated", "reinstated"),
+    "charge.dispute.closed": None,
+}
+#: A closed dispute's status -> outcome.  ``warning_closed``: an inquiry that
+#: never became a chargeback, the organizer keeps the money (as when won).
+_CLOSED: dict[str, NotificationKind] = {"won": "dispute_won", "warning_closed": "dispute_won", "lost": "dispute_lost"}
 
 
 def map_event(event: JSON, session_for_intent: SessionLookup) -> list[Notification]:
@@ -48,6 +61,8 @@ def map_event(event: JSON, session_for_intent: SessionLookup) -> list[Notificati
         return [session] if session else []
     if event_type == "payment_intent.payment_failed":
         return _from_failed_intent(found, event_type, str(event.get("id")), session_for_intent)
+    if event_type in DISPUTE_EVENTS:
+        return _from_dispute(found, event_type, session_for_intent)
     if event_type in REFUND_EVENTS:
         return _from_refunds([found], event_type, session_for_intent)
     if event_type == "charge.refunded":
@@ -140,18 +155,20 @@ def _from_failed_intent(
 def _from_refunds(refunds: list[JSON], raw_type: str, session_for_intent: SessionLookup) -> list[Notification]:
     found: list[Notification] = []
     for refund in refunds:
-        if refund.get("status") != "succeeded" or not refund.get("payment_intent"):
-            continue  # pending / failed / canceled refunds moved no money
+        status = refund.get("status")
+        if status not in ("succeeded", "failed") or not refund.get("payment_intent"):
+            continue  # pending / canceled refunds moved no money
         session = session_for_intent(str(refund["payment_intent"]))
         registration_id = obj((session or {}).get("metadata"), "metadata").get("registration_id")
         if not session or not registration_id or not refund.get("id"):
             continue  # a refund of something the ledger never sold
         code = currency(refund.get("currency"), "refund currency")
+        failed = status == "failed"  # the money never reached the payer (issue 18)
         found.append(
             Notification(
                 provider="stripe",
-                provider_event_id=f"refund:{refund['id']}",
-                kind="refunded",
+                provider_event_id=f"refund_failed:{refund['id']}" if failed else f"refund:{refund['id']}",
+                kind="refund_failed" if failed else "refunded",
                 registration_id=str(registration_id),
                 reference=str(session["id"]),
                 amount=minor_units(refund.get("amount"), code, "refund amount"),
@@ -159,3 +176,35 @@ def _from_refunds(refunds: list[JSON], raw_type: str, session_for_intent: Sessio
             )
         )
     return found
+
+
+def _from_dispute(dispute: JSON, raw_type: str, session_for_intent: SessionLookup) -> list[Notification]:
+    """One step of a dispute, as the fact ``dispute:{dp_id}:{step}``: each
+    step happens once per dispute, whichever event or delivery reports it."""
+    step = DISPUTE_EVENTS[raw_type]
+    if step is None:
+        kind = _CLOSED.get(str(dispute.get("status")))
+        if kind is None:
+            return []  # not closed after all (Stripe sends closed only when it is)
+        step = (kind, "closed")
+    intent = dispute.get("payment_intent")
+    if not dispute.get("id") or not intent:
+        return []
+    session = session_for_intent(str(intent))
+    registration_id = obj((session or {}).get("metadata"), "metadata").get("registration_id")
+    if not session or not registration_id:
+        return []  # a dispute about something the ledger never sold
+    code = currency(dispute.get("currency"), "dispute currency")
+    reason = dispute.get("reason")
+    return [
+        Notification(
+            provider="stripe",
+            provider_event_id=f"dispute:{dispute['id']}:{step[1]}",
+            kind=step[0],
+            registration_id=str(registration_id),
+            reference=str(session["id"]),
+            amount=minor_units(dispute.get("amount"), code, "dispute amount"),
+            raw_type=raw_type,
+            reason=str(reason) if isinstance(reason, str) else None,
+        )
+    ]

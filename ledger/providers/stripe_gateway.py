@@ -5,7 +5,12 @@ Why it is shaped this way:
 * **Idempotency from our ids.**  The Product gets the custom id
   ``ledger_{event_id}`` and the idempotency key ``product-{event_id}``; the
   Price the key ``price-{event_id}-{minor}-{currency}`` and a matching
-  ``lookup_key``; the Checkout Session the key ``checkout-{registration_id}``.
+  ``lookup_key``; the Checkout Session the key
+  ``checkout-{registration_id}-{expires_at}``: the expiry is fixed by the
+  seat hold the session is opened under (R20), so a retry under the same
+  hold replays the same session, and one under a new hold (the old one
+  lapsed, its session was never handed out) opens a fresh one instead of
+  an ``idempotency_error``.
   Stripe replays the first answer for a repeated key (for 24 h), so a retry
   after a crash returns the *same* session.  After the keys expire the custom
   product id and the price lookup key still find the existing objects.
@@ -22,10 +27,11 @@ Why it is shaped this way:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 import stripe
+from stripe.params.checkout import SessionCreateParams
 
 from ledger.errors import (
     InvalidSignature,
@@ -86,6 +92,12 @@ class StripeGateway(ProviderDescription):
         "CZK": "15.00", "DKK": "2.50", "HKD": "4.00", "HUF": "175.00", "MXN": "10.00",
         "NOK": "3.00", "PLN": "2.00", "RON": "2.00", "SEK": "3.00", "THB": "10.00",
     })  # fmt: skip
+    #: Stripe: ``expires_at`` "between 30 minutes and 24 hours after the
+    #: Checkout Session is created" (docs.stripe.com/api/checkout/sessions/create).
+    #: The ledger counts from the moment the seat was held, which is at most
+    #: the opening hold (2 min) before the session is created, plus a minute
+    #: for clocks: 33 min; never above 23 h 55 min.
+    checkout_lifetime = (timedelta(minutes=33), timedelta(hours=23, minutes=55))
 
     @classmethod
     def from_endpoints(cls, endpoints: ProviderEndpoints) -> StripeGateway:
@@ -140,21 +152,26 @@ class StripeGateway(ProviderDescription):
         product_id = self._ensure_product(client, req)
         price_id = self._ensure_price(client, req, product_id)
         ours = {"registration_id": req.registration_id, "event_id": req.event_id}
+        key = f"checkout-{req.registration_id}"
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": req.success_url,
+            "cancel_url": req.cancel_url,
+            "client_reference_id": req.registration_id,
+            "customer_email": req.participant_email,
+            "metadata": ours,
+            # Copied to the PaymentIntent so failures and refunds,
+            # which arrive as PaymentIntent/Refund objects, are ours.
+            "payment_intent_data": {"metadata": ours},
+        }
+        if req.expires_at is not None:  # R20: unpayable once the seat's hold ends
+            params["expires_at"] = int(req.expires_at.timestamp())
+            key += f"-{params['expires_at']}"
         try:
             session = client.v1.checkout.sessions.create(
-                params={
-                    "mode": "payment",
-                    "line_items": [{"price": price_id, "quantity": 1}],
-                    "success_url": req.success_url,
-                    "cancel_url": req.cancel_url,
-                    "client_reference_id": req.registration_id,
-                    "customer_email": req.participant_email,
-                    "metadata": ours,
-                    # Copied to the PaymentIntent so failures and refunds,
-                    # which arrive as PaymentIntent/Refund objects, are ours.
-                    "payment_intent_data": {"metadata": ours},
-                },
-                options={"idempotency_key": f"checkout-{req.registration_id}"},
+                params=params,
+                options={"idempotency_key": key},
             )
         except stripe.IdempotencyError as exc:
             raise ProviderRejectedRequest(
@@ -193,6 +210,21 @@ class StripeGateway(ProviderDescription):
             session = client.v1.checkout.sessions.retrieve(reference).to_dict()
         except stripe.StripeError as exc:
             raise _translate(exc, SESSIONS_WRITE, "retrieve the Checkout Session") from exc
+        return session_status(session)
+
+    def expire_checkout(self, creds: Credentials, reference: str) -> Notification | None:
+        """``POST /v1/checkout/sessions/{id}/expire``: Stripe expires only an
+        open session (400 otherwise), so a refusal is answered by reading the
+        session -- it may have been paid meanwhile."""
+        client = self._client(creds)
+        try:
+            session = client.v1.checkout.sessions.expire(reference).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 400:
+                raise _translate(exc, SESSIONS_WRITE, "expire the Checkout Session") from exc
+            return self.fetch_status(creds, reference)
+        except stripe.StripeError as exc:
+            raise _translate(exc, SESSIONS_WRITE, "expire the Checkout Session") from exc
         return session_status(session)
 
     # -- checkout helpers ---------------------------------------------------

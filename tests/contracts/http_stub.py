@@ -237,7 +237,7 @@ def _make_handler(owner: ContractServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass  # keep test output quiet
 
-    for verb in ("GET", "POST", "DELETE"):  # http.server looks up do_<VERB>
+    for verb in ("GET", "POST", "PUT", "DELETE"):  # http.server looks up do_<VERB>
         setattr(_Handler, f"do_{verb}", _Handler._handle)
     return _Handler
 

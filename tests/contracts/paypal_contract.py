@@ -350,6 +350,39 @@ class PaypalContractServer(ContractServer):
             self.refunds[refund_id] = refund
             return dict(refund)
 
+    def reverse(self, capture_id: str) -> JSON:
+        """PayPal reverses a capture (chargeback decided for the payer): the
+        PAYMENT.CAPTURE.REVERSED resource is refund-shaped, linking ``up`` to
+        the capture, its amount the money taken back."""
+        with self._lock:
+            capture = self.captures[capture_id]
+            capture["status"] = "REVERSED"
+            reversal_id = _new_id()
+            return {
+                "id": reversal_id,
+                "status": "COMPLETED",
+                "amount": dict(capture["amount"]),
+                "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "links": [{"href": f"{self.base_url}/v2/payments/captures/{capture_id}", "rel": "up",
+                           "method": "GET"}],
+            }
+
+    def dispute(self, capture_id: str, *, outcome: str | None = None, dispute_id: str | None = None) -> JSON:
+        """A Dispute resource (Customer Disputes v1): opened, or resolved with
+        ``dispute_outcome.outcome_code`` (RESOLVED_BUYER_FAVOUR, RESOLVED_SELLER_FAVOUR …)."""
+        capture = self.captures[capture_id]
+        found: JSON = {
+            "dispute_id": dispute_id or "PP-D-" + _new_id()[:8],
+            "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED",
+            "status": "RESOLVED" if outcome else "OPEN",
+            "dispute_amount": dict(capture["amount"]),
+            "disputed_transactions": [{"seller_transaction_id": capture_id}],
+            "create_time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if outcome:
+            found["dispute_outcome"] = {"outcome_code": outcome}
+        return found
+
     def event(self, event_type: str, resource: JSON, resource_type: str = "capture") -> JSON:
         return {
             "id": "WH-" + _new_id(),

@@ -14,6 +14,16 @@ Contract points mirrored from PayU's documentation:
 * ``GET /api/v2_1/orders/{orderId}`` and ``GET /api/v2_1/orders/ext/{extOrderId}``
   -> ``{"orders": [...], "status": {...}}`` (no ``redirectUri``: PayU does not
   re-issue payment links); unknown -> 404 ``DATA_NOT_FOUND``.
+* ``validityTime`` (seconds, a string of digits; PayU's default 86400) is
+  kept on the order; ``DELETE /api/v2_1/orders/{orderId}`` cancels an order
+  nobody paid (NEW, PENDING) -> 200 ``{"orderId", "extOrderId", "status":
+  {"statusCode": "SUCCESS"}}`` and the order reads CANCELED; a COMPLETED or
+  already CANCELED order -> 400 ``ERROR_ORDER_STATUS`` (documented at
+  developers.payu.com, "Cancelling an order"); WAITING_FOR_CONFIRMATION too
+  (the payer gets the money back).
+* ``PUT /api/v2_1/orders/{orderId}/status`` with ``{"orderId", "orderStatus":
+  "COMPLETED"}`` confirms a WAITING_FOR_CONFIRMATION order -> 200
+  ``{"status": {"statusCode": "SUCCESS", "statusDesc": "Status was updated"}}``.
 * Notifications signed ``OpenPayu-Signature`` with MD5 or SHA-256 of body +
   second key (see :mod:`tests.contracts.webhook_signing`).
 """
@@ -64,6 +74,11 @@ class PayuContractServer(ContractServer):
         self.route("POST", r"/api/v2_1/orders", self._create_order)
         self.route("GET", r"/api/v2_1/orders/ext/([^/]+)", self._get_by_ext)
         self.route("GET", r"/api/v2_1/orders/([^/]+)", self._get_order)
+        self.route("DELETE", r"/api/v2_1/orders/([^/]+)", self._cancel_order)
+        self.route("PUT", r"/api/v2_1/orders/([^/]+)/status", self._update_status)
+        #: Orders cancelled / confirmed through the API.
+        self.cancelled_by_api: list[str] = []
+        self.confirmed_by_api: list[str] = []
 
     def credentials(self, **overrides: str) -> dict[str, str]:
         creds = {
@@ -127,6 +142,9 @@ class PayuContractServer(ContractServer):
             )
         if not str(body["totalAmount"]).isdigit() or not _valid_ip(body["customerIp"]):
             return _status(400, "ERROR_VALUE_INVALID", "Invalid totalAmount or customerIp")
+        validity = str(body.get("validityTime", "86400"))
+        if not validity.isdigit():
+            return _status(400, "ERROR_VALUE_INVALID", "Invalid validityTime")
         ext = body.get("extOrderId")
         if ext and any(o["extOrderId"] == ext for o in self.orders.values()):
             return _status(400, "ERROR_ORDER_NOT_UNIQUE", "Order with this extOrderId exists")
@@ -144,6 +162,7 @@ class PayuContractServer(ContractServer):
             "buyer": body.get("buyer", {}),
             "products": body["products"],
             "status": "NEW",
+            "validityTime": validity,
         }
         self.orders[order_id] = order
         redirect = f"{self.base_url}/pay/?orderId={order_id}&token={secrets.token_urlsafe(16)}"
@@ -160,6 +179,39 @@ class PayuContractServer(ContractServer):
 
     def _get_order(self, request: Request, match: re.Match[str]) -> Response:
         return self._answer(request, self.orders.get(match.group(1)))
+
+    def _cancel_order(self, request: Request, match: re.Match[str]) -> Response:
+        if not self._authorized(request):
+            return _status(401, "UNAUTHORIZED", "Invalid or expired token")
+        order = self.orders.get(match.group(1))
+        if order is None:
+            return _status(404, "DATA_NOT_FOUND", "Could not find data for given criteria.")
+        if order["status"] not in ("NEW", "PENDING", "WAITING_FOR_CONFIRMATION"):
+            return _status(400, "ERROR_ORDER_STATUS", f"Order status {order['status']} does not allow cancelling")
+        order["status"] = "CANCELED"
+        self.cancelled_by_api.append(order["orderId"])
+        return json_response(
+            200,
+            {"orderId": order["orderId"], "extOrderId": order["extOrderId"],
+             "status": {"statusCode": "SUCCESS", "statusDesc": "Request processing successful"}},
+        )
+
+    def _update_status(self, request: Request, match: re.Match[str]) -> Response:
+        """The shop confirms a WAITING_FOR_CONFIRMATION order (``orderStatus``
+        COMPLETED); any other status cannot be confirmed."""
+        if not self._authorized(request):
+            return _status(401, "UNAUTHORIZED", "Invalid or expired token")
+        order = self.orders.get(match.group(1))
+        if order is None:
+            return _status(404, "DATA_NOT_FOUND", "Could not find data for given criteria.")
+        body = request.json()
+        if body.get("orderId") != order["orderId"] or body.get("orderStatus") != "COMPLETED":
+            return _status(400, "ERROR_VALUE_INVALID", "orderId and orderStatus COMPLETED are required")
+        if order["status"] != "WAITING_FOR_CONFIRMATION":
+            return _status(400, "ERROR_ORDER_STATUS", f"Order status {order['status']} cannot be confirmed")
+        order["status"] = "COMPLETED"
+        self.confirmed_by_api.append(order["orderId"])
+        return _status(200, "SUCCESS", "Status was updated")
 
     def _get_by_ext(self, request: Request, match: re.Match[str]) -> Response:
         found = [o for o in self.orders.values() if o["extOrderId"] == match.group(1)]

@@ -16,6 +16,12 @@ Contract points mirrored from Stripe's API reference:
 * Errors are ``{"error": {"type", "code", "message"}}``.
 * Custom product ids (``resource_already_exists``) and unique price
   ``lookup_key`` s.
+* Checkout Session ``expires_at`` (Unix seconds) between 30 minutes and 24
+  hours after creation, else 400 ``param: expires_at``; without it a day.
+  ``POST /v1/checkout/sessions/{id}/expire`` expires an *open* session and
+  answers it; any other status -> 400 (docs.stripe.com/api/checkout/sessions/expire).
+  :attr:`StripeContractServer.now` stands for Stripe's clock: a session past
+  its ``expires_at`` reads ``expired`` and can no longer be completed.
 
 "Dashboard" methods (:meth:`complete`, :meth:`expire`, :meth:`refund` ...)
 change state the way a participant or organizer would, and :meth:`event`
@@ -59,7 +65,10 @@ class StripeContractServer(ContractServer):
         self.payment_intents: dict[str, JSON] = {}
         self.charges: dict[str, JSON] = {}
         self.refunds: dict[str, JSON] = {}
+        self.disputes: dict[str, JSON] = {}
         self._intent_metadata: dict[str, JSON] = {}
+        #: Sessions expired through the API (not by their own ``expires_at``).
+        self.expired_by_api: list[str] = []
         self._idempotency: dict[tuple[str, str], tuple[str, Response]] = {}
         self.route("GET", r"/v1/products", self._list_products)
         self.route("POST", r"/v1/products", self._create_product)
@@ -68,6 +77,12 @@ class StripeContractServer(ContractServer):
         self.route("GET", r"/v1/checkout/sessions", self._list_sessions)
         self.route("POST", r"/v1/checkout/sessions", self._create_session)
         self.route("GET", r"/v1/checkout/sessions/([^/]+)", self._get_session)
+        self.route("POST", r"/v1/checkout/sessions/([^/]+)/expire", self._expire_session)
+        #: Stripe's clock (seconds); tests move it to let sessions lapse.
+        self.clock_offset = 0.0
+
+    def now(self) -> int:
+        return int(time.time() + self.clock_offset)
 
     # -- keys and test controls ---------------------------------------------
 
@@ -209,6 +224,14 @@ class StripeContractServer(ContractServer):
                 )
             total += price["unit_amount"] * int(item.get("quantity", 1))
             currency = price["currency"]
+        created = self.now()
+        expires_at = int(params.get("expires_at") or created + 86400)
+        if not created + 1800 <= expires_at <= created + 86400:
+            return stripe_error(
+                400,
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.",
+                param="expires_at",
+            )
         session_id = "cs_test_" + secrets.token_hex(16)
         session = {
             "id": session_id,
@@ -226,16 +249,37 @@ class StripeContractServer(ContractServer):
             "payment_intent": None,
             "url": f"{self.base_url}/c/pay/{session_id}",
             "livemode": False,
-            "created": int(time.time()),
-            "expires_at": int(time.time()) + 86400,
+            "created": created,
+            "expires_at": expires_at,
         }
         self.sessions[session_id] = session
         intent_data = params.get("payment_intent_data", {})
         self._intent_metadata[session_id] = intent_data.get("metadata", {})
         return json_response(200, session)
 
+    def _expire_session(self, _: Request, match: re.Match[str]) -> Response:
+        session = self._lapse(self.sessions.get(match.group(1)))
+        if session is None:
+            return stripe_error(
+                404, f"No such checkout.session: '{match.group(1)}'", code="resource_missing", param="session"
+            )
+        if session["status"] != "open":
+            return stripe_error(
+                400, f"Only Checkout Sessions with a status in [\"open\"] can be expired. This one is "
+                f"{session['status']}.", param="session",
+            )
+        session["status"] = "expired"
+        self.expired_by_api.append(session["id"])
+        return json_response(200, session)
+
+    def _lapse(self, session: JSON | None) -> JSON | None:
+        """Stripe expires an open session at its ``expires_at`` by itself."""
+        if session is not None and session["status"] == "open" and self.now() >= session["expires_at"]:
+            session["status"] = "expired"
+        return session
+
     def _get_session(self, _: Request, match: re.Match[str]) -> Response:
-        session = self.sessions.get(match.group(1))
+        session = self._lapse(self.sessions.get(match.group(1)))
         if session is None:
             return stripe_error(
                 404, f"No such checkout.session: '{match.group(1)}'", code="resource_missing", param="session"
@@ -258,6 +302,8 @@ class StripeContractServer(ContractServer):
         """The participant pays; ``unpaid`` models a delayed method (SEPA)."""
         with self._lock:
             session = self.sessions[session_id]
+            if self._lapse(session) and session["status"] != "open":
+                raise ValueError(f"session {session_id} is {session['status']}: Stripe takes no payment on it")
             intent = self._intent(session, "succeeded" if payment_status == "paid" else "processing")
             session.update(status="complete", payment_status=payment_status, payment_intent=intent["id"])
             if payment_status == "paid":
@@ -311,6 +357,46 @@ class StripeContractServer(ContractServer):
             if status == "succeeded":
                 charge["amount_refunded"] += value
                 charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            return dict(refund)
+
+    def dispute(self, session_id: str, *, reason: str = "fraudulent") -> JSON:
+        """The payer's bank disputes the session's charge (a Dispute object,
+        docs.stripe.com/api/disputes/object); deliver it as
+        ``charge.dispute.created`` and, as Stripe then takes the money,
+        ``charge.dispute.funds_withdrawn``."""
+        with self._lock:
+            intent_id = self.sessions[session_id]["payment_intent"]
+            charge = next(c for c in self.charges.values() if c["payment_intent"] == intent_id)
+            found = {
+                "id": new_id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"],
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": intent_id,
+                "reason": reason,
+                "status": "needs_response",
+                "is_charge_refundable": False,
+                "balance_transactions": [],
+                "livemode": False,
+                "metadata": {},
+                "created": self.now(),
+            }
+            self.disputes[found["id"]] = found
+            return dict(found)
+
+    def close_dispute(self, dispute_id: str, status: str) -> JSON:
+        """Stripe decides: ``won``, ``lost`` (or ``warning_closed``)."""
+        with self._lock:
+            self.disputes[dispute_id]["status"] = status
+            return dict(self.disputes[dispute_id])
+
+    def fail_refund(self, refund_id: str) -> JSON:
+        """A refund Stripe reported succeeded fails later (e.g. the card was
+        closed): the money returns to the organizer's Stripe balance."""
+        with self._lock:
+            refund = self.refunds[refund_id]
+            refund.update(status="failed", failure_reason="expired_or_canceled_card")
             return dict(refund)
 
     def event(self, event_type: str, obj: JSON, previous: JSON | None = None) -> JSON:

@@ -37,6 +37,8 @@ Variant = Literal["valid", "tampered", "stale", "wrong_key"]
 SignedWebhook = tuple[dict[str, str], bytes]
 
 STALE_SECONDS = 600
+#: PayPal's stale: beyond its retry horizon (3 days, plus the ledger's margin).
+PAYPAL_STALE_SECONDS = 5 * 24 * 3600
 
 
 def canonical_json(payload: Any) -> bytes:
@@ -126,7 +128,7 @@ def paypal_signed(
     body = canonical_json(event)
     sent = transmission_time or datetime.now(UTC)
     if variant == "stale":
-        sent -= timedelta(seconds=STALE_SECONDS)
+        sent -= timedelta(seconds=PAYPAL_STALE_SECONDS)
     stamp = sent.isoformat(timespec="seconds").replace("+00:00", "Z")
     transmission_id = str(uuid.uuid4())
     signed_for = webhook_id + "-OTHER" if variant == "wrong_key" else webhook_id

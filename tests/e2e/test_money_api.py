@@ -158,12 +158,12 @@ def test_items2_3_a_cancelled_event_shows_what_is_owed_back_and_charges_no_fee(
         assert pay(client, event, rid, f"bank-{rid}").status_code == 200
     ProjectionRunner(shared_ledger).catch_up()
     assert money_of(client, event) == {"gross": "98.00", "refunded": "0.00", "refund_due": "0.00",
-                                       "fee": "4.90", "net": "98.00"}
+                                       "fee": "4.90", "net": "98.00", "withdrawn": "0.00"}
     assert client.post(f"/v1/events/{event['id']}/cancel", json={"reason": "speaker ill"}, headers=h).status_code == 200
     ProjectionRunner(shared_ledger).catch_up()
     # The first release: gross 98.00, refunds 0.00, net 98.00, fee 4.90 and nothing said 98.00 was owed.
     assert money_of(client, event) == {"gross": "98.00", "refunded": "0.00", "refund_due": "98.00",
-                                       "fee": "0.00", "net": "98.00"}
+                                       "fee": "0.00", "net": "98.00", "withdrawn": "0.00"}
     line = fee_line(client, event)
     assert {k: line[k] for k in ("tickets", "gross", "refunds", "refund_due", "net", "fee", "fee_policy")} == {
         "tickets": 2, "gross": "98.00", "refunds": "0.00", "refund_due": "98.00", "net": "98.00", "fee": "0.00",
@@ -174,7 +174,7 @@ def test_items2_3_a_cancelled_event_shows_what_is_owed_back_and_charges_no_fee(
     assert refund(client, event, first, "re-first", "49.00").status_code == 201
     ProjectionRunner(shared_ledger).catch_up()
     assert money_of(client, event) == {"gross": "147.00", "refunded": "49.00", "refund_due": "98.00",
-                                       "fee": "0.00", "net": "98.00"}
+                                       "fee": "0.00", "net": "98.00", "withdrawn": "0.00"}
     line = fee_line(client, event)
     assert (line["gross"], line["refunds"], line["refund_due"], line["fee"]) == ("147.00", "49.00", "98.00", "0.00")
 
@@ -235,6 +235,6 @@ def test_item1_3_money_that_found_no_seat_is_owed_back_with_no_fee(
         "refund_due", "capacity_exhausted", usd("49.00"), usd("0.00"))  # fee-v1 charged 2.45 here
     ProjectionRunner(ledger).catch_up()
     assert money_of(client, event) == {"gross": "98.00", "refunded": "0.00", "refund_due": "49.00",
-                                       "fee": "2.45", "net": "98.00"}
+                                       "fee": "2.45", "net": "98.00", "withdrawn": "0.00"}
     line = fee_line(client, event)
     assert (line["tickets"], line["payments"], line["refund_due"], line["fee"]) == (1, 2, "49.00", "2.45")

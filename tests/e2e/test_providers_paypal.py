@@ -139,3 +139,68 @@ def test_lost_order_answer_then_retry_returns_the_same_order(shop: Shop, servers
     assert r.status_code == 201, r.get_json()
     assert len(servers.paypal.orders) == 1
     assert r.get_json()["checkout"]["url"].endswith(next(iter(servers.paypal.orders)))
+
+
+def test_genuine_retries_after_an_outage_are_accepted_and_book_once(
+    shop: Shop, servers: Servers, provider_ledger: Ledger
+) -> None:
+    """Issue 18 item 3: PayPal retries an unanswered delivery for up to 3 days,
+    with the same event (id, create_time) in a new transmission.  A delivery
+    whose transmission is an hour old -- a resend, or one queued behind our
+    outage -- is genuine and must be accepted; de-duplication by fact id keeps
+    it harmless.  A forged one is still refused."""
+    from datetime import UTC, datetime, timedelta
+
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    servers.paypal.approve(order_id)
+    assert shop.back(reg["id"], token=order_id).get_json()["status"] == "paid"
+    event = servers.paypal.event("PAYMENT.CAPTURE.COMPLETED", _capture_of(servers, order_id), "capture")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    event["create_time"] = an_hour_ago.isoformat(timespec="seconds").replace("+00:00", "Z")
+    # The first transmission, an hour ago, never got a 2xx (our outage).
+    headers, body = servers.paypal.signed(event, transmission_time=an_hour_ago)
+    r = shop.webhook(headers, body)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["facts"][0]["outcome"] == "duplicate:payment_recorded"
+    # PayPal's retry now: same event, new transmission id, time and signature.
+    headers2, body2 = servers.paypal.signed(event)
+    assert body2 == body and headers2["PAYPAL-TRANSMISSION-ID"] != headers["PAYPAL-TRANSMISSION-ID"]
+    r = shop.webhook(headers2, body2)
+    assert (r.status_code, r.get_json()["facts"][0]["outcome"]) == (200, "duplicate:payment_recorded")
+    # A forged retry (body changed after signing, or signed for another webhook) is refused.
+    for variant in ("tampered", "wrong_key"):
+        headers3, body3 = servers.paypal.signed(event, variant=variant, transmission_time=an_hour_ago)  # type: ignore[arg-type]
+        r = shop.webhook(headers3, body3)
+        assert (r.status_code, r.get_json()["code"]) == (400, "invalid_signature")
+    # Beyond PayPal's retry horizon, or from the future: refused before asking PayPal.
+    for sent in (datetime.now(UTC) - timedelta(days=5), datetime.now(UTC) + timedelta(minutes=10)):
+        headers4, body4 = servers.paypal.signed(event, transmission_time=sent)
+        assert shop.webhook(headers4, body4).status_code == 400
+    got = shop.get(reg["id"])
+    assert len(got["payments"]) == 1 and got["paid"]["amount"] == "25.00"
+
+
+def test_a_retry_after_paypal_forgot_the_request_id_opens_a_new_order_and_only_it_is_captured(
+    shop: Shop, servers: Servers
+) -> None:
+    """Issue 18 item 5 (docs/providers.md): PayPal keeps a PayPal-Request-Id
+    for 6 hours.  A registration whose order answer was lost and that is
+    retried later gets a *second* order (the key is forgotten); the ledger
+    records and uses only the second, and never captures the first even if
+    someone approved it, so nobody pays twice."""
+    servers.paypal.delay_next(1, SLOW, execute=True, path=r"/v2/checkout/orders")
+    assert shop.register(key="pp-6h").status_code == 503
+    servers.paypal.forget_request_ids()  # six hours later
+    r = shop.register(key="pp-6h")
+    assert r.status_code == 201, r.get_json()
+    first, second = list(servers.paypal.orders)
+    rid = r.get_json()["id"]
+    assert shop.reference(rid) == second
+    approved = servers.paypal.approve(first)
+    r = _deliver(shop, servers, "CHECKOUT.ORDER.APPROVED", approved)
+    assert r.get_json()["facts"][0]["outcome"].startswith("not_captured_earlier_checkout")
+    assert servers.paypal.captures == {}
+    servers.paypal.approve(second)
+    assert shop.back(rid, token=second).get_json()["status"] == "paid"
+    assert len(servers.paypal.captures) == 1

@@ -176,19 +176,67 @@ def test_outage_then_retry(shop: Shop, servers: Servers) -> None:
     assert len(servers.payu.orders) == 1
 
 
-def test_lost_order_answer_keeps_the_order_and_says_the_link_is_lost(
+def test_lost_order_answer_cancels_that_order_and_opens_another(
     shop: Shop, servers: Servers, provider_ledger: Ledger
 ) -> None:
     """PayU has no idempotency key: a lost answer leaves an order we cannot
-    show again.  The order is kept so its cancellation still frees the seat."""
+    show again.  Issue 18: the retry cancels it at PayU (nobody can pay it)
+    and opens a new one, so the participant pays exactly one order; the old
+    order's cancellation does not release the new checkout's seat."""
     servers.payu.delay_next(1, SLOW, execute=True, path=r"/api/v2_1/orders")
     assert shop.register(key="payu-lost").status_code == 503
     r = shop.register(key="payu-lost")
-    assert (r.status_code, r.get_json()["code"]) == (409, "provider_payment_link_lost")
-    order = next(iter(servers.payu.orders.values()))
-    rid = order["extOrderId"]
+    assert r.status_code == 201, r.get_json()
+    first, second = list(servers.payu.orders.values())
+    rid = first["extOrderId"]
+    assert servers.payu.cancelled_by_api == [first["orderId"]]
+    assert second["extOrderId"] == f"{rid}~2" and r.get_json()["checkout"]["url"].startswith(servers.payu.base_url)
+    assert shop.reference(rid) == second["orderId"]
     assert shop.event_now()["tickets_left"] == 49
-    servers.payu.set_status(order["orderId"], "CANCELED")
-    _notify(shop, servers, servers.payu.order_notification(order["orderId"]))
-    assert shop.event_now()["tickets_left"] == 50
-    assert shop.get(rid)["payment_failures"] == [{"reason": "failed", "reference": order["orderId"]}]
+    # PayU notifies the cancelled first order: an earlier checkout, the seat stays held.
+    assert _notify(shop, servers, servers.payu.order_notification(first["orderId"])).get_json()["facts"][0][
+        "outcome"] == "earlier_checkout_failed"
+    assert shop.event_now()["tickets_left"] == 49
+    # The participant pays the second order: booked once, for the registration.
+    servers.payu.set_status(second["orderId"], "COMPLETED")
+    _notify(shop, servers, servers.payu.order_notification(second["orderId"]))
+    got = shop.get(rid)
+    assert got["status"] == "paid" and [p["reference"] for p in got["payments"]] == [second["orderId"]]
+
+
+def test_an_order_waiting_for_confirmation_is_recorded_and_confirmed(shop: Shop, servers: Servers) -> None:
+    """Issue 18 item 4: WAITING_FOR_CONFIRMATION sends the participant to the
+    success page; the first release never booked it.  Now it is recorded
+    (``PaymentAuthorized``) and confirmed at PayU while the seat is held."""
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    servers.payu.set_status(order_id, "WAITING_FOR_CONFIRMATION")
+    r = _notify(shop, servers, servers.payu.order_notification(order_id))
+    assert r.status_code == 200
+    assert r.get_json()["facts"][0]["outcome"] == "captured:payment_recorded"
+    assert servers.payu.confirmed_by_api == [order_id]
+    got = shop.get(reg["id"])
+    assert got["status"] == "paid" and got["paid"]["amount"] == "120.50"
+    assert got["payment_authorizations"] == [
+        {"amount": {"amount": "120.50", "currency": "PLN"}, "provider": "payu", "reference": order_id}]
+    # PayU's COMPLETED notification after the confirmation: the same payment.
+    r = _notify(shop, servers, servers.payu.order_notification(order_id))
+    assert r.get_json()["facts"][0]["outcome"] == "duplicate:payment_recorded"
+    assert len(shop.get(reg["id"])["payments"]) == 1
+
+
+def test_an_order_waiting_for_confirmation_of_a_rejected_participant_is_released(
+    shop: Shop, servers: Servers, client: FlaskClient
+) -> None:
+    reg = shop.registered()
+    order_id = shop.reference(reg["id"])
+    r = client.post(f"/v1/registrations/{reg['id']}/reject", json={"reason": "duplicate"}, headers=shop.org.headers)
+    assert r.status_code == 200, r.get_json()
+    servers.payu.set_status(order_id, "WAITING_FOR_CONFIRMATION")
+    r = _notify(shop, servers, servers.payu.order_notification(order_id))
+    assert r.get_json()["facts"][0]["outcome"].startswith("not_captured_rejected")
+    # Released at PayU (the payer gets the money back from PayU), never booked.
+    assert servers.payu.cancelled_by_api == [order_id] and servers.payu.confirmed_by_api == []
+    got = shop.get(reg["id"])
+    assert got["paid"]["amount"] == "0.00" and got["refund_due"]["amount"] == "0.00"
+    assert len(got["payment_authorizations"]) == 1

@@ -55,7 +55,8 @@ def test_each_payment_rounds_half_up_and_reports_only_add(fresh_ledger: Ledger, 
     assert totals["USD"].as_dict()["fee"] == "2.04"
     assert totals["EUR"].as_dict() == {
         "currency": "EUR", "tickets": 4, "payments": 4, "gross": "4.40", "refunds": "0.00", "refund_count": 0,
-        "refund_due": "0.00", "net": "4.40", "fee_charged": "0.24", "fee_reversed": "0.00", "fee": "0.24",
+        "refund_due": "0.00", "withdrawn": "0.00", "net": "4.40", "fee_charged": "0.24", "fee_reversed": "0.00",
+        "fee": "0.24",
     }
 
 

@@ -219,8 +219,12 @@ def test_missing_headers_and_the_injected_clock(gateway: CapturingGateway, paypa
     with pytest.raises(InvalidSignature, match="PAYPAL-TRANSMISSION-SIG"):
         gateway.parse_notification(creds, {"PAYPAL-TRANSMISSION-ID": "x"}, body)
     assert gateway.parse_notification(creds, headers, body, now=sent) == []
-    with pytest.raises(InvalidSignature, match="tolerance"):
-        gateway.parse_notification(creds, headers, body, now=sent + timedelta(minutes=6))
+    # Late is fine up to PayPal's retry horizon (issue 18); the future is not.
+    assert gateway.parse_notification(creds, headers, body, now=sent + timedelta(days=3, hours=1)) == []
+    with pytest.raises(InvalidSignature, match="retry horizon"):
+        gateway.parse_notification(creds, headers, body, now=sent + timedelta(days=4, minutes=1))
+    with pytest.raises(InvalidSignature, match="future"):
+        gateway.parse_notification(creds, headers, body, now=sent - timedelta(minutes=6))
 
 
 def test_verification_outage_is_provider_unavailable_so_paypal_retries(

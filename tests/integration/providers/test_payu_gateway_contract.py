@@ -95,23 +95,41 @@ def test_non_pln_prices_are_refused_before_calling_payu(
     assert payu_server.requests == []
 
 
-def test_duplicate_ext_order_id_finds_the_existing_order(
+def test_duplicate_ext_order_id_reuses_a_paid_order_or_cancels_an_open_one(
     gateway: PaymentGateway, payu_server: PayuContractServer, pln_request: MakeRequest
 ) -> None:
+    """Issue 18 item 4: after "order already exists" the participant must
+    never be able to pay two orders.  An open order whose link was lost is
+    cancelled at PayU and replaced (``extOrderId`` ``reg-0001~2``); a paid
+    (or awaiting-confirmation) one is reused."""
     creds = payu_server.credentials()
     payu_server.delay_next(1, SLOW, path="/api/v2_1/orders")
     with pytest.raises(ProviderUnavailable):
         gateway.start_checkout(creds, pln_request())  # PayU made it; we never heard
     (made,) = payu_server.orders
 
+    replaced = gateway.start_checkout(creds, pln_request())
+    assert payu_server.requests_to("GET", "/api/v2_1/orders/ext/reg-0001")
+    assert payu_server.cancelled_by_api == [made] and payu_server.orders[made]["status"] == "CANCELED"
+    assert replaced.reference != made and replaced.url.startswith(payu_server.base_url)
+    assert payu_server.orders[replaced.reference]["extOrderId"] == "reg-0001~2"
+
+    # Asked again (e.g. its answer lost too) once the new order is paid: reused, no third order.
+    payu_server.set_status(replaced.reference, "COMPLETED")
+    again = gateway.start_checkout(creds, pln_request())
+    assert (again.reference, again.url) == (replaced.reference, pln_request().success_url)
+    assert len(payu_server.orders) == 2
+
+
+def test_an_open_order_that_cannot_be_cancelled_is_a_lost_link(
+    gateway: PaymentGateway, payu_server: PayuContractServer, pln_request: MakeRequest
+) -> None:
+    creds = payu_server.credentials()
+    made = gateway.start_checkout(creds, pln_request()).reference
+    payu_server.fail_next(1, 400, path=f"/api/v2_1/orders/{made}")  # PayU refuses the DELETE
     with pytest.raises(PayuPaymentLinkLost) as lost:
         gateway.start_checkout(creds, pln_request())
     assert lost.value.reference == made
-    assert payu_server.requests_to("GET", "/api/v2_1/orders/ext/reg-0001")
-
-    payu_server.set_status(made, "COMPLETED")
-    again = gateway.start_checkout(creds, pln_request())
-    assert (again.reference, again.url) == (made, pln_request().success_url)
     assert len(payu_server.orders) == 1
 
 
@@ -196,7 +214,7 @@ def test_missing_header_and_unknown_algorithm_are_refused(
     ("status", "kind"),
     [
         ("PENDING", "pending"),
-        ("WAITING_FOR_CONFIRMATION", "pending"),
+        ("WAITING_FOR_CONFIRMATION", "authorized"),  # issue 18 item 4: used to be "pending", never booked
         ("COMPLETED", "paid"),
         ("CANCELED", "failed"),
         ("REJECTED", "failed"),  # issue 18 item 6: used to be ignored
@@ -218,7 +236,7 @@ def test_order_statuses_map_to_kinds(
     (found,) = gateway.parse_notification(payu_server.credentials(), headers, body)
     assert (found.kind, found.registration_id, found.reference) == (kind, "reg-0001", order_id)
     assert found.provider_event_id == f"{order_id}:{status}"
-    assert found.amount == (Money(12345, "PLN") if kind == "paid" else None)
+    assert found.amount == (Money(12345, "PLN") if kind in ("paid", "authorized") else None)
 
 
 def test_new_orders_and_unknown_documents_tell_nothing(

@@ -8,6 +8,7 @@ from ledger.errors import ValidationFailed
 from ledger.providers.base import CapturingGateway, PaymentGateway, ProviderNotSupported
 from ledger.providers.registry import (
     ProviderEndpoints,
+    describe,
     gateway_for,
     mask,
     require_fields,
@@ -20,7 +21,9 @@ def test_every_provider_has_a_gateway_honouring_the_protocol(provider: str) -> N
     gateway = gateway_for(provider, ProviderEndpoints())
     assert isinstance(gateway, PaymentGateway)
     assert gateway.provider == provider
-    assert isinstance(gateway, CapturingGateway) == (provider == "paypal")
+    # PayPal captures approved orders; PayU confirms orders awaiting confirmation (issue 18).
+    assert isinstance(gateway, CapturingGateway) == (provider in ("paypal", "payu"))
+    assert describe(provider).captures == (provider in ("paypal", "payu"))
 
 
 def test_manual_and_unknown_providers_have_no_gateway() -> None:

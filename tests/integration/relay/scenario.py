@@ -33,7 +33,7 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
         service.register_participant(
             event_id, name=f"Person {i}", email=f"p{i}@example.org", fields={"company": "X"}
         )
-        for i in range(max(participants, 3))
+        for i in range(max(participants, 4))
     ]
     paid, failed, rejected = (str(r.id) for r in regs[:3])
     service.start_checkout(paid, provider="manual", url="https://pay.test/1", reference="chk-1")
@@ -46,7 +46,20 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
     service.record_payment_mismatch(failed, amount=Money(100, "EUR"), provider="manual", reference="mm-1")
     service.record_payment_failure(failed, reason="card_declined", reference="chk-2")
     service.reject(rejected, reason="duplicate", scope=ANYONE)
-    service.record_refund(paid, amount=Money(4900, "EUR"), reference="ref-1")
+    # Provider corrections (issue 18): a dispute won, a refund that failed, a reversal.
+    amount = Money(4900, "EUR")
+    service.record_dispute(paid, dispute_id="dp_1", provider="manual", reference="pay-1", amount=amount,
+                           reason="fraudulent")
+    service.record_funds_withdrawn(paid, dispute_id="dp_1", amount=amount)
+    service.record_funds_reinstated(paid, dispute_id="dp_1", amount=amount)
+    service.resolve_dispute(paid, dispute_id="dp_1", outcome="won")
+    service.record_refund(paid, amount=Money(1000, "EUR"), reference="ref-0", ends_access=False)
+    service.record_refund_failure(paid, reference="ref-0")
+    service.record_refund(paid, amount=amount, reference="ref-1")
+    reversed_one = str(regs[3].id)
+    service.record_payment_authorization(reversed_one, amount=amount, provider="manual", reference="pay-4")
+    service.record_payment(reversed_one, amount=amount, provider="manual", reference="pay-4")
+    service.record_reversal(reversed_one, reversal_id="rv_1", reference="pay-4", amount=amount)
     ledger.erasures.erase([failed], scope=ANYONE, erasure_id=uuid4())  # R24: PersonalDataErased
     service.cancel_event(event_id, reason="speaker ill", scope=ANYONE)
     return org_id

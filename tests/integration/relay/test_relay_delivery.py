@@ -209,7 +209,7 @@ def test_the_example_consumer_applies_each_event_once(relay_ledger, start_relay,
     db.executescript(example.SCHEMA)
     applied = [example.apply(db, m.event) for m in messages + messages]  # everything delivered twice
     assert sum(applied) == len(items)
-    assert db.execute("SELECT received_minor, refunded_minor FROM revenue").fetchall() == [(4900, 4900)]
+    assert db.execute("SELECT received_minor, refunded_minor FROM revenue").fetchall() == [(9800, 4900)]
 
 
 def test_ledger_run_broker_is_found_through_the_data_dir(fresh_ledger, start_relay, kafka_topic):
