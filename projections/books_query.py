@@ -408,13 +408,15 @@ def check(db: Database) -> BooksCheck:
                             f"{_amount(int(credit), currency)}")
         for organizer_id, currency, held_net, owed_total, fee_gap in conn.execute(
             "SELECT organizer_id, currency,"
-            " sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn') THEN debit_minor - credit_minor"
+            " sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn')"
+            " THEN debit_minor - credit_minor"
             " ELSE 0 END),"
             " sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor ELSE 0 END),"
             " sum(CASE WHEN account = 'fee_expense' THEN debit_minor - credit_minor"
             " WHEN account = 'fee_payable' THEN debit_minor - credit_minor ELSE 0 END)"
             " FROM projections.book_accounts GROUP BY organizer_id, currency"
-            " HAVING sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn') THEN debit_minor - credit_minor"
+            " HAVING sum(CASE WHEN account LIKE 'held:%%' OR account IN ('refunds_paid', 'withdrawn')"
+            " THEN debit_minor - credit_minor"
             " ELSE 0 END) <> sum(CASE WHEN account IN ('ticket_revenue', 'owed_back') THEN credit_minor - debit_minor"
             " ELSE 0 END) OR sum(CASE WHEN account IN ('fee_expense', 'fee_payable') THEN debit_minor - credit_minor"
             " ELSE 0 END) <> 0 ORDER BY 1, 2 LIMIT 20").fetchall():
