@@ -193,8 +193,8 @@ def page(
 
 CSV_COLUMNS = (
     "registration_id", "name", "email", "status", "currency", "price", "paid", "refunded", "refund_due",
-    "fee", "provider", "provider_reference", "confirmed", "closed_reason", *TIMESTAMP_FIELDS, "erased",
-    "withdrawn", "reinstated",
+    "fee", "withdrawn", "reinstated", "provider", "provider_reference", "confirmed", "closed_reason",
+    *TIMESTAMP_FIELDS, "erased",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

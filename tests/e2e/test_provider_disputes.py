@@ -57,6 +57,16 @@ def _join_token(ledger: Ledger, rid: str, event_id: str) -> str:
                                    event_id=event_id, at=datetime.now(UTC))
 
 
+def _books(client: FlaskClient, shop: Shop) -> dict[str, str]:
+    """The organizer's trial balance (R22): balanced, as account -> balance."""
+    r = client.get("/v1/books/trial-balance", headers=shop.org.headers)
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["balanced"] is True and all(t["debit"] == t["credit"] for t in body["totals"])
+    accounts = {"refunds_paid", "withdrawn", "ticket_revenue", "owed_back", "fee_expense", "fee_payable"}
+    return {**dict.fromkeys(accounts, "0.00"), **{a["account"]: a["balance"] for a in body["accounts"]}}
+
+
 def _fee_line(client: FlaskClient, shop: Shop) -> dict[str, Any]:
     r = client.get("/v1/reports/fees?period=year", headers=shop.org.headers)
     assert r.status_code == 200, r.get_json()
@@ -116,6 +126,11 @@ def test_a_dispute_lost_after_the_ticket_was_used_ends_access_and_corrects_reven
     row = _participant(client, shop, reg["id"])
     assert row["status"] == "dispute_lost" and row["disputed"] is True
     assert (row["withdrawn"]["amount"], row["reinstated"]["amount"], row["fee"]["amount"]) == ("49.00", "0.00", "0.00")
+    # The books: held 49.00 at Stripe, all of it withdrawn; no revenue, no fee owed.
+    books = _books(client, shop)
+    assert books["held:stripe"] == "49.00" and books["withdrawn"] == "-49.00"
+    assert books["ticket_revenue"] == "0.00" and books["owed_back"] == "0.00"
+    assert books["fee_payable"] == "0.00" and books["fee_expense"] == "0.00"
 
 
 def test_a_dispute_won_gives_the_money_and_its_fee_back(
@@ -138,6 +153,8 @@ def test_a_dispute_won_gives_the_money_and_its_fee_back(
     ProjectionRunner(provider_ledger).catch_up()
     line = _fee_line(client, shop)
     assert (line["withdrawn"], line["net"], line["fee"]) == ("0.00", "49.00", "2.45")
+    books = _books(client, shop)
+    assert (books["withdrawn"], books["ticket_revenue"], books["fee_payable"]) == ("0.00", "-49.00", "-2.45")
 
 
 def test_a_failed_stripe_refund_is_owed_back_again(
@@ -158,6 +175,8 @@ def test_a_failed_stripe_refund_is_owed_back_again(
     ProjectionRunner(provider_ledger).catch_up()
     line = _fee_line(client, shop)
     assert (line["refunds"], line["refund_due"], line["fee"]) == ("0.00", "49.00", "0.00")
+    books = _books(client, shop)
+    assert (books["refunds_paid"], books["owed_back"], books["ticket_revenue"]) == ("0.00", "-49.00", "0.00")
 
 
 def test_a_paypal_reversal_and_dispute_end_access(
@@ -186,6 +205,8 @@ def test_a_paypal_reversal_and_dispute_end_access(
     ProjectionRunner(provider_ledger).catch_up()
     line = _fee_line(client, shop)
     assert (line["gross"], line["withdrawn"], line["net"], line["fee"]) == ("25.00", "25.00", "0.00", "0.00")
+    books = _books(client, shop)
+    assert (books["held:paypal"], books["withdrawn"], books["ticket_revenue"]) == ("25.00", "-25.00", "0.00")
 
 
 @pytest.mark.parametrize("status", ["CANCELED"])
