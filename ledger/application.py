@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, Repository
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 
 from ledger.actor import current_actor
+from ledger.aggregate_cache import LedgerRepository
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
@@ -189,6 +190,17 @@ class LedgerStore(Application[UUID]):
         "COMPRESSOR_TOPIC": "",
         "APPLICATION_RECORDER_TOPIC": "ledger.application:LedgerRecorder",
     }
+
+    def construct_repository(self) -> Repository[UUID]:
+        """The library's repository, with a cheaper copy of cached aggregates
+        (``ledger.aggregate_cache``)."""
+        library = super().construct_repository()
+        return LedgerRepository(
+            event_store=library.event_store, snapshot_store=library.snapshot_store,
+            cache_maxsize=int(self.env.get(self.AGGREGATE_CACHE_MAXSIZE) or 0) or None,
+            fastforward=library.fastforward, fastforward_skipping=library.fastforward_skipping,
+            deepcopy_from_cache=library.deepcopy_from_cache,
+        )
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=ActorMapper)

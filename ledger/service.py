@@ -193,7 +193,18 @@ class LedgerService:
         return self._get(Registration, registration_id, "registration", scope)
 
     def capacity_of(self, event: PaidEvent) -> int:
-        return self.organizer(event.organizer_id).plan_size
+        """The organizer's plan size, read from the cached organizer without
+        copying it (only this one number is read, nothing is kept).  The read
+        still fast-forwards the cached organizer (one indexed query), so a
+        plan change -- from any process -- limits the very next sale."""
+        uid = parse_uuid(event.organizer_id, "organizer")
+        try:
+            organizer: object = self.store.repository.get(uid, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"no organizer {event.organizer_id}") from None
+        if not isinstance(organizer, Organizer):
+            raise NotFound(f"no organizer {event.organizer_id}")
+        return organizer.plan_size
 
     def seat_hold_for(self, event: PaidEvent) -> timedelta:
         """How long a registration for ``event`` holds a seat (R20): the open

@@ -28,6 +28,11 @@ from ledger.money import Money
 
 
 class PaidEvent(Aggregate):
+    #: Containers of immutable values only (ids, ISO times, True): copying
+    #: the cached event copies these with one ``dict.copy()`` each
+    #: (``ledger.aggregate_cache``) -- they grow with every seat.
+    FLAT_STATE = ("holds", "sold", "registrations")
+
     class Created(Aggregate.Created):
         organizer_id: str
         title: str
