@@ -48,6 +48,7 @@ from ledger.errors import (
 from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
 from ledger.providers.registry import GATEWAY_PROVIDERS
+from ledger.sales_batch import Decision, SalesBatcher
 from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
 A = TypeVar("A")
@@ -82,6 +83,7 @@ class LedgerService:
         self.seat_hold = seat_hold
         self.manual_hold = manual_hold
         self._retry = CommandRetry(max_attempts=max_attempts)
+        self._sales = SalesBatcher(store, self._retry, max_attempts=max_attempts)
         # registration id -> its event's id (never changes, so a bounded cache is safe)
         self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
 
@@ -342,27 +344,37 @@ class LedgerService:
         R20: a registration paid through a provider holds its seat only for
         ``OPENING_HOLD``, while its checkout is being opened
         (:meth:`start_checkout` then holds it for the checkout); an offline
-        one holds it for ``manual_hold``."""
-        uid = new_id or uuid.uuid4()
+        one holds it for ``manual_hold``.
 
-        def run() -> Registration:
-            existing = self._existing(new_id)
-            if isinstance(existing, Registration):
-                return existing
-            paid_event = self.event(event_id)
+        Concurrent registrations for one event are group-committed
+        (``ledger.sales_batch``): one read of the event, every queued sale
+        decided in memory, one transaction for all of them -- a rush does not
+        serialize one commit at a time."""
+        uid = new_id or uuid.uuid4()
+        event_key = parse_uuid(event_id, "event")
+        existing = self._existing(new_id)
+        if isinstance(existing, Registration):
+            return existing
+
+        def sale(paid_event: PaidEvent, capacity: int, recheck: bool) -> Decision[Registration]:
+            """One sale in a batch of sales on the event (``ledger.sales_batch``):
+            the seat is held last, so a refused sale leaves the event untouched."""
+            if recheck and isinstance(again := self._existing(new_id), Registration):
+                return Decision(again)
             now = self.clock()
             hold = OPENING_HOLD if paid_event.provider in GATEWAY_PROVIDERS else self.manual_hold
-            paid_event.hold_seat(str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + hold)
             registration = Registration.register(
                 id=uid, event_id=str(paid_event.id), organizer_id=paid_event.organizer_id,
                 name=name, email=email, fields=dict(fields), language=language,
                 price_minor=paid_event.price_minor, currency=paid_event.currency,
                 provider=paid_event.provider,
             )
-            self.store.save(paid_event, registration)
-            return registration
+            paid_event.hold_seat(str(uid), capacity=capacity, now=now, until=now + hold)
+            return Decision(registration, save=(registration,))
 
-        return self._retry.run(parse_uuid(event_id, "event"), run)
+        return cast(Registration, self._sales.sell(
+            event_key, lambda: self.event(event_id), self.capacity_of, sale, dedupe=uid,
+        ))
 
     def start_checkout(self, registration_id: str, *, provider: str, url: str, reference: str) -> Registration:
         """Record the checkout opened at the provider and hold the seat for
