@@ -33,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--dump", help="also write the raw profile here (for pstats / snakeviz)")
     args = parser.parse_args()
     url = TestServer().new_database("profile")
     tmp = Path(tempfile.mkdtemp(prefix="ledger-profile-"))
@@ -61,6 +62,8 @@ def main() -> None:
     print(f"{args.commands} registrations (profiled): {cpu / args.commands * 1000:.2f} ms CPU, "
           f"{wall / args.commands * 1000:.2f} ms wall per command")
     stats = pstats.Stats(profiler)
+    if args.dump:
+        stats.dump_stats(args.dump)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application, Repository
-from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.application import Application, ProcessingEvent, Recording, Repository
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 
@@ -155,6 +155,24 @@ class LedgerRecorder(PostgresApplicationRecorder):
             mark_committed(curs, mark)
 
 
+class _Collected(ProcessingEvent[UUID]):
+    """The library's ``collect_events`` checks every object against two
+    runtime-checkable Protocols (``isinstance`` on a Protocol walks its
+    attributes: ~3 % of a registration's CPU).  Our aggregates are all
+    ``Aggregate`` subclasses: a plain class check answers for them, anything
+    else goes the library's way."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        others = []
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            elif obj is not None:
+                others.append(obj)
+        super().collect_events(*others, **kwargs)
+
+
 class ActorMapper(Mapper[UUID]):
     """Stores the current actor (see ``ledger.actor``) with each new event.
 
@@ -190,6 +208,17 @@ class LedgerStore(Application[UUID]):
         "COMPRESSOR_TOPIC": "",
         "APPLICATION_RECORDER_TOPIC": "ledger.application:LedgerRecorder",
     }
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's ``save`` (collect, record, snapshot, notify) with a
+        cheaper collection of the aggregates' events (:class:`_Collected`)."""
+        processing_event = _Collected()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, kept
+        return recordings
 
     def construct_repository(self) -> Repository[UUID]:
         """The library's repository, with a cheaper copy of cached aggregates

@@ -29,7 +29,7 @@ blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Regist
 
 @blp.route("/events/<event_id>/registrations")
 class Registrations(MethodView):
-    @blp.arguments(RegistrationCreateSchema)
+    @blp.arguments(RegistrationCreateSchema())  # one instance: webargs would build one per request
     @blp.response(201, RegistrationCreatedSchema)
     def post(self, body: dict[str, Any], event_id: str) -> Any:
         """Register for a paid event (public).  Holds a seat while the checkout is
