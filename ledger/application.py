@@ -226,7 +226,7 @@ class LedgerStore(Application[UUID]):
         library = super().construct_repository()
         return LedgerRepository(
             event_store=library.event_store, snapshot_store=library.snapshot_store,
-            cache_maxsize=int(self.env.get(self.AGGREGATE_CACHE_MAXSIZE) or 0) or None,
+            cache_maxsize=int(maxsize) if (maxsize := self.env.get(self.AGGREGATE_CACHE_MAXSIZE)) else None,
             fastforward=library.fastforward, fastforward_skipping=library.fastforward_skipping,
             deepcopy_from_cache=library.deepcopy_from_cache,
         )
