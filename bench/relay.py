@@ -91,7 +91,8 @@ def fill(ledger: Ledger, events: int) -> None:
         ledger.store.save(*pending)
 
 
-def raw_rate(ledger: Ledger, bootstrap_servers: str, topic: str) -> float:
+def raw_rate(ledger: Ledger, bootstrap_servers: str, topic: str) -> tuple[float, float]:
+    """(events/s, CPU seconds of this process per event)."""
     """The same messages, already encoded, straight into a producer."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
@@ -102,20 +103,21 @@ def raw_rate(ledger: Ledger, bootstrap_servers: str, topic: str) -> float:
     admin.close()
     producer = KafkaProducer(**producer_config(bootstrap_servers))
     producer.send(topic, key=b"warm-up", value=b"{}").get(10)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     futures = [producer.send(topic, key=k, value=v, headers=h) for k, v, h in messages]
     producer.flush()
     for future in futures:
         future.get(0)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     producer.close()
-    return len(messages) / elapsed
+    return len(messages) / elapsed, cpu / len(messages)
 
 
-def relay_rate(ledger: Ledger, topic: str) -> tuple[float, float]:
+def relay_rate(ledger: Ledger, topic: str) -> tuple[float, float, float]:
     """From position 0 to the head into a new topic: (events/s from the moment
     the relay is connected — as the raw producer is timed —, events/s with
-    connecting and creating the topic included)."""
+    connecting and creating the topic included, CPU seconds of this process
+    per event from the moment it is connected)."""
     ledger = dataclasses.replace(ledger, settings=dataclasses.replace(ledger.settings, kafka_topic=topic))
     head = event_log.head(ledger.store)
     worker = RelayWorker(ledger)
@@ -124,14 +126,16 @@ def relay_rate(ledger: Ledger, topic: str) -> tuple[float, float]:
     started = time.monotonic()
     thread.start()
     connected = None
+    cpu = time.process_time()
     while worker.published < head:
-        connected = connected or worker.connected_at
+        if connected is None and worker.connected_at:
+            connected, cpu = worker.connected_at, time.process_time()
         time.sleep(0.001)
-    finished = time.monotonic()
+    finished, cpu = time.monotonic(), time.process_time() - cpu
     connected = connected or worker.connected_at or started
     stop.set()
     thread.join()
-    return head / (finished - connected), head / (finished - started)
+    return head / (finished - connected), head / (finished - started), cpu / head
 
 
 def latency(ledger: Ledger, tmp: Path, rate: int, seconds: float, loaders: int = 3) -> tuple[list[float], float]:
@@ -288,14 +292,18 @@ def main() -> None:
         head = event_log.head(ledger.store)
         print(f"stored {head} events in {time.perf_counter() - t:.1f}s  (cpus: {os.cpu_count()}, "
               f"load average {os.getloadavg()[0]:.1f})")
-        raws, relays, colds = [], [], []
+        raws, relays, colds, raw_cpus, relay_cpus = [], [], [], [], []
         for n in range(max(1, args.rounds)):  # alternated, so that load from elsewhere hits both alike
-            raws.append(raw_rate(ledger, broker.bootstrap, f"bench.raw.{n}"))
-            warm, cold = relay_rate(ledger, f"bench.relay.{n}")
+            raw, raw_cpu = raw_rate(ledger, broker.bootstrap, f"bench.raw.{n}")
+            raws.append(raw)
+            raw_cpus.append(raw_cpu)
+            warm, cold, relay_cpu = relay_rate(ledger, f"bench.relay.{n}")
             relays.append(warm)
             colds.append(cold)
+            relay_cpus.append(relay_cpu)
             print(f"  round {n + 1}: raw {raws[-1]:7,.0f}/s   relay {warm:7,.0f}/s "
-                  f"({cold:,.0f}/s with connecting)   ratio {warm / raws[-1]:.2f}")
+                  f"({cold:,.0f}/s with connecting)   ratio {warm / raws[-1]:.2f}   "
+                  f"CPU per event raw {raw_cpu * 1e6:.0f} us, relay {relay_cpu * 1e6:.0f} us")
         ratios = [r / w for r, w in zip(relays, raws, strict=True)]
         print(f"raw kafka-python producer : {statistics.median(raws):9,.0f} events/s median, "
               f"{max(raws):,.0f} best")
@@ -304,6 +312,12 @@ def main() -> None:
               "and creating the topic")
         print(f"ratio relay/raw           : {statistics.median(ratios):.2f} median of rounds, "
               f"{max(relays) / max(raws):.2f} best/best  (target >= 0.8)")
+        # CPU of this process per event hardly moves with the load of other
+        # processes, which the wall-clock rates do: the steadier comparison.
+        print(f"CPU per event (this process): raw {statistics.median(raw_cpus) * 1e6:.0f} us, relay "
+              f"{statistics.median(relay_cpus) * 1e6:.0f} us, median of rounds; raw/relay "
+              f"{statistics.median(raw_cpus) / statistics.median(relay_cpus):.2f}  (the ceiling of the ratio "
+              "when the relay is CPU-bound)")
         ledger.close()
 
         latency_ledger = bootstrap(settings(tmp, "bench.latency", broker.bootstrap), url=server.new_database("lat"))

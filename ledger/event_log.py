@@ -10,7 +10,7 @@ kept outside the event store (see ``ledger.secret_box``).
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +30,7 @@ from ledger.domain.registration import Registration
 from ledger.personal_data import PERSONAL_FIELDS
 
 EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 #: event class → (public type, aggregate type).  Adding an event class means
 #: adding it here, to docs/events.md and to docs/schemas/.
@@ -75,7 +76,15 @@ _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp"
 
 
 def event_id(aggregate_id: UUID | str, version: int) -> str:
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}"))
+    """``uuid5(EVENT_ID_NAMESPACE, "<aggregate id>:<version>")``, computed
+    as RFC 4122 does without building a ``UUID`` (the relay computes one per
+    message; ``uuid.uuid5`` costs several times more)."""
+    name = f"{aggregate_id}:{version}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,12 @@ class LogItem:
         }
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values: one set lookup instead of four isinstance checks
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):

@@ -48,7 +48,8 @@ from ledger.errors import (
 from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
 from ledger.providers.registry import GATEWAY_PROVIDERS
-from ledger.registration_emails import EmailClaim, RegistrationEmails
+from ledger.registration_emails import EmailClaim, RegistrationEmails, normalized_email
+from ledger.sales_batch import Decision, SalesBatcher
 from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
 A = TypeVar("A")
@@ -87,6 +88,7 @@ class LedgerService:
         #: only for a service built without the project's tables.
         self.emails = emails
         self._retry = CommandRetry(max_attempts=max_attempts)
+        self._sales = SalesBatcher(store, self._retry, max_attempts=max_attempts)
         # registration id -> its event's id (never changes, so a bounded cache is safe)
         self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
 
@@ -198,7 +200,18 @@ class LedgerService:
         return self._get(Registration, registration_id, "registration", scope)
 
     def capacity_of(self, event: PaidEvent) -> int:
-        return self.organizer(event.organizer_id).plan_size
+        """The organizer's plan size, read from the cached organizer without
+        copying it (only this one number is read, nothing is kept).  The read
+        still fast-forwards the cached organizer (one indexed query), so a
+        plan change -- from any process -- limits the very next sale."""
+        uid = parse_uuid(event.organizer_id, "organizer")
+        try:
+            organizer: object = self.store.repository.get(uid, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"no organizer {event.organizer_id}") from None
+        if not isinstance(organizer, Organizer):
+            raise NotFound(f"no organizer {event.organizer_id}")
+        return organizer.plan_size
 
     def seat_hold_for(self, event: PaidEvent) -> timedelta:
         """How long a registration for ``event`` holds a seat (R20): the open
@@ -357,35 +370,47 @@ class LedgerService:
         The same e-mail again (trimmed, any case) on the same event returns
         the registration that first used it (``ledger.registration_emails``):
         the caller tells by its id, which is not ``new_id``.  Race-free: the
-        address is claimed in the registration's transaction."""
-        uid = new_id or uuid.uuid4()
+        address is claimed in the registration's transaction.
 
-        def run() -> Registration:
-            existing = self._existing(new_id)
-            if isinstance(existing, Registration):
-                return existing
-            paid_event = self.event(event_id)
+        Concurrent registrations for one event are group-committed
+        (``ledger.sales_batch``): one read of the event, every queued sale
+        decided in memory, one transaction for all of them -- a rush does not
+        serialize one commit at a time.  Two sales with the same id or the
+        same address never share a batch."""
+        uid = new_id or uuid.uuid4()
+        event_key = parse_uuid(event_id, "event")
+        existing = self._existing(new_id)
+        if isinstance(existing, Registration):
+            return existing
+
+        def sale(paid_event: PaidEvent, capacity: int, recheck: bool) -> Decision[Registration]:
+            """One sale in a batch of sales on the event (``ledger.sales_batch``):
+            the seat is held last, so a refused sale leaves the event untouched."""
+            if recheck and isinstance(again := self._existing(new_id), Registration):
+                return Decision(again)
             marks: tuple[EmailClaim, ...] = ()
             if self.emails is not None:
                 earlier_id = self.emails.registration_for(str(paid_event.id), email)
                 if earlier_id is not None:
                     earlier = self.registration(earlier_id)
                     if earlier.answers_for_its_email:
-                        return earlier
+                        return Decision(earlier)
                 marks = (self.emails.claim(str(paid_event.id), email, str(uid), replaces=earlier_id),)
             now = self.clock()
             hold = OPENING_HOLD if paid_event.provider in GATEWAY_PROVIDERS else self.manual_hold
-            paid_event.hold_seat(str(uid), capacity=self.capacity_of(paid_event), now=now, until=now + hold)
             registration = Registration.register(
                 id=uid, event_id=str(paid_event.id), organizer_id=paid_event.organizer_id,
                 name=name, email=email, fields=dict(fields), language=language,
                 price_minor=paid_event.price_minor, currency=paid_event.currency,
                 provider=paid_event.provider,
             )
-            self.store.save(paid_event, registration, idempotency_marks=marks)
-            return registration
+            paid_event.hold_seat(str(uid), capacity=capacity, now=now, until=now + hold)
+            return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
-        return self._retry.run(parse_uuid(event_id, "event"), run)
+        return cast(Registration, self._sales.sell(
+            event_key, lambda: self.event(event_id), self.capacity_of, sale,
+            dedupe=(uid, normalized_email(email)),
+        ))
 
     def start_checkout(
         self, registration_id: str, *, provider: str, url: str, reference: str, until: datetime | None = None,

@@ -29,7 +29,7 @@ blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Regist
 
 @blp.route("/events/<event_id>/registrations")
 class Registrations(MethodView):
-    @blp.arguments(RegistrationCreateSchema)
+    @blp.arguments(RegistrationCreateSchema())  # one instance: webargs would build one per request
     @blp.response(201, RegistrationCreatedSchema)
     @blp.alt_response(200, schema=RegistrationCreatedSchema, description=(
         "This e-mail (trimmed, any case) already has a registration on this event: that registration, "

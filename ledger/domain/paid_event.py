@@ -36,6 +36,11 @@ from ledger.money import Money
 
 
 class PaidEvent(Aggregate):
+    #: Containers of immutable values only (ids, ISO times, True): copying
+    #: the cached event copies these with one ``dict.copy()`` each
+    #: (``ledger.aggregate_cache``) -- they grow with every seat.
+    FLAT_STATE = ("holds", "sold", "registrations")
+
     class Created(Aggregate.Created):
         organizer_id: str
         title: str
@@ -210,6 +215,13 @@ class PaidEvent(Aggregate):
         found: dict[str, str] = vars(self).setdefault("_first_held", {})
         return found
 
+    def _has_free_seat(self, capacity: int, now: datetime) -> bool:
+        """``seats_left(...) >= 1``, without counting the unexpired holds one by
+        one while sold seats plus every hold ever recorded (an upper bound of
+        the seats taken) stay under the capacity: a sale in a 10,000-seat rush
+        then costs the same as the first."""
+        return len(self.sold) + len(self.holds) < capacity or self.seats_left(capacity, now) >= 1
+
     def holds_seat(self, registration_id: str, now: datetime) -> bool:
         until = self.holds.get(registration_id)
         return until is not None and until > now.isoformat()
@@ -228,7 +240,7 @@ class PaidEvent(Aggregate):
         self._require_scheduled()
         if registration_id in self.sold:
             return
-        if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
+        if not self.holds_seat(registration_id, now) and not self._has_free_seat(capacity, now):
             raise CapacityExhausted(f"all {capacity} tickets are taken")
         if self.holds.get(registration_id) != until.isoformat():
             self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
@@ -256,7 +268,7 @@ class PaidEvent(Aggregate):
             return True
         if len(self.sold) >= capacity:
             return False
-        if not self.holds_seat(registration_id, now) and self.seats_left(capacity, now) < 1:
+        if not self.holds_seat(registration_id, now) and not self._has_free_seat(capacity, now):
             return False
         self._seat_sold(registration_id=registration_id)
         return True

@@ -15,7 +15,10 @@ from tests.support.waiting import wait_until
 
 
 def eml_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.eml")) if folder.exists() else []
+    """Finished files only: pathlib's glob also matches the hidden ``.tmp-*.eml``
+    a message is written to before its rename (seen under load: a
+    half-written file counted as one of the three)."""
+    return sorted(p for p in folder.glob("*.eml") if not p.name.startswith(".")) if folder.exists() else []
 
 
 def parse(path: Path) -> EmailMessage:

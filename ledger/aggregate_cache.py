@@ -1,0 +1,132 @@
+"""The aggregate cache, without ``copy.deepcopy`` on every read.
+
+The ``eventsourcing`` repository keeps one cached instance per aggregate,
+fast-forwards it with the events other writers stored since, and hands each
+caller a ``deepcopy`` of it, so a command's mutations never leak into the
+cache.  The deep copy was the largest single CPU cost of a registration
+(12 % of it, docs/performance.md), and it grows with the event: a paid event
+holds a dict entry per seat, so during a 10,000-seat rush every sale
+deep-copied thousands of entries one Python call at a time.
+
+:class:`LedgerRepository` keeps the same guarantee -- every caller gets its own
+copy, and nobody ever gets an object another thread mutates -- with a cheaper
+copy (:func:`copy_aggregate`):
+
+* immutable values (str, int, bool, None, UUID, datetime …) are shared, not
+  copied;
+* attributes an aggregate declares in ``FLAT_STATE`` are containers of
+  immutable values only (``PaidEvent.holds`` maps str to str): one C-level
+  ``dict.copy()`` / ``list.copy()`` copies them completely;
+* other dicts and lists are copied level by level, and anything else falls
+  back to ``deepcopy``.
+
+It also closes a race of the library's ``get``: it copies the cached
+aggregate *after* releasing the fast-forward lock, so a second thread could be
+fast-forwarding (mutating) the very object being copied.  Here the
+fast-forward and the copy happen under the same per-aggregate lock.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, ProjectorFunction, Repository, project_aggregate
+
+_IMMUTABLE: frozenset[type] = frozenset(
+    {str, int, bool, float, type(None), bytes, UUID, datetime, date, time, timedelta, Decimal, frozenset}
+)
+
+
+def _copy_value(value: Any) -> Any:
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        if all(type(key) in _IMMUTABLE for key in value):
+            return {key: _copy_value(item) for key, item in value.items()}
+        return deepcopy(value)
+    if kind is list:
+        return [_copy_value(item) for item in value]
+    if kind is tuple and all(type(item) in _IMMUTABLE for item in value):
+        return value
+    return deepcopy(value)
+
+
+def copy_aggregate(aggregate: Any) -> Any:
+    """A copy of ``aggregate`` that shares nothing mutable with it (the
+    contract of the library's ``deepcopy``, for the shapes aggregates here
+    have: see the module docstring).  Aliasing *inside* one aggregate is not
+    preserved -- no aggregate here keeps two references to one container."""
+    flat: tuple[str, ...] = getattr(type(aggregate), "FLAT_STATE", ())
+    state = {}
+    for name, value in vars(aggregate).items():
+        if name in flat and type(value) in (dict, list):
+            state[name] = value.copy()
+        else:
+            state[name] = _copy_value(value)
+    copy = object.__new__(type(aggregate))
+    vars(copy).update(state)
+    return copy
+
+
+class LedgerRepository(Repository[UUID]):
+    """The library's repository with :func:`copy_aggregate` instead of
+    ``deepcopy``, fast-forward and copy under one lock.  Without a cache, or
+    for an older version, it is the library's own ``get``."""
+
+    def get(  # type: ignore[override]  # same parameters, one generic type
+        self, aggregate_id: UUID, *, version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+        fastforward_skipping: bool = False, deepcopy_from_cache: bool = True,
+    ) -> Any:
+        """``deepcopy_from_cache=False`` returns the cached instance itself:
+        only for a caller that reads one attribute and keeps nothing (e.g.
+        an organizer's ``plan_size``); it may be fast-forwarded by another
+        thread right after."""
+        if version is not None or self.cache is None or not self.fastforward:
+            return super().get(
+                aggregate_id, version=version, projector_func=projector_func,
+                fastforward_skipping=fastforward_skipping, deepcopy_from_cache=deepcopy_from_cache,
+            )
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                aggregate: Any
+                try:
+                    aggregate = self.cache.get(aggregate_id)
+                except KeyError:
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, projector_func)
+                    self.cache.put(aggregate_id, aggregate)
+                else:
+                    new_events = self.event_store.get(originator_id=aggregate_id, gt=aggregate.version)
+                    aggregate = projector_func(aggregate, cast(Any, new_events))
+                    if aggregate is None:
+                        raise AggregateNotFoundError(aggregate_id)
+                if deepcopy_from_cache and self.deepcopy_from_cache:
+                    return copy_aggregate(aggregate)
+                return aggregate
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)
+
+    def remember(self, aggregate: Any) -> None:
+        """Put a just-saved aggregate in the cache, so the next read need not
+        fast-forward through the events it just wrote.  The caller must
+        never touch ``aggregate`` again.  Kept only when it is newer than
+        the cached one (another thread may have fast-forwarded further)."""
+        if self.cache is None:
+            return
+        lock = self._use_fastforward_lock(aggregate.id)
+        try:
+            with lock:
+                try:
+                    cached = self.cache.get(aggregate.id)
+                except KeyError:
+                    cached = None
+                if cached is None or cached.version < aggregate.version:
+                    self.cache.put(aggregate.id, aggregate)
+        finally:
+            self._disuse_fastforward_lock(aggregate.id)

@@ -1,0 +1,212 @@
+"""Group-committed seat sales on one hot event: a registration rush that does
+not serialize one commit at a time.
+
+Seats live on the event's aggregate (``ledger.domain.paid_event``), so every
+sale writes a new version of it.  One sale at a time, a rush runs at one
+commit round trip (plus one aggregate read and copy) per seat.  Here the sales
+for one event that arrive while another batch for it is being written queue
+up; the first caller that finds no batch in flight becomes the *leader*, takes
+every queued sale (up to :data:`MAX_SALES`), reads the event once, applies the
+sales to it one after another in memory -- each sees the seats the ones before
+it took, so R9 holds inside the batch -- and saves the event with every new
+registration in ONE transaction.  Each caller returns only after that commit
+(durability before the 201), with its own outcome: a sale refused in the batch
+(``CapacityExhausted``, a cancelled event …) gets its own error while the
+others proceed.
+
+Across processes nothing changes: the batch's save is one optimistic write of
+the event's next versions; when another process wrote the event first, the
+save conflicts and the leader reads the event again and re-applies the whole
+batch (bounded, randomized back-off) -- the client never sees the conflict.
+
+Guarantees kept:
+
+* **exact seat count**: the only writer of the event's versions is the batch's
+  single transaction; a conflict re-decides every sale against the new state;
+* **idempotency**: a registration's id is derived from its Idempotency-Key;
+  two sales with the same id -- or the same e-mail address, which claims one
+  row per event -- never share a batch (the later one waits for the next),
+  and each sale looks its id up again before a re-run after a conflict, so a
+  second process that created it first is answered from it;
+* **the audit actor**: each sale runs in its caller's context (its actor, its
+  idempotency key) and its events are stamped with that actor before the
+  leader saves them;
+* **one writer per event per process**: the leader holds the event's
+  in-process command lock (``ledger.command_retry``) while it reads, decides
+  and saves, like any other command on the event.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
+
+from ledger.actor import current_actor
+from ledger.aggregate_cache import LedgerRepository
+from ledger.application import LedgerStore
+from ledger.command_retry import CommandRetry
+from ledger.domain.paid_event import PaidEvent
+from ledger.errors import VersionConflict
+
+T = TypeVar("T")
+
+MAX_SALES = 150
+"""Sales per batch: two events each (the seat, the registration), kept under
+the recorder's group-commit limit (``LedgerRecorder.GROUP_LIMIT``)."""
+
+
+@dataclass
+class Decision(Generic[T]):
+    """What one sale decided on the event: its answer, the other aggregates
+    it changed (the new registration), and list-valued save keywords
+    (e.g. ``idempotency_marks``) that join the batch's transaction."""
+
+    result: T
+    save: Sequence[Any] = ()
+    save_kwargs: dict[str, Sequence[Any]] = field(default_factory=dict)
+
+
+Sale = Callable[[PaidEvent, int, bool], Decision[Any]]
+"""``sale(event, capacity, recheck)``: decide one sale on ``event`` (mutating
+it only if the sale goes ahead, and only as its last step -- a sale that raises
+must leave the event untouched).  ``recheck`` is true on a re-run after a
+conflict: look the aggregate to create up again first."""
+
+
+@dataclass
+class _Queued:
+    sale: Sale
+    dedupe: Sequence[Hashable]
+    context: contextvars.Context
+    decision: Decision[Any] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class _Lane:
+    queue: list[_Queued] = field(default_factory=list)
+    leader: bool = False
+
+
+class SalesBatcher:
+    """One lane per hot event; see the module docstring."""
+
+    def __init__(self, store: LedgerStore, retry: CommandRetry, *, max_attempts: int = 60,
+                 max_sales: int = MAX_SALES) -> None:
+        self.store = store
+        self.retry = retry
+        self.max_attempts = max_attempts
+        self.max_sales = max_sales
+        self._cv = threading.Condition()
+        self._lanes: dict[UUID, _Lane] = {}
+        self.batches = 0  # committed batches and the sales in them: the average batch size
+        self.sales = 0
+
+    def sell(self, event_id: UUID, load: Callable[[], PaidEvent], capacity_of: Callable[[PaidEvent], int],
+             sale: Sale, *, dedupe: Sequence[Hashable] = ()) -> Any:
+        """Queue ``sale`` for the event, lead a batch when none is in flight,
+        and return this sale's result once its batch committed (or raise its
+        own error).  ``dedupe``: sales sharing any key (the same registration
+        id, the same e-mail address) never share a batch."""
+        mine = _Queued(sale, dedupe, contextvars.copy_context())
+        with self._cv:
+            lane = self._lanes.setdefault(event_id, _Lane())
+            lane.queue.append(mine)
+        while True:
+            with self._cv:
+                while not mine.done and lane.leader:
+                    self._cv.wait()
+                if mine.done:
+                    break
+                lane.leader = True
+                batch = self._take(lane)
+            try:
+                self._run(event_id, batch, load, capacity_of)
+            finally:
+                with self._cv:
+                    lane.leader = False
+                    if not lane.queue and self._lanes.get(event_id) is lane:
+                        del self._lanes[event_id]  # every waiter of this lane is done
+                    self._cv.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.decision is not None
+        return mine.decision.result
+
+    def _take(self, lane: _Lane) -> list[_Queued]:
+        batch: list[_Queued] = []
+        keys: set[Hashable] = set()
+        rest: list[_Queued] = []
+        for queued in lane.queue:
+            if len(batch) < self.max_sales and keys.isdisjoint(queued.dedupe):
+                batch.append(queued)
+                keys.update(queued.dedupe)
+            else:
+                rest.append(queued)
+        lane.queue[:] = rest
+        return batch
+
+    def _run(self, event_id: UUID, batch: list[_Queued], load: Callable[[], PaidEvent],
+             capacity_of: Callable[[PaidEvent], int]) -> None:
+        try:
+            with self.retry.locks.reserved(event_id) as lock:
+                for attempt in range(self.max_attempts):
+                    try:
+                        with lock:
+                            self._attempt(batch, load, capacity_of, recheck=attempt > 0)
+                        return
+                    except RecordConflictError:
+                        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            raise VersionConflict("too many concurrent changes; try again")
+        except BaseException as exc:  # the whole batch failed (database down, event gone …)
+            for queued in batch:
+                if not queued.done:
+                    queued.decision, queued.error, queued.done = None, exc, True
+
+    def _attempt(self, batch: list[_Queued], load: Callable[[], PaidEvent],
+                 capacity_of: Callable[[PaidEvent], int], *, recheck: bool) -> None:
+        """Decide every sale on one read of the event and save them in one
+        transaction; outcomes are published only after the commit."""
+        event = load()
+        capacity = capacity_of(event)
+        outcomes: list[tuple[_Queued, Decision[Any] | None, BaseException | None]] = []
+        to_save: list[Any] = []
+        save_kwargs: dict[str, list[Any]] = {}
+        for queued in batch:
+            seen = len(event.pending_events)
+            try:
+                decision = queued.context.run(queued.sale, event, capacity, recheck)
+            except Exception as exc:
+                if len(event.pending_events) != seen:  # a sale broke its contract: start over without it
+                    queued.decision, queued.error, queued.done = None, exc, True
+                    batch.remove(queued)
+                    raise RecordConflictError("re-run the batch without a failed sale") from exc
+                outcomes.append((queued, None, exc))
+                continue
+            actor = queued.context.get(current_actor, current_actor.get())
+            for aggregate in (event, *decision.save):
+                for new in aggregate.pending_events[seen if aggregate is event else 0:]:
+                    if "actor" not in vars(new):
+                        object.__setattr__(new, "actor", actor)
+            to_save.extend(decision.save)
+            for name, values in decision.save_kwargs.items():
+                save_kwargs.setdefault(name, []).extend(values)
+            outcomes.append((queued, decision, None))
+        if event.pending_events or to_save:
+            self.store.save(event, *to_save, **save_kwargs)
+            if isinstance(self.store.repository, LedgerRepository):
+                self.store.repository.remember(event)
+        with self._cv:
+            self.batches += 1
+            self.sales += len(batch)
+        for queued, outcome, error in outcomes:
+            queued.decision, queued.error, queued.done = outcome, error, True
