@@ -36,7 +36,7 @@ def test_a_copy_is_equal_and_independent() -> None:
     copy.hold_seat("r9", capacity=10, now=NOW, until=NOW + timedelta(minutes=15))
     copy.sell_seat("r1", capacity=10, now=NOW)
     copy.release_seat("r2", "rejected")
-    copy.reschedule(datetime(2037, 12, 3, 10, tzinfo=UTC), None)
+    copy.reschedule(datetime(2037, 12, 3, 10, tzinfo=UTC), None, now=NOW)
     assert "r9" not in cached.holds and "r9" not in cached.registrations and "r2" in cached.holds
     assert "r1" not in cached.sold
     assert cached.sessions[0]["starts_at"] == "2037-12-02T10:00:00+00:00"
