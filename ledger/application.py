@@ -87,7 +87,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         marks = tuple(kwargs.pop("idempotency_marks", None) or ())
         if any(v is not None for v in kwargs.values()) or len(stored_events) > self.GROUP_LIMIT:
-            return self._insert_now(stored_events, marks=marks, **kwargs)  # e.g. with a tracking record
+            try:
+                return self._insert_now(stored_events, marks=marks, **kwargs)  # e.g. with a tracking record
+            except BaseException:
+                self._abandon_keys(stored_events)
+                raise
         mine = _Pending(stored_events, marks)
         with self._group_cv:
             self._group_queue.append(mine)
@@ -106,8 +110,18 @@ class LedgerRecorder(PostgresApplicationRecorder):
                     self._group_leader = False
                     self._group_cv.notify_all()
         if mine.error is not None:
+            self._abandon_keys(stored_events)
             raise mine.error
         return mine.ids
+
+    def _abandon_keys(self, stored_events: Sequence[StoredEvent]) -> None:
+        """The caller's events were not stored (a conflict, an outage): forget
+        the new data keys they were sealed with (R24).  A pending key is what
+        reads of that registration use first; left behind, it would shadow the
+        key another writer committed for the same id (two requests creating
+        one derived id), and its personal data would no longer open."""
+        if self.keyring is not None:
+            self.keyring.discard(e.originator_id for e in stored_events)
 
     def _take_group(self) -> list[_Pending]:
         """Queued saves up to GROUP_LIMIT events (always at least one)."""

@@ -166,6 +166,19 @@ class Keyring:
                     continue
             self._remember(rid, found.get(rid, _NO_ROW))
 
+    def stored_key(self, rid: str) -> bytes | None:
+        """The key in the table now, whatever this process holds pending:
+        when a pending key does not open a stored event, another writer
+        created the same registration id first and committed its own key
+        (the pending one belongs to a save that is about to fail)."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT wrapped_key FROM personal_data_keys WHERE registration_id = %s::uuid", (rid,),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return self._unwrap(rid, bytes(row[0]))
+
     def _lookup(self, rid: str) -> bytes | None:
         """The key (``_NO_ROW`` when there is no row, ``None`` when erased)."""
         hit, value = self._cached(rid)
@@ -203,6 +216,13 @@ class Keyring:
         with self._lock:
             keys = [(rid, self._pending[rid]) for rid in {str(r) for r in registration_ids} if rid in self._pending]
         return [(rid, self._wrap(rid, key)) for rid, key in keys]
+
+    def discard(self, registration_ids: Iterable[UUID | str]) -> None:
+        """The events sealed with these pending keys were not stored: drop the
+        keys (the committed one, if any, is read from the table again)."""
+        with self._lock:
+            for rid in {str(r) for r in registration_ids}:
+                self._pending.pop(rid, None)
 
     def committed(self, registration_ids: Iterable[UUID | str]) -> None:
         """The events (and their new keys) committed: the keys are ordinary
@@ -271,7 +291,17 @@ def open_state(
             try:
                 plain = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(rid, version))
             except InvalidTag as exc:
-                raise PersonalDataUnreadable(f"the personal data of {rid} version {version} does not open") from exc
+                # A key pending in this process for the same id (a racing
+                # create that will fail) shadows the committed one: ask the table.
+                stored = keyring.stored_key(rid) if keyring is not None else None
+                if stored is None or stored == key:
+                    raise PersonalDataUnreadable(
+                        f"the personal data of {rid} version {version} does not open") from exc
+                try:
+                    plain = AESGCM(stored).decrypt(raw[:12], raw[12:], _aad(rid, version))
+                except InvalidTag as again:
+                    raise PersonalDataUnreadable(
+                        f"the personal data of {rid} version {version} does not open") from again
             state.update(json.loads(plain))
     if erased:
         for name in names:

@@ -55,15 +55,18 @@ class EmailClaim:
         violate the primary key (also when the concurrent one replaced the same
         ended registration first: then nothing is dropped here and the row is
         theirs), which the store turns into a retried conflict.  No row counts
-        are read: the recorder may run this in pipeline mode."""
+        are read: the recorder may run this in pipeline mode.  Never a
+        prepared statement: psycopg loses statements prepared in a pipeline
+        whose transaction fails (as this insert makes it fail on purpose), yet
+        keeps them in its cache ("prepared statement _pg3_n does not exist")."""
         if self.replaces is not None:
             cursor.execute(
                 "DELETE FROM registration_emails WHERE event_id = %s AND email_digest = %s AND registration_id = %s",
-                (self.event_id, self.email_digest, self.replaces),
+                (self.event_id, self.email_digest, self.replaces), prepare=False,
             )
         cursor.execute(
             "INSERT INTO registration_emails (event_id, email_digest, registration_id) VALUES (%s, %s, %s)",
-            (self.event_id, self.email_digest, self.registration_id),
+            (self.event_id, self.email_digest, self.registration_id), prepare=False,
         )
 
 

@@ -92,7 +92,8 @@ def test_the_same_derived_id_at_once_creates_one_registration(pg_server: TestSer
         def attempt(i: int) -> Registration:
             ledger = a if i % 2 else b
             return ledger.service.register_participant(
-                event_id, name="Ada" if i % 3 == 0 else f"p{i}", email="ada@example.com", fields={},
+                event_id, name="Ada" if i % 3 == 0 else f"p{i}",
+                email="ada@example.com" if i % 3 == 0 else f"p{i}@example.com", fields={},
                 new_id=derived if i % 3 == 0 else None)
 
         with ThreadPoolExecutor(max_workers=32) as pool:
