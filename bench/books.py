@@ -117,7 +117,8 @@ CREATE TEMP TABLE bench_entries AS
 SELECT p AS position,
        (p * 7919) % {orgs} AS org,
        (p * 31) % 3 AS cur,
-       CASE WHEN p % 20 < 17 THEN 'pay' WHEN p % 20 < 19 THEN 'refund' ELSE 'excess' END AS kind,
+       -- p / 7: the kind must not follow from the organizer (p mod 1000)
+       CASE WHEN (p / 7) % 20 < 17 THEN 'pay' WHEN (p / 7) % 20 < 19 THEN 'refund' ELSE 'excess' END AS kind,
        (100 + (p * 104729) % 99900)::bigint AS amount
 FROM generate_series(1::bigint, {n}::bigint) AS p;
 
