@@ -198,7 +198,8 @@ OPTIONAL: dict[str, set[str]] = {
     "BooksStatus": {"balanced", "position", "problems", "error"},
     "Connection": {"webhook_url"},
     "FeeReport": {"as_of"},  # only with ?as_of=
-    "ParticipantPage": {"as_of"},  # only for providers that call back
+    "ParticipantPage": {"as_of"},
+    "JournalLine": {"debit", "credit"},  # a line is on one side  # only for providers that call back
     "ProjectionsStatus": {"generation", "position", "head", "lag", "rebuilding", "rebuild_position",
                           "rebuild_target", "error"},
 }
