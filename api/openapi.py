@@ -229,6 +229,7 @@ OPTIONAL: dict[str, set[str]] = {
     "FeeReport": {"as_of"},  # only with ?as_of=
     "ParticipantPage": {"as_of", "seats"},  # as_of only with ?as_of=, seats only without
     "Participant": {"seat", "seat_held_until"},  # now, not as of a past position
+    "JournalLine": {"debit", "credit"},  # a line is on one side
     "ProjectionsStatus": {"generation", "position", "head", "lag", "rebuilding", "rebuild_position",
                           "rebuild_target", "error"},
 }

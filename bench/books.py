@@ -13,8 +13,9 @@ Starts its own embedded PostgreSQL in a temp dir and measures, in one run:
    straight into a fresh database's active generation: ``--journal-events``
    entries (default 1,000,000) for 1,000 organizers x 3 currencies (payments,
    excess payments, refunds with fee reversal, in their real line shapes), with
-   every line's running totals, the account totals and the views' position set
-   to the last entry.  Then:
+   every line's running totals, the account totals, a checkpoint of every
+   account every ``books.CHECKPOINT_EVERY`` positions (as the runner takes
+   them) and the views' position set to the last entry.  Then:
 
    * the trial balance now, every organizer (``books_query.trial_balance``), p50/p95;
    * the trial balance as of a random position, every organizer, p50/p95;
@@ -116,7 +117,8 @@ CREATE TEMP TABLE bench_entries AS
 SELECT p AS position,
        (p * 7919) % {orgs} AS org,
        (p * 31) % 3 AS cur,
-       CASE WHEN p % 20 < 17 THEN 'pay' WHEN p % 20 < 19 THEN 'refund' ELSE 'excess' END AS kind,
+       -- p / 7: the kind must not follow from the organizer (p mod 1000)
+       CASE WHEN (p / 7) % 20 < 17 THEN 'pay' WHEN (p / 7) % 20 < 19 THEN 'refund' ELSE 'excess' END AS kind,
        (100 + (p * 104729) % 99900)::bigint AS amount
 FROM generate_series(1::bigint, {n}::bigint) AS p;
 
@@ -166,12 +168,19 @@ FROM (SELECT account_id, sum(debit_minor) AS d, sum(credit_minor) AS c, max(posi
       FROM "{s}".journal_lines GROUP BY account_id) t
 WHERE t.account_id = a.account_id;
 
+INSERT INTO "{s}".book_checkpoints (position, account_id, debit_total, credit_total)
+SELECT c.p, a.account_id, l.debit_total, l.credit_total
+FROM generate_series({every}::bigint, {n}::bigint, {every}::bigint) AS c(p) CROSS JOIN "{s}".book_accounts a
+CROSS JOIN LATERAL (SELECT j.debit_total, j.credit_total FROM "{s}".journal_lines j
+                    WHERE j.account_id = a.account_id AND j.position <= c.p
+                    ORDER BY j.position DESC, j.line_no DESC LIMIT 1) l;
+
 UPDATE projections.generations SET position = {n} WHERE state = 'active';
 """
 
 
 def synthesize(ledger: Ledger, entries: int) -> dict[str, Any]:
-    from projections import generations
+    from projections import books, generations
 
     started = time.perf_counter()
     with ledger.db.transaction() as conn:
@@ -180,13 +189,14 @@ def synthesize(ledger: Ledger, entries: int) -> dict[str, Any]:
         conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         active = generations.active(conn)
         assert active is not None
-        for statement in _SYNTHESIZE.format(orgs=ORGANIZERS, n=entries, s=active.schema_name).split(";\n\n"):
+        for statement in _SYNTHESIZE.format(orgs=ORGANIZERS, n=entries, s=active.schema_name,
+                                             every=books.CHECKPOINT_EVERY).split(";\n\n"):
             if statement.strip():
                 conn.execute(statement)  # type: ignore[arg-type]
     import psycopg
 
     with psycopg.connect(ledger.database_url, autocommit=True) as conn:  # VACUUM: no transaction
-        for name in ("journal_lines", "book_accounts", "journal_entries"):
+        for name in ("journal_lines", "book_accounts", "journal_entries", "book_checkpoints"):
             conn.execute(f'VACUUM ANALYZE "{active.schema_name}".{name}')  # index-only probes need it
     with ledger.db.transaction() as conn:
         row = conn.execute("SELECT (SELECT count(*) FROM projections.journal_lines),"

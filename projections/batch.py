@@ -188,6 +188,7 @@ def apply_batch(
     fees.save(conn, generation.table("fee_daily"))
     fees.save_facts(conn, generation.table("fee_facts"))
     journal.save(conn, generation.schema_name)
+    books.checkpoint(conn, generation.schema_name, before=generation.position, reached=batch.reached)
     generations.advance(conn, generation.generation, batch.reached)
     return batch.reached - generation.position
 

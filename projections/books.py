@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -105,13 +105,18 @@ def is_account_name(value: str) -> bool:
     return value.startswith(HELD) and 0 < len(kind) <= 40 and kind.replace("_", "").isalnum() and kind.isascii()
 
 
+#: A checkpoint of every account's totals is taken when a batch crosses a
+#: multiple of this many log positions (``book_checkpoints``).
+CHECKPOINT_EVERY = 20_000
+
+
 class Unbalanced(Exception):
     """An entry whose debits and credits differ (must never happen: R22)."""
 
 
-@dataclass(frozen=True)
-class Split:
-    """A registration's money at one point (see ``ledger.owed_back``)."""
+class Split(NamedTuple):
+    """A registration's money at one point (see ``ledger.owed_back``).  Named
+    tuples here and for lines: the runner builds several per money fact."""
 
     paid: int
     refunded: int
@@ -123,7 +128,7 @@ class Split:
         return cls(row.paid_minor, row.refunded_minor, row.ticket_minor, owed_back.owed_minor(row))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     """A money event with the registration before and after it."""
 
@@ -134,8 +139,7 @@ class Fact:
     after: Split
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     account: str
     debit: int = 0
     credit: int = 0
@@ -254,7 +258,7 @@ def _merge(lines: Sequence[Line]) -> list[Line]:
             for (a, is_debit), v in merged.items() if v]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     position: int
     event_id: UUID
@@ -360,6 +364,26 @@ class Journal:
              [k[2] for k, _ in touched], [a.debit for _, a in touched], [a.credit for _, a in touched],
              [a.position for _, a in touched]],
         )
+
+
+def checkpoint(conn: psycopg.Connection[Any], schema: str, *, before: int, reached: int,
+               every: int = CHECKPOINT_EVERY) -> bool:
+    """After a batch moved the position from ``before`` to ``reached``: when it
+    crossed a multiple of ``every``, keep every account's totals at ``reached``
+    (exact: ``book_accounts`` holds the totals of every entry up to it)."""
+    if reached // every <= before // every:
+        return False
+    write_checkpoint(conn, schema, reached)
+    return True
+
+
+def write_checkpoint(conn: psycopg.Connection[Any], schema: str, position: int) -> None:
+    """Every account's current totals as the checkpoint at ``position`` (the
+    generation's position: the caller holds its row lock)."""
+    conn.execute(sql.SQL(
+        "INSERT INTO {} (position, account_id, debit_total, credit_total)"
+        " SELECT %s, account_id, debit_minor, credit_minor FROM {} ON CONFLICT DO NOTHING").format(
+            sql.Identifier(schema, "book_checkpoints"), sql.Identifier(schema, "book_accounts")), (position,))
 
 
 def _load_accounts(conn: psycopg.Connection[Any], schema: str, keys: list[AccountKey]) -> dict[AccountKey, Account]:

@@ -114,18 +114,35 @@ def _filters(organizer_id: str | None, code: str | None, prefix: str = "a.") -> 
 
 def _balances(conn: psycopg.Connection[Any], position: int, view_position: int, organizer_id: str | None,
               code: str | None) -> list[AccountBalance]:
+    """Account totals at ``position``: the present from ``book_accounts``; the
+    past of one organizer by one index probe per account (its latest line at or
+    before the position); the past of everyone from the latest checkpoint at or
+    before the position plus the lines after it (docs/books.md)."""
     where, params = _filters(organizer_id, code)
     if position >= view_position:
         query = ("SELECT a.organizer_id, a.currency, a.account, a.debit_minor, a.credit_minor"
                  f" FROM projections.book_accounts a{where}{_ORDER}")
         rows = conn.execute(query, params, prepare=True).fetchall()
-    else:
+    elif organizer_id is not None:
         query = (
             "SELECT a.organizer_id, a.currency, a.account, l.debit_total, l.credit_total"
             " FROM projections.book_accounts a CROSS JOIN LATERAL (SELECT j.debit_total, j.credit_total"
             " FROM projections.journal_lines j WHERE j.account_id = a.account_id AND j.position <= %s"
             f" ORDER BY j.position DESC, j.line_no DESC LIMIT 1) l{where}{_ORDER}")
         rows = conn.execute(query, [position, *params], prepare=True).fetchall()
+    else:
+        found = conn.execute("SELECT coalesce(max(position), 0) FROM projections.book_checkpoints"
+                             " WHERE position <= %s", (position,)).fetchone()
+        start = int(found[0]) if found else 0
+        query = (
+            "SELECT a.organizer_id, a.currency, a.account, t.d, t.c FROM ("
+            " SELECT account_id, sum(d)::bigint AS d, sum(c)::bigint AS c FROM ("
+            " SELECT account_id, debit_total AS d, credit_total AS c FROM projections.book_checkpoints"
+            " WHERE position = %s"
+            " UNION ALL SELECT account_id, debit_minor, credit_minor FROM projections.journal_lines"
+            " WHERE position > %s AND position <= %s) u GROUP BY account_id"
+            f") t JOIN projections.book_accounts a ON a.account_id = t.account_id{where}{_ORDER}")
+        rows = conn.execute(query, [start, start, position, *params], prepare=True).fetchall()
     return list(map(AccountBalance._make, rows))
 
 

@@ -184,6 +184,17 @@ BEGIN
   EXECUTE format(
     'CREATE INDEX IF NOT EXISTS journal_lines_account ON %I.journal_lines (account_id, position DESC, line_no DESC)'
     ' INCLUDE (debit_total, credit_total)', s);
+  -- Every account's running totals at a position, taken when a batch crosses a
+  -- multiple of projections.books.CHECKPOINT_EVERY: the trial balance of every
+  -- organizer "as of n" is the checkpoint at or before n plus the lines after it.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.book_checkpoints (
+      position     bigint NOT NULL,
+      account_id   integer NOT NULL,
+      debit_total  bigint NOT NULL,
+      credit_total bigint NOT NULL,
+      PRIMARY KEY (position, account_id)
+    )$ddl$, s);
   EXECUTE format('DROP TRIGGER IF EXISTS journal_lines_balance ON %I.journal_lines', s);
   EXECUTE format($ddl$
     CREATE TRIGGER journal_lines_balance AFTER INSERT ON %I.journal_lines
@@ -200,7 +211,7 @@ LANGUAGE plpgsql AS $fn$
 BEGIN
   EXECUTE 'DROP VIEW IF EXISTS projections.who_paid, projections.paid_events, projections.fee_daily,'
           ' projections.fee_facts, projections.book_accounts, projections.journal_entries,'
-          ' projections.journal_lines';
+          ' projections.journal_lines, projections.book_checkpoints';
   EXECUTE format('CREATE VIEW projections.who_paid AS SELECT * FROM %I.who_paid', s);
   EXECUTE format('CREATE VIEW projections.paid_events AS SELECT * FROM %I.paid_events', s);
   EXECUTE format('CREATE VIEW projections.fee_daily AS SELECT * FROM %I.fee_daily', s);
@@ -209,6 +220,7 @@ BEGIN
     EXECUTE format('CREATE VIEW projections.book_accounts AS SELECT * FROM %I.book_accounts', s);
     EXECUTE format('CREATE VIEW projections.journal_entries AS SELECT * FROM %I.journal_entries', s);
     EXECUTE format('CREATE VIEW projections.journal_lines AS SELECT * FROM %I.journal_lines', s);
+    EXECUTE format('CREATE VIEW projections.book_checkpoints AS SELECT * FROM %I.book_checkpoints', s);
   END IF;
 END $fn$;
 

@@ -175,6 +175,17 @@ BEGIN
   EXECUTE format(
     'CREATE INDEX IF NOT EXISTS journal_lines_account ON %I.journal_lines (account_id, position DESC, line_no DESC)'
     ' INCLUDE (debit_total, credit_total)', s);
+  -- Every account's running totals at a position, taken when a batch crosses a
+  -- multiple of projections.books.CHECKPOINT_EVERY: the trial balance of every
+  -- organizer "as of n" is the checkpoint at or before n plus the lines after it.
+  EXECUTE format($ddl$
+    CREATE TABLE IF NOT EXISTS %I.book_checkpoints (
+      position     bigint NOT NULL,
+      account_id   integer NOT NULL,
+      debit_total  bigint NOT NULL,
+      credit_total bigint NOT NULL,
+      PRIMARY KEY (position, account_id)
+    )$ddl$, s);
   EXECUTE format('DROP TRIGGER IF EXISTS journal_lines_balance ON %I.journal_lines', s);
   EXECUTE format($ddl$
     CREATE TRIGGER journal_lines_balance AFTER INSERT ON %I.journal_lines

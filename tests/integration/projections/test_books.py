@@ -12,7 +12,7 @@ import pytest
 from api.app import create_app
 from ledger.container import Ledger
 from ledger.money import Money
-from projections import books_query, generations
+from projections import books, books_query, generations
 from projections.rebuild import rebuild
 from tests.integration.cli.test_cli_contract import ledger_cli
 from tests.integration.projections.history import organizer_with_event, paid_registration, project, snapshot
@@ -88,3 +88,31 @@ def test_a_rebuild_from_zero_gives_the_same_journal_and_balances(fresh_ledger: L
     # 98.00 received, 10.00 refunded from the ticket money (access kept), fee 4.90 - 0.50 given back
     assert mine == {"held:manual": 9800, "refunds_paid": -1000, "ticket_revenue": -8800,
                     "fee_expense": 440, "fee_payable": -440}
+
+
+def test_as_of_from_a_checkpoint_equals_the_sum_of_the_lines_at_every_position(fresh_ledger: Ledger) -> None:
+    org = _paid_books(fresh_ledger)
+    with fresh_ledger.db.transaction() as conn:
+        active = generations.active(conn, lock=True)
+        assert active is not None
+        books.write_checkpoint(conn, active.schema_name, active.position)
+        checkpoint = active.position
+    _, event_id = organizer_with_event(fresh_ledger, price=Money(1999, "EUR"))
+    rid = paid_registration(fresh_ledger, event_id, 3)
+    fresh_ledger.service.record_refund(rid, amount=Money(1999, "EUR"), reference="all")
+    paid_registration(fresh_ledger, event_id, 4)
+    project(fresh_ledger, batch_size=2)
+    with fresh_ledger.db.transaction() as conn:
+        positions = [r[0] for r in conn.execute("SELECT position FROM projections.journal_entries ORDER BY 1")]
+    assert any(p > checkpoint for p in positions) and any(p <= checkpoint for p in positions)
+    for n in sorted({0, checkpoint, *positions}):
+        everyone = books_query.trial_balance(fresh_ledger.db, as_of=f"position:{n}")  # checkpoint + lines
+        with fresh_ledger.db.transaction() as conn:
+            lines = {(o, c, a): (int(d), int(k)) for o, c, a, d, k in conn.execute(
+                "SELECT organizer_id, currency, account, sum(debit_minor), sum(credit_minor)"
+                " FROM projections.journal_lines WHERE position <= %s GROUP BY 1, 2, 3", (n,))}
+        assert {(a.organizer_id, a.currency, a.account): (a.debit_minor, a.credit_minor)
+                for a in everyone.accounts} == lines, n
+        assert everyone.balanced
+        one = books_query.trial_balance(fresh_ledger.db, organizer=org, as_of=f"position:{n}")  # index probes
+        assert one.accounts == [a for a in everyone.accounts if a.organizer_id == org], n
