@@ -328,8 +328,8 @@ def _html(blocks: list[Block], *, language: str, subject: str) -> str:
 def render(kind: str, ctx: Mapping[str, Any], *, join_url: str | None = None,
            token: str | None = None) -> Rendered:
     """One e-mail.  ``kind`` is confirmation, resend, reschedule, cancellation,
-    rejection, owed_back or refund; ``join_url`` and ``token`` are needed by the
-    first two only."""
+    rejection, owed_back or refund, or one of :data:`ORGANIZER_KINDS` (to the
+    organizer); ``join_url`` and ``token`` are needed by the first two only."""
     language = ctx["language"] if ctx["language"] in LANGUAGES else "en"
     if kind in ORGANIZER_KINDS:
         return _render_organizer(kind, ctx, language)

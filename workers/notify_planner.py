@@ -1,4 +1,6 @@
-"""What e-mails each fact implies (R11–R15, R17, R19), decided in log order.
+"""What e-mails each fact implies (R11–R15, R17, R19; and, to the organizer's
+contact e-mail, disputes, reversals and failed refunds: issue 18), decided in
+log order.
 
 For every notification the planner first **decides**, outside any transaction:
 it reads what the fact needs from the event store (aggregates at the event's

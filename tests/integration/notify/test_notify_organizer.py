@@ -191,3 +191,28 @@ def test_every_provider_correction_is_told_and_an_erased_participant_is_not_name
         names = conn.execute("SELECT context ->> 'name' FROM notify_outbox WHERE registration_id = %s",
                              (reversed_,)).fetchall()
     assert names and all(name is None for (name,) in names)
+
+
+def test_a_refused_organizer_address_fails_its_row_only(world: World, smtp_server: SmtpTestServer) -> None:
+    """A permanent refusal of the organizer's address closes that row as
+    failed; it is not an EmailDeliveryFailed of the participant, and the
+    participant's own e-mails still go out."""
+    service = world.ledger.service
+    org = world.organizer()
+    service.change_contact(org, "gone@acme.example")
+    smtp_server.reject("gone@acme.example")
+    ev = world.event(org, title="Money Talk")
+    rid = world.register(ev, "dora@example.com", name="Dora Dispute")
+    world.pay(rid)
+    service.record_dispute(rid, dispute_id="dp-9", provider="manual", reference=f"bank-{rid[:8]}",
+                           amount=Money.parse("49.00", "USD"), reason="fraudulent")
+    service.resolve_dispute(rid, dispute_id="dp-9", outcome="lost")
+    with running(world.ledger):
+        caught_up(world)
+        wait_until(lambda: {r["state"] for r in world.outbox()} == {"sent", "failed"},
+                   what="the organizer's rows to fail and the participant's to go")
+    states = [(r["kind"], r["state"]) for r in world.outbox()]
+    assert states == [("confirmation", "sent"), ("organizer_dispute_opened", "failed"),
+                      ("organizer_dispute_lost", "failed")]
+    assert service.registration(rid).email_failures == []
+    assert [m.subject for m in smtp_server.to("dora@example.com")] == ["Your ticket for “Money Talk”"]
