@@ -109,3 +109,16 @@ def test_a_bad_email_at_registration_is_a_422_problem(client: FlaskClient, token
                     headers=bearer(tokens.admin))
     assert r.status_code == 422 and r.content_type == "application/problem+json"
     assert "email" in r.get_json()["errors"]
+
+
+def test_the_operation_is_documented(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    op = spec["paths"]["/v1/organizers/{org}/contact"]["put"]
+    assert op["operationId"] == "set_organizer_contact" and op["tags"] == ["organizers"]
+    assert set(op["responses"]) == {"200", "400", "401", "403", "404", "409", "412", "413", "422"}
+    assert "ETag" in op["responses"]["200"]["headers"]
+    assert [p["name"] for p in op["parameters"] if p["in"] == "header"] == ["If-Match"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/ContactChange")
+    assert spec["components"]["schemas"]["ContactChange"]["required"] == ["email"]
+    assert "email" in spec["components"]["schemas"]["Organizer"]["required"]
