@@ -121,6 +121,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("post", "/v1/organizers"): Op("create_organizer", etag=True, created=True),
     ("get", "/v1/organizers/{org}"): Op("get_organizer", etag=True),
     ("post", "/v1/organizers/{org}/plan"): Op("change_plan", if_match=True, etag=True),
+    ("put", "/v1/organizers/{org}/contact"): Op(
+        "set_organizer_contact", if_match=True, etag=True, tag="organizers",
+        codes=((409, ("version_conflict",)), (422, ("validation_failed",)))),
     ("get", "/v1/organizers/{org}/providers"): Op("list_provider_connections"),
     ("post", "/v1/organizers/{org}/providers"): Op("connect_provider", if_match=True, etag=True, provider=True),
     ("post", "/v1/tokens"): Op("create_token", tag="tokens", errors=(404,)),

@@ -118,10 +118,23 @@ class ProblemSchema(Schema):
 
 # --- organizers ------------------------------------------------------------------
 
+def _contact_email(**kwargs: Any) -> fields.Email:
+    return fields.Email(allow_none=True, validate=validate.Length(max=254), metadata={
+        "description": "the organizer's contact e-mail (ASCII): disputes, reversals and failed refunds are "
+                       "e-mailed there; null for none", "example": "billing@acme.example"}, **kwargs)
+
+
 class OrganizerCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     country = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
     plan_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+    email = _contact_email(load_default=None)
+
+
+class ContactChangeSchema(Schema):
+    """``PUT /v1/organizers/{org}/contact``: the whole contact, replaced."""
+
+    email = _contact_email(required=True)
 
 
 class PlanChangeSchema(Schema):
@@ -146,6 +159,8 @@ class OrganizerSchema(Schema):
     name = fields.String()
     country = fields.String(metadata={"description": "ISO 3166-1 alpha-2", "example": "PL"})
     plan_size = fields.Integer(metadata={"description": "seats the plan allows to sell (R9)"})
+    email = fields.String(allow_none=True, metadata={
+        "description": "the organizer's contact e-mail, null when none is set"})
     created_at = _time("when the organizer was registered")
 
 

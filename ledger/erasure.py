@@ -106,16 +106,28 @@ def purge_outbox(conn: Conn, registration_ids: Sequence[str]) -> dict[str, int]:
     ids = [str(r) for r in registration_ids]
     # Queued e-mails are dropped; sent or failed ones keep their row (the
     # record of what was sent) without recipient, context or server text.
-    return {
+    # E-mails to the organizer about the registration (``organizer_id`` set:
+    # a dispute, a reversal …) are still sent, to the organizer's address,
+    # without the participant's name ("a participant").
+    purged = {
         "notify_outbox.pending": conn.execute(
-            "DELETE FROM notify_outbox WHERE registration_id = ANY(%s) AND state = 'pending'", (ids,)
+            "DELETE FROM notify_outbox WHERE registration_id = ANY(%s) AND organizer_id IS NULL"
+            " AND state = 'pending'", (ids,)
         ).rowcount,
         "notify_outbox": conn.execute(
             "UPDATE notify_outbox SET recipient = '', context = '{}'::jsonb, last_error = NULL"
-            " WHERE registration_id = ANY(%s) AND (recipient <> '' OR context <> '{}'::jsonb"
-            " OR last_error IS NOT NULL)", (ids,),
+            " WHERE registration_id = ANY(%s) AND organizer_id IS NULL AND (recipient <> ''"
+            " OR context <> '{}'::jsonb OR last_error IS NOT NULL)", (ids,),
         ).rowcount,
     }
+    organizers = conn.execute(
+        "UPDATE notify_outbox SET context = jsonb_set(context, '{name}', 'null'::jsonb)"
+        " WHERE registration_id = ANY(%s) AND organizer_id IS NOT NULL"
+        " AND jsonb_typeof(context -> 'name') = 'string'", (ids,),
+    ).rowcount
+    if organizers:
+        purged["notify_outbox.organizer"] = organizers
+    return purged
 
 
 _PERSONAL_KEYS = ("name", "email", "fields")

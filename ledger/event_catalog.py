@@ -197,6 +197,14 @@ EVENTS: dict[str, dict[str, Any]] = {
             "seat_granted": {},
         },
     },
+    "OrganizerContactChanged": {
+        "description": "The organizer's contact e-mail was set, changed or removed (issue 18): disputes, "
+        "reversals and failed refunds are e-mailed there. Business contact data, published as is.",
+        "fields": {
+            "contact_email": {"format": "email", "maxLength": 254,
+                      "description": "The contact address; null: the organizer has none (no such e-mails)"},
+        },
+    },
     "PlanChanged": {
         "description": "The organizer's plan size changed; limits future sales only (R9).",
         "fields": {

@@ -38,6 +38,7 @@ PUBLIC_TYPES: dict[type[Any], tuple[str, str]] = {
     Organizer.Registered: ("OrganizerRegistered", "organizer"),
     Organizer.PlanChanged: ("PlanChanged", "organizer"),
     Organizer.ProviderConnected: ("ProviderConnected", "organizer"),
+    Organizer.ContactChanged: ("OrganizerContactChanged", "organizer"),
     PaidEvent.Created: ("PaidEventCreated", "paid_event"),
     PaidEvent.DetailsEdited: ("EventDetailsEdited", "paid_event"),
     PaidEvent.Rescheduled: ("EventRescheduled", "paid_event"),

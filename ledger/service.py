@@ -221,15 +221,33 @@ class LedgerService:
     # --- organizers --------------------------------------------------------------------
 
     def register_organizer(
-        self, *, name: str, country: str, plan_size: int, new_id: UUID | None = None
+        self, *, name: str, country: str, plan_size: int, new_id: UUID | None = None,
+        email: str | None = None,
     ) -> Organizer:
+        """``email``: the organizer's contact address, recorded as an
+        ``OrganizerContactChanged`` saved with the registration."""
         uid = new_id or uuid.uuid4()
         existing = self._existing(new_id)
         if isinstance(existing, Organizer):
             return existing
         organizer = Organizer.register(id=uid, name=name, country=country, plan_size=plan_size)
+        organizer.change_contact(email)
         self._save_new(organizer)
         return organizer
+
+    def change_contact(
+        self, organizer_id: str, email: str | None, *, scope: Scope = ANYONE,
+        expected_version: int | None = None,
+    ) -> Organizer:
+        """Set, change or remove the organizer's contact e-mail (issue 18:
+        disputes, reversals and failed refunds are e-mailed there)."""
+        def change(organizer: Organizer) -> Saved:
+            return (organizer,) if organizer.change_contact(email) else ()
+
+        return self._change(
+            parse_uuid(organizer_id, "organizer"), lambda: self.organizer(organizer_id, scope), change,
+            expected_version,
+        )
 
     def change_plan(
         self, organizer_id: str, plan_size: int, *, expected_version: int | None = None

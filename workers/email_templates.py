@@ -1,4 +1,5 @@
-"""The participant e-mails (R11–R15, R17, R19) in English and Polish, as plain text and HTML.
+"""The participant e-mails (R11–R15, R17, R19) and the organizer's (disputes,
+reversals, failed refunds: issue 18) in English and Polish, as plain text and HTML.
 
 Each e-mail is written once as a list of blocks (paragraphs, facts, a Join
 button, the token…) and rendered twice, so the text and HTML parts always say
@@ -142,6 +143,94 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+#: The From name of the e-mails to organizers (they come from the platform).
+ORGANIZER_SENDER = "Webinar Ledger"
+
+#: The e-mails to the organizer about provider corrections (issue 18 item 2).
+ORGANIZER_KINDS = ("organizer_dispute_opened", "organizer_funds_withdrawn", "organizer_dispute_won",
+                   "organizer_dispute_lost", "organizer_payment_reversed", "organizer_refund_failed")
+
+#: Their phrases, per language (the organizer's: Polish for an organizer in Poland).
+ORGANIZER_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "greeting": "Hello {organizer},",
+        "organizer_dispute_opened.subject": "Payment disputed: “{title}”",
+        "organizer_funds_withdrawn.subject": "Money withdrawn for a dispute: “{title}”",
+        "organizer_dispute_won.subject": "Dispute won: “{title}”",
+        "organizer_dispute_lost.subject": "Dispute lost: “{title}”",
+        "organizer_payment_reversed.subject": "Payment reversed: “{title}”",
+        "organizer_refund_failed.subject": "Refund failed: “{title}”",
+        "organizer_dispute_opened": "A payment of {amount} for “{title}” was disputed with {provider}. "
+                                    "No money has moved yet.",
+        "organizer_dispute_opened.next": "Answer the dispute in your {provider} account before the deadline "
+                                         "it gives. The participant's ticket and access stay valid for now.",
+        "organizer_funds_withdrawn": "{provider} took {amount} from your balance for the dispute about a "
+                                     "payment for “{title}”.",
+        "organizer_funds_withdrawn.next": "This money no longer counts as ticket sales. The ticket stays valid "
+                                          "until the dispute is decided; if you win it, the money usually "
+                                          "comes back.",
+        "organizer_dispute_won": "The dispute about a payment for “{title}” was decided in your favour: you "
+                                 "keep the money.",
+        "organizer_dispute_lost": "The dispute about a payment of {amount} for “{title}” was decided for the "
+                                  "payer: the money taken from your balance stays with them.",
+        "organizer_payment_reversed": "{provider} reversed a payment of {amount} for “{title}”: the money was "
+                                      "taken back from your balance.",
+        "organizer_refund_failed": "Your refund of {amount} for “{title}” failed at {provider}: the money did "
+                                   "not reach the participant. It is owed back again; please refund it once "
+                                   "more.",
+        "access_ended": "The ticket has ended: its Join link and access token no longer work, and the seat is "
+                        "free again.",
+        "fee_back": "The service fee on this money is no longer charged: {fee} given back.",
+        "event": "Event", "participant": "Participant", "registration": "Registration", "amount": "Amount",
+        "reason": "Reason given", "reference": "Refund reference", "date": "Date", "paid": "Paid",
+        "withdrawn": "Withdrawn by the provider", "owed": "Owed back",
+        "a_participant": "a participant (personal data erased)",
+        "provider.stripe": "Stripe", "provider.paypal": "PayPal", "provider.payu": "PayU",
+        "provider.manual": "the payment provider",
+        "why": "You receive this because this address is the organizer's contact e-mail in Webinar Ledger.",
+    },
+    "pl": {
+        "greeting": "Dzień dobry {organizer},",
+        "organizer_dispute_opened.subject": "Płatność zakwestionowana: „{title}”",
+        "organizer_funds_withdrawn.subject": "Środki pobrane w związku ze sporem: „{title}”",
+        "organizer_dispute_won.subject": "Spór rozstrzygnięty na Twoją korzyść: „{title}”",
+        "organizer_dispute_lost.subject": "Spór przegrany: „{title}”",
+        "organizer_payment_reversed.subject": "Płatność cofnięta: „{title}”",
+        "organizer_refund_failed.subject": "Zwrot nie powiódł się: „{title}”",
+        "organizer_dispute_opened": "Płatność {amount} za „{title}” została zakwestionowana (operator "
+                                    "płatności: {provider}). Na razie żadne środki nie zostały pobrane.",
+        "organizer_dispute_opened.next": "Odpowiedz na spór w panelu operatora ({provider}) przed wyznaczonym "
+                                         "przez niego terminem. Bilet i dostęp uczestnika pozostają na razie "
+                                         "ważne.",
+        "organizer_funds_withdrawn": "Operator płatności ({provider}) pobrał z Twojego salda {amount} "
+                                     "w związku ze sporem o płatność za „{title}”.",
+        "organizer_funds_withdrawn.next": "Te środki nie są już liczone jako sprzedaż biletów. Bilet pozostaje "
+                                          "ważny do rozstrzygnięcia sporu; po wygranym sporze środki zwykle "
+                                          "wracają.",
+        "organizer_dispute_won": "Spór o płatność za „{title}” został rozstrzygnięty na Twoją korzyść: środki "
+                                 "pozostają u Ciebie.",
+        "organizer_dispute_lost": "Spór o płatność {amount} za „{title}” został rozstrzygnięty na korzyść "
+                                  "płacącego: środki pobrane z Twojego salda nie wrócą.",
+        "organizer_payment_reversed": "Operator płatności ({provider}) cofnął płatność {amount} za „{title}”: "
+                                      "środki zostały pobrane z Twojego salda.",
+        "organizer_refund_failed": "Zwrot {amount} za „{title}” nie powiódł się (operator płatności: "
+                                   "{provider}): środki nie dotarły do uczestnika. Kwota jest znowu do "
+                                   "zwrotu; zwróć ją ponownie.",
+        "access_ended": "Bilet wygasł: link do dołączenia i token dostępu przestały działać, a miejsce jest "
+                        "znowu wolne.",
+        "fee_back": "Opłata serwisowa od tych środków nie jest już naliczana: zwrócono {fee}.",
+        "event": "Wydarzenie", "participant": "Uczestnik", "registration": "Rejestracja", "amount": "Kwota",
+        "reason": "Powód podany przez operatora", "reference": "Numer zwrotu", "date": "Data",
+        "paid": "Zapłacono", "withdrawn": "Pobrane przez operatora", "owed": "Do zwrotu",
+        "a_participant": "uczestnik (dane osobowe usunięte)",
+        "provider.stripe": "Stripe", "provider.paypal": "PayPal", "provider.payu": "PayU",
+        "provider.manual": "operator płatności",
+        "why": "Otrzymujesz tę wiadomość, ponieważ ten adres jest kontaktowym adresem e-mail organizatora "
+               "w Webinar Ledger.",
+    },
+}
+
+
 def resolve_language(registration_language: str | None, organizer_country: str) -> str:
     """The participant's choice when it is one we write; none given → Polish for
     a Polish organizer, else English; an unsupported choice → English."""
@@ -239,9 +328,11 @@ def _html(blocks: list[Block], *, language: str, subject: str) -> str:
 def render(kind: str, ctx: Mapping[str, Any], *, join_url: str | None = None,
            token: str | None = None) -> Rendered:
     """One e-mail.  ``kind`` is confirmation, resend, reschedule, cancellation,
-    rejection, owed_back or refund; ``join_url`` and ``token`` are needed by the
-    first two only."""
+    rejection, owed_back or refund, or one of :data:`ORGANIZER_KINDS` (to the
+    organizer); ``join_url`` and ``token`` are needed by the first two only."""
     language = ctx["language"] if ctx["language"] in LANGUAGES else "en"
+    if kind in ORGANIZER_KINDS:
+        return _render_organizer(kind, ctx, language)
     t = TEXTS[language]
     event = ctx["event"]
     currency = ctx["currency"]
@@ -318,6 +409,55 @@ def render(kind: str, ctx: Mapping[str, Any], *, join_url: str | None = None,
     blocks.append(("small", t["sign"].format(**names)))
     return Rendered(subject=subject, text=_text(blocks), html=_html(blocks, language=language,
                                                                        subject=subject))
+
+
+def _render_organizer(kind: str, ctx: Mapping[str, Any], language: str) -> Rendered:
+    """An e-mail to the organizer about a dispute, a reversal or a failed
+    refund (issue 18 item 2).  The participant is shown only by the name the
+    organizer already sees in who-paid, or as "a participant" once erased."""
+    t = ORGANIZER_TEXTS[language]
+    event = ctx["event"]
+
+    def money(minor: int) -> str:
+        return format_money(minor, ctx["currency"], language)
+
+    provider = t.get(f"provider.{ctx['provider']}", t["provider.manual"])
+    values = {"title": event["title"], "organizer": ctx["organizer"], "provider": provider,
+              "amount": money(ctx["amount_minor"])}
+
+    def sentence(key: str) -> str:
+        text = t[key].format(**values)
+        return text[:1].upper() + text[1:]
+
+    subject = t[f"{kind}.subject"].format(**values)
+    facts: list[tuple[str, str]] = [
+        (t["event"], event["title"]),
+        (t["participant"], ctx["name"] or t["a_participant"]),
+        (t["registration"], ctx["registration_id"]),
+    ]
+    if ctx["amount_minor"] > 0:
+        facts.append((t["amount"], money(ctx["amount_minor"])))
+    if kind == "organizer_dispute_opened" and ctx.get("dispute_reason"):
+        facts.append((t["reason"], ctx["dispute_reason"]))
+    if kind == "organizer_refund_failed" and ctx.get("reference"):
+        facts.append((t["reference"], ctx["reference"]))
+    facts.append((t["date"], format_when(ctx["occurred_at"], event["timezone"], language)))
+    facts.append((t["paid"], money(ctx["paid_minor"])))
+    if ctx.get("withdrawn_minor", 0) > 0:
+        facts.append((t["withdrawn"], money(ctx["withdrawn_minor"])))
+    if ctx["refund_due_minor"] > 0:
+        facts.append((t["owed"], money(ctx["refund_due_minor"])))
+
+    blocks: list[Block] = [("p", t["greeting"].format(**values)), ("p", sentence(kind)), ("facts", facts)]
+    if f"{kind}.next" in t:
+        blocks.append(("p", sentence(f"{kind}.next")))
+    if ctx.get("fee_reversed_minor", 0) > 0:
+        blocks.append(("p", t["fee_back"].format(fee=money(ctx["fee_reversed_minor"]))))
+    if ctx.get("access_ended"):
+        blocks.append(("p", t["access_ended"]))
+    blocks.append(("small", t["why"]))
+    blocks.append(("small", ORGANIZER_SENDER))
+    return Rendered(subject=subject, text=_text(blocks), html=_html(blocks, language=language, subject=subject))
 
 
 def _schedule(event: Mapping[str, Any], t: Mapping[str, str], when: Any) -> list[Block]:

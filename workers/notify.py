@@ -1,4 +1,5 @@
-"""The notify worker (``ledger worker notify``): participant e-mails, R11–R15.
+"""The notify worker (``ledger worker notify``): participant e-mails, R11–R15,
+and the organizer's about disputes, reversals and failed refunds (issue 18).
 
 Two steps, two threads, one process:
 

@@ -1,4 +1,6 @@
-"""What e-mails each fact implies (R11–R15, R17, R19), decided in log order.
+"""What e-mails each fact implies (R11–R15, R17, R19; and, to the organizer's
+contact e-mail, disputes, reversals and failed refunds: issue 18), decided in
+log order.
 
 For every notification the planner first **decides**, outside any transaction:
 it reads what the fact needs from the event store (aggregates at the event's
@@ -82,6 +84,18 @@ class PlannedEmail:
     registration_id: str
     recipient: str
     context: dict[str, Any]
+    #: Set for an e-mail to the organizer (its contact address) about the registration.
+    organizer_id: str | None = None
+
+
+#: Provider corrections the organizer is told about (issue 18 item 2): event
+#: class → e-mail kind (a resolved dispute by its outcome).
+ORGANIZER_KINDS: dict[type[Any], str] = {
+    Registration.PaymentDisputed: "organizer_dispute_opened",
+    Registration.DisputeFundsWithdrawn: "organizer_funds_withdrawn",
+    Registration.PaymentReversed: "organizer_payment_reversed",
+    Registration.RefundFailed: "organizer_refund_failed",
+}
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,8 @@ class Planner:
             extra = {"refund_minor": event.amount_minor, "keeps_ticket": reg.keeps_ticket,
                      "access_ended": before.keeps_ticket and not reg.keeps_ticket}
             return Decision(writes=writes, emails=[self._email("refund", f"refund:{item.id}", reg, extra)])
+        if isinstance(event, Registration.DisputeResolved) or type(event) in ORGANIZER_KINDS:
+            return self._provider_correction(item, event)
         if isinstance(event, PaidEvent.Rescheduled):
             return self._reschedule(item, event)
         if isinstance(event, Registration.PersonalDataErased):
@@ -192,6 +208,52 @@ class Planner:
             return Decision(writes=[partial(access_tokens.revoke_event, event_id=rid, reason="event_cancelled",
                                             at=at)])
         return Decision()
+
+    def _provider_correction(self, item: LogItem, event: Any) -> Decision:
+        """Issue 18 item 2: a dispute opened, money withdrawn, a dispute won or
+        lost, a payment reversed, a refund that failed -- the organizer is
+        told at its contact e-mail, one e-mail per fact (``<kind>:<event id>``).
+        A lost dispute or a reversal also closes the registration: it leaves
+        the reschedule fan-out and its access tokens are revoked."""
+        reg = self._registration_at(item)
+        before = self._registration_at(item, offset=1)
+        writes: list[Write] = [partial(self._set_open, reg=reg)]
+        if before.is_open and not reg.is_open:
+            writes.append(partial(access_tokens.revoke_registration, registration_id=item.aggregate_id,
+                                  reason=reg.closed_reason or "closed", at=item.occurred_at))
+        if isinstance(event, Registration.DisputeResolved):
+            kind = f"organizer_dispute_{'won' if event.outcome == 'won' else 'lost'}"
+        else:
+            kind = ORGANIZER_KINDS[type(event)]
+        dispute_id = str(getattr(event, "dispute_id", None) or getattr(event, "reversal_id", ""))
+        dispute = reg.disputes.get(dispute_id, {})
+        extra: dict[str, Any] = {
+            "occurred_at": item.occurred_at.isoformat(),
+            "amount_minor": getattr(event, "amount_minor", None) or dispute.get("amount_minor") or 0,
+            "dispute_reason": dispute.get("reason"),
+            "withdrawn_minor": reg.withdrawn_minor,
+            "fee_reversed_minor": getattr(event, "fee_reversed_minor", 0),
+            "access_ended": before.keeps_ticket and not reg.keeps_ticket,
+            "reference": getattr(event, "reference", None) or "",
+        }
+        if isinstance(event, Registration.PaymentDisputed):
+            extra["provider"] = event.provider
+        email = self._organizer_email(kind, f"{kind}:{item.id}", reg, extra)
+        return Decision(writes=writes, emails=[email] if email is not None else [])
+
+    def _organizer_email(self, kind: str, dedupe_key: str, reg: Registration,
+                         extra: dict[str, Any]) -> PlannedEmail | None:
+        """An e-mail to the organizer about ``reg``; None when the organizer has
+        no contact e-mail.  The participant is named only by the name the
+        organizer already sees (None once erased: "a participant")."""
+        organizer = self.ledger.service.organizer(reg.organizer_id)
+        if not organizer.email:
+            return None
+        planned = self._email(kind, dedupe_key, reg, extra)
+        context = {**planned.context, "language": resolve_language(None, organizer.country),
+                   "audience": "organizer"}
+        return PlannedEmail(dedupe_key=dedupe_key, kind=kind, registration_id=str(reg.id),
+                            recipient=organizer.email, context=context, organizer_id=str(organizer.id))
 
     def _reschedule(self, item: LogItem, event: PaidEvent.Rescheduled) -> Decision:
         """R13: every registration of the event still open at this point of the
@@ -301,9 +363,9 @@ class Planner:
         message_id = f"<{email.kind}.{item.id}.{email.registration_id}@{self.domain}>"
         cursor = conn.execute(
             "INSERT INTO notify_outbox (dedupe_key, message_id, kind, registration_id, trigger_event_id,"
-            " trigger_position, recipient, context, composed_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " trigger_position, recipient, context, composed_at, organizer_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (email.dedupe_key, message_id, email.kind, email.registration_id, item.id, item.position,
-             email.recipient, Jsonb(email.context), item.occurred_at),
+             email.recipient, Jsonb(email.context), item.occurred_at, email.organizer_id),
         )
         return cursor.rowcount

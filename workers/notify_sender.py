@@ -37,7 +37,7 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger.access_tokens import derive_token
-from workers.email_templates import TEXTS, render
+from workers.email_templates import ORGANIZER_SENDER, TEXTS, render
 from workers.mailer import Mailer, PermanentFailure, TransientFailure
 from workers.notify_planner import mail_domain
 
@@ -48,13 +48,21 @@ log = logging.getLogger(__name__)
 
 _PICK = """
 SELECT seq, message_id, kind, registration_id, recipient, context, composed_at, attempts,
-       first_failed_at, now()
+       first_failed_at, now(), organizer_id,
+       EXISTS (SELECT 1 FROM personal_data_keys k
+                WHERE k.registration_id = o.registration_id::uuid AND k.erased_at IS NOT NULL)
   FROM notify_outbox o
  WHERE o.state = 'pending' AND o.next_attempt_at <= now()
-   AND NOT EXISTS (SELECT 1 FROM personal_data_keys k  -- erased (R24): never sent
-                    WHERE k.registration_id = o.registration_id::uuid AND k.erased_at IS NOT NULL)
-   AND NOT EXISTS (SELECT 1 FROM notify_outbox p
-                    WHERE p.registration_id = o.registration_id AND p.state = 'pending' AND p.seq < o.seq)
+   AND (o.organizer_id IS NOT NULL  -- the organizer's mail is sent, without the name (R24)
+        OR NOT EXISTS (SELECT 1 FROM personal_data_keys k  -- erased (R24): never sent
+                        WHERE k.registration_id = o.registration_id::uuid AND k.erased_at IS NOT NULL))
+   AND (o.organizer_id IS NOT NULL
+        OR NOT EXISTS (SELECT 1 FROM notify_outbox p
+                        WHERE p.registration_id = o.registration_id AND p.organizer_id IS NULL
+                          AND p.state = 'pending' AND p.seq < o.seq))
+   AND (o.organizer_id IS NULL
+        OR NOT EXISTS (SELECT 1 FROM notify_outbox p
+                        WHERE p.organizer_id = o.organizer_id AND p.state = 'pending' AND p.seq < o.seq))
  ORDER BY o.seq
  LIMIT 1
    FOR UPDATE SKIP LOCKED
@@ -98,6 +106,10 @@ class OutboxRow:
     attempts: int
     first_failed_at: datetime | None
     now: datetime
+    #: Set when the e-mail goes to the organizer (about ``registration_id``).
+    organizer_id: str | None = None
+    #: The registration's personal data was erased (R24): its name is not shown.
+    erased: bool = False
 
 
 def address_problem(recipient: str) -> str | None:
@@ -140,13 +152,20 @@ class Sender:
         if row.kind in ("confirmation", "resend"):
             token = derive_token(self.ledger.settings.secret_key, row.registration_id)
             join_url = f"{self.ledger.settings.public_url}/join/{token}"
-        rendered = render(row.kind, row.context, join_url=join_url, token=token)
+        context = row.context
+        if row.organizer_id is not None and row.erased:
+            context = {**context, "name": None}  # erased since it was planned (R24): "a participant"
+        rendered = render(row.kind, context, join_url=join_url, token=token)
         language = row.context["language"]
-        sender_name = TEXTS[language]["sign"].format(organizer=row.context["organizer"])
+        if row.organizer_id is not None:  # to the organizer, from the platform
+            sender_name, recipient_name = ORGANIZER_SENDER, row.context["organizer"]
+        else:
+            sender_name = TEXTS[language]["sign"].format(organizer=row.context["organizer"])
+            recipient_name = row.context["name"]
         message = EmailMessage()
         message["Subject"] = rendered.subject
         message["From"] = Address(display_name=sender_name, addr_spec=self.mail_from)
-        message["To"] = Address(display_name=row.context["name"], addr_spec=row.recipient)
+        message["To"] = Address(display_name=recipient_name, addr_spec=row.recipient)
         message["Date"] = format_datetime(row.composed_at.astimezone(UTC))
         message["Message-ID"] = row.message_id
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies
@@ -213,7 +232,8 @@ class Sender:
         failure = DeliveryFailure(registration_id=row.registration_id, message_id=row.message_id,
                                   kind=row.kind, smtp_code=exc.code, reason=scrub(exc.reason, row.recipient))
         try:
-            self.record_failure(failure)
+            if row.organizer_id is None:  # the organizer's own address failing is not the participant's
+                self.record_failure(failure)
         except Exception:
             log.exception("notify: could not record the failure of %s; will retry", row.message_id)
             return self._defer(conn, row, TransientFailure(exc.reason, exc.code, server_down=False))

@@ -15,6 +15,7 @@ from api.responses import if_match, respond
 from api.schemas import (
     ConnectionPageSchema,
     ConnectionSchema,
+    ContactChangeSchema,
     OrganizerCreateSchema,
     OrganizerSchema,
     PlanChangeSchema,
@@ -35,6 +36,7 @@ def organizer_json(organizer: Organizer) -> dict[str, Any]:
         "name": organizer.name,
         "country": organizer.country,
         "plan_size": organizer.plan_size,
+        "email": organizer.email,
         "created_at": organizer.created_on.isoformat(),
     }
 
@@ -48,7 +50,7 @@ class Organizers(MethodView):
         """Register an organizer (admin)."""
         organizer = current_ledger().service.register_organizer(
             name=body["name"], country=body["country"], plan_size=body["plan_size"],
-            new_id=derived_id("organizer"),
+            new_id=derived_id("organizer"), email=body["email"],
         )
         return respond(OrganizerSchema, organizer_json(organizer), 201, version=organizer.version,
                        location=f"/v1/organizers/{organizer.id}")
@@ -73,6 +75,22 @@ class Plan(MethodView):
         """Change the plan size: limits future sales (R9)."""
         organizer = current_ledger().service.change_plan(
             org, body["plan_size"], expected_version=if_match()
+        )
+        return respond(OrganizerSchema, organizer_json(organizer), version=organizer.version)
+
+
+@blp.route("/organizers/<org>/contact")
+class Contact(MethodView):
+    @authenticated("organizer")
+    @blp.arguments(ContactChangeSchema)
+    @blp.response(200, OrganizerSchema)
+    def put(self, body: dict[str, Any], org: str) -> Any:
+        """Set, change or remove (``null``) the organizer's contact e-mail: the
+        organizer itself or an admin.  Setting the address it already has
+        records nothing."""
+        g.principal.check_organizer(org)
+        organizer = current_ledger().service.change_contact(
+            org, body["email"], scope=g.principal.scope, expected_version=if_match()
         )
         return respond(OrganizerSchema, organizer_json(organizer), version=organizer.version)
 

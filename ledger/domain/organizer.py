@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -50,6 +51,34 @@ class Organizer(Aggregate):
     def _plan_changed(self, plan_size: int, previous_plan_size: int) -> None:
         self.plan_size = plan_size
 
+    class ContactChanged(Aggregate.Event):
+        """The organizer's contact e-mail (business contact data, not a
+        participant's personal data): where the notify worker writes about
+        disputes, reversals and failed refunds.  ``None``: no contact e-mail."""
+
+        class_version = 1
+        contact_email: str | None
+
+    def change_contact(self, email: str | None) -> bool:
+        """Set, change or remove (``None``) the contact e-mail; recording
+        nothing when it is already that address."""
+        email = check_contact_email(email)
+        if email == self.email:
+            return False
+        self._contact_changed(contact_email=email)
+        return True
+
+    @event(ContactChanged)
+    def _contact_changed(self, contact_email: str | None) -> None:
+        vars(self)["_email"] = contact_email
+
+    @property
+    def email(self) -> str | None:
+        """The contact e-mail, if any (kept beside the state, so organizers
+        cached or snapshotted before contacts existed still load)."""
+        found: str | None = vars(self).get("_email")
+        return found
+
     class ProviderConnected(Aggregate.Event):
         connection_id: str
         provider: str
@@ -71,6 +100,21 @@ class Organizer(Aggregate):
         """The newest connection of a provider, if any."""
         found = [cid for cid, c in self.connections.items() if c["provider"] == provider]
         return found[-1] if found else None
+
+
+#: A conservative address shape: one ``@``, no spaces, a dot in the domain.
+#: ASCII only, because the notify worker does not use SMTPUTF8.
+_EMAIL = re.compile(r"^[-!#-'*+/-9=?A-Z^-~.]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def check_contact_email(email: str | None) -> str | None:
+    """The organizer's contact address, trimmed; ``None`` or ``""`` removes it."""
+    if email is None or not email.strip():
+        return None
+    email = email.strip()
+    if len(email) > 254 or not email.isascii() or _EMAIL.fullmatch(email) is None:
+        raise ValidationFailed({"email": ["must be an e-mail address (ASCII, at most 254 characters)"]})
+    return email
 
 
 def _check_plan_size(plan_size: int) -> None:

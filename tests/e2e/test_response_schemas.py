@@ -167,7 +167,8 @@ def test_answers_send_only_what_their_documented_schemas_declare(
 
 def test_the_check_notices_an_undeclared_field(checked: Checked) -> None:
     organizer = {"$ref": "#/components/schemas/Organizer"}
-    body = {"id": "o1", "version": 1, "name": "N", "country": "US", "plan_size": 1, "created_at": "t"}
+    body = {"id": "o1", "version": 1, "name": "N", "country": "US", "plan_size": 1, "email": None,
+            "created_at": "t"}
     assert mismatches(body, organizer, checked.spec) == []
     assert mismatches({**body, "secret": "x"}, organizer, checked.spec) == ["$.secret: not declared by the schema"]
     assert mismatches({**body, "name": None}, organizer, checked.spec) == ["$.name: null is not declared nullable"]

@@ -68,3 +68,13 @@ def test_refusals_people_read_name_no_rule() -> None:
     refusals.append(ledger_errors.CurrencyNotSupported("XXX"))
     assert len(refusals) == 6
     assert [r.detail for r in refusals if RULE_ID.search(r.detail)] == []
+
+
+def test_email_texts_name_no_rule() -> None:
+    """Participants' and organizers' e-mails (issue 18: disputes, reversals,
+    failed refunds told to the organizer) say it in plain words."""
+    from workers.email_templates import ORGANIZER_TEXTS, TEXTS
+
+    texts = [text for table in (TEXTS, ORGANIZER_TEXTS) for phrases in table.values() for text in phrases.values()]
+    assert len(texts) > 100
+    assert [t for t in texts if RULE_ID.search(t)] == []

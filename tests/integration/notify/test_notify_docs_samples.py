@@ -76,16 +76,51 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def org_ctx(language: str, **extra: Any) -> dict[str, Any]:
+    """An e-mail to the organizer (issue 18 item 2): the planner's context
+    with the fact's figures; ``provider`` is the one the money came through."""
+    base = ctx(language, audience="organizer", occurred_at="2026-11-02T09:15:00+00:00", dispute_reason=None,
+               reference="", fee_reversed_minor=0, access_ended=False, withdrawn_minor=0)
+    base["amount_minor"] = base["price_minor"]
+    base.update(extra)
+    return base
+
+
+_ORGANIZER_SAMPLES: dict[str, dict[str, Any]] = {
+    "organizer_dispute_opened": {"dispute_reason": "fraudulent"},
+    "organizer_funds_withdrawn": {"withdrawn_minor": None, "fee_reversed_minor": None},
+    "organizer_dispute_won": {},
+    "organizer_dispute_lost": {"withdrawn_minor": None, "access_ended": True},
+    "organizer_payment_reversed": {"withdrawn_minor": None, "fee_reversed_minor": None, "access_ended": True},
+    "organizer_refund_failed": {"reference": None, "refunded_minor": 0, "refund_due_minor": None},
+}
+for _kind, _extra in _ORGANIZER_SAMPLES.items():
+    for _language in ("en", "pl"):
+        _price = 4900 if _language == "en" else 30050
+        _values = {k: (v if v is not None else {"fee_reversed_minor": _price * 5 // 100,
+                                                 "reference": "re_3QxY7d" if _language == "en" else "ZWROT-7781"
+                                                 }.get(k, _price)) for k, v in _extra.items()}
+        if _kind == "organizer_payment_reversed" and _language == "en":
+            _values["provider"] = "paypal"
+        if _kind == "organizer_dispute_won" and _language == "pl":
+            _values["name"] = None  # erased (R24): "a participant"
+        SAMPLES[f"{_kind}-{_language}"] = (_kind, org_ctx(_language, **_values))
+
+ORGANIZER = "3c2b1a09-8f7e-4d6c-9b5a-4a3f2e1d0c9b"
+
+
 def compose(name: str) -> EmailMessage:
     settings = Settings.from_env({"LEDGER_DATA_DIR": "/nonexistent", "LEDGER_SECRET_KEY": "11" * 32,
                                   "LEDGER_PUBLIC_URL": "https://webinars.example.com"})
     sender = Sender(SimpleNamespace(settings=settings),  # type: ignore[arg-type]
                     record_failure=lambda failure: None)
     kind, context = SAMPLES[name]
+    to_organizer = kind.startswith("organizer_")
     row = OutboxRow(seq=1, message_id=f"<{kind}.{TRIGGER}.{REGISTRATION}@webinars.example.com>", kind=kind,
-                    registration_id=REGISTRATION, recipient="ann@example.com", context=context,
+                    registration_id=REGISTRATION,
+                    recipient="billing@acme.example" if to_organizer else "ann@example.com", context=context,
                     composed_at=datetime(2026, 11, 2, 9, 15, tzinfo=UTC), attempts=0, first_failed_at=None,
-                    now=datetime(2026, 11, 2, 9, 15, tzinfo=UTC))
+                    now=datetime(2026, 11, 2, 9, 15, tzinfo=UTC), organizer_id=ORGANIZER if to_organizer else None)
     return sender.compose(row)
 
 

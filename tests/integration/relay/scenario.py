@@ -20,6 +20,7 @@ def full_story(ledger: Ledger, *, participants: int = 3) -> str:
     organizer = service.register_organizer(name="Acme Webinars", country="DE", plan_size=50)
     org_id = str(organizer.id)
     service.change_plan(org_id, 100)
+    service.change_contact(org_id, "billing@acme.example")  # issue 18: the organizer's contact e-mail
     service.connect_provider(org_id, provider="manual", masked={}, store_secrets=lambda cid: None)
     starts = datetime.now(UTC) + timedelta(days=30)
     event = service.create_event(
