@@ -172,12 +172,12 @@ class Keyring:
         created the same registration id first and committed its own key
         (the pending one belongs to a save that is about to fail)."""
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT wrapped_key FROM personal_data_keys WHERE registration_id = %s::uuid", (rid,),
-            ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return self._unwrap(rid, bytes(row[0]))
+            rows = conn.execute(
+                "SELECT registration_id::text, wrapped_key FROM personal_data_keys"
+                " WHERE registration_id = ANY(%s::uuid[])", ([rid],),
+            ).fetchall()
+        wrapped = rows[0][1] if rows else None
+        return None if wrapped is None else self._unwrap(rid, bytes(wrapped))
 
     def _lookup(self, rid: str) -> bytes | None:
         """The key (``_NO_ROW`` when there is no row, ``None`` when erased)."""
