@@ -38,8 +38,8 @@ LANGUAGES = ("en", "pl")
 CHOICE = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
-__all__ = ["LANGUAGES", "_", "account_label", "configure", "current_language", "gettext", "lazy_gettext", "ngettext",
-           "period_label", "role_name", "status_label"]
+__all__ = ["LANGUAGES", "_", "account_label", "close_note_label", "configure", "current_language", "gettext",
+           "lazy_gettext", "ngettext", "period_label", "role_name", "status_label"]
 
 
 def _(text: str, **variables: Any) -> str:
@@ -87,6 +87,20 @@ def account_label(account: str) -> str:
         return gettext("money held at %(kind)s", kind=kind)
     found = _ACCOUNTS.get(account)
     return str(found) if found is not None else books.describe(account)
+
+
+#: Why the ledger itself closed a registration (issue 18; ``Registration._close``).
+#: A rejection's or cancel's note is the organizer's own text and stays as written.
+_CLOSE_NOTES = {
+    "the payer won a dispute with the payment provider": lazy_gettext(
+        "the payer won a dispute with the payment provider"),
+    "the payment provider reversed the payment": lazy_gettext("the payment provider reversed the payment"),
+}
+
+
+def close_note_label(note: str) -> str:
+    found = _CLOSE_NOTES.get(note)
+    return str(found) if found is not None else note
 
 
 def status_label(status: str) -> str:

@@ -162,4 +162,5 @@ def test_finance_sees_the_books_in_polish(browser: Any, live: LiveApp) -> None:
     lost = page.locator(f"#p-{disputed}")
     assert "spór przegrany" in lost.inner_text() and "płatność sporna" in lost.inner_text()
     assert "odebrane przez operatora płatności: 49,00\u00a0zł" in lost.inner_text()
+    assert "płatnik wygrał spór z operatorem płatności" in lost.inner_text()
     context.close()
