@@ -247,6 +247,8 @@ EVENTS: dict[str, dict[str, Any]] = {
             "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
             "fee_reversed_minor": {"minimum": 0, "description": "Platform fee given back, minor units"},
             "fee_policy": FEE_POLICY,
+            "disputed": {"description": "The registration's `disputed` marker after this fact (a withdrawal "
+                         "for a dispute not yet recorded opens it); v1 events read as true"},
         },
     },
     "DisputeFundsReinstated": {
@@ -270,6 +272,8 @@ EVENTS: dict[str, dict[str, Any]] = {
             "outcome": {"enum": ["won", "lost"], "description": "Who kept the money: the organizer (won)"},
             "fee_reversed_minor": {"minimum": 0, "description": "Platform fee given back, minor units"},
             "fee_policy": FEE_POLICY,
+            "disputed": {"description": "The registration's `disputed` marker after this fact (false only when "
+                         "no other dispute is open or lost); v1 events read as outcome = lost"},
         },
     },
     "PaymentReversed": {

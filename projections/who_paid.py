@@ -191,6 +191,7 @@ def _disputed(row: WhoPaidRow, event: Any) -> None:
 def _funds_withdrawn(row: WhoPaidRow, event: Any) -> None:
     # Mirrors Registration._funds_withdrawn (ledger.owed_back.after_withdrawal).
     after = owed_back.after_withdrawal(row, event.amount_minor)
+    row.disputed = event.disputed  # the aggregate's marker after the fact
     row.withdrawn_minor += event.amount_minor
     row.fee_reversed_minor += event.fee_reversed_minor
     row.ticket_minor, row.closed_reason = after.ticket_minor, after.closed_reason
@@ -207,7 +208,7 @@ def _funds_reinstated(row: WhoPaidRow, event: Any) -> None:
 
 
 def _dispute_resolved(row: WhoPaidRow, event: Any) -> None:
-    row.disputed = event.outcome == "lost"
+    row.disputed = event.disputed  # another dispute may still be open or lost
     if event.outcome == "lost" and row.closed_reason is None:
         row.closed_reason = "dispute_lost"
         row.close_note = "the payer won a dispute with the payment provider"

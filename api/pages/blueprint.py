@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api.pages import refusals, session_auth, submissions
-from api.pages.i18n import _, current_language, period_label, role_name, status_label
+from api.pages.i18n import _, account_label, close_note_label, current_language, period_label, role_name, status_label
 from ledger.errors import LedgerError, PreconditionFailed
 
 bp = Blueprint(
@@ -58,6 +58,8 @@ def _helpers() -> dict[str, Any]:
         "can_act": session_auth.can_act(),
         "provider_name": provider_name,
         "status_label": status_label,
+        "account_label": account_label,
+        "close_note_label": close_note_label,
         "period_label": period_label,
         "role_name": role_name,
         "page_language": current_language(),

@@ -31,13 +31,15 @@ from typing import Any
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale, gettext, lazy_gettext, lazy_pgettext, ngettext
 
+from projections import books
+
 LANGUAGES = ("en", "pl")
 #: The session key of the person's own choice.
 CHOICE = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
-__all__ = ["LANGUAGES", "_", "configure", "current_language", "gettext", "lazy_gettext", "ngettext", "period_label",
-           "role_name", "status_label"]
+__all__ = ["LANGUAGES", "_", "account_label", "close_note_label", "configure", "current_language", "gettext",
+           "lazy_gettext", "ngettext", "period_label", "role_name", "status_label"]
 
 
 def _(text: str, **variables: Any) -> str:
@@ -59,8 +61,46 @@ _STATUSES = {
     "cancelled": lazy_pgettext("status", "cancelled"), "refund_due": lazy_pgettext("status", "refund due"),
     "refunded": lazy_pgettext("status", "refunded"), "scheduled": lazy_pgettext("status", "scheduled"),
     "payment_failed": lazy_pgettext("status", "payment failed"),
+    # Issue 18: a lost dispute or a reversal ended the ticket.
+    "dispute_lost": lazy_pgettext("status", "dispute lost"),
 }
 _PERIODS = {"month": lazy_gettext("month"), "day": lazy_gettext("day"), "year": lazy_gettext("year")}
+
+
+#: The books' accounts as people read them (projections.books.DESCRIPTIONS,
+#: which stays English for the API and the CLI; the pages translate here).
+_ACCOUNTS = {
+    "refunds_paid": lazy_gettext("refunds paid out to payers"),
+    "withdrawn": lazy_gettext("money taken back by providers (disputes, reversals)"),
+    "ticket_revenue": lazy_gettext("ticket revenue (money paying for tickets held)"),
+    "owed_back": lazy_gettext("money owed back to payers"),
+    "fee_expense": lazy_gettext("service fee (the organizer's cost)"),
+    "fee_payable": lazy_gettext("service fee owed to the platform"),
+}
+
+
+def account_label(account: str) -> str:
+    """A books account (``projections.books``) in the page's language; English
+    reads as ``projections.books.describe``."""
+    if account.startswith(books.HELD):
+        kind = account.removeprefix(books.HELD)
+        return gettext("money held at %(kind)s", kind=kind)
+    found = _ACCOUNTS.get(account)
+    return str(found) if found is not None else books.describe(account)
+
+
+#: Why the ledger itself closed a registration (issue 18; ``Registration._close``).
+#: A rejection's or cancel's note is the organizer's own text and stays as written.
+_CLOSE_NOTES = {
+    "the payer won a dispute with the payment provider": lazy_gettext(
+        "the payer won a dispute with the payment provider"),
+    "the payment provider reversed the payment": lazy_gettext("the payment provider reversed the payment"),
+}
+
+
+def close_note_label(note: str) -> str:
+    found = _CLOSE_NOTES.get(note)
+    return str(found) if found is not None else note
 
 
 def status_label(status: str) -> str:

@@ -16,6 +16,7 @@ from api.pages.formatting import money
 from api.pages.i18n import _, current_language, gettext
 from ledger.errors import LedgerError
 from ledger.money import Money
+from ledger.pricing import MAX_PRICE_MAJOR
 
 #: "49.00 PLN" inside a ledger detail: the figure a refusal is about.
 _AMOUNT = re.compile(r"(-?\d+(?:\.\d+)?) ([A-Z]{3})\b")
@@ -41,6 +42,15 @@ def by_code(exc: LedgerError) -> str | None:
     if code == "refund_exceeds_paid":
         return (_("This is more than can be refunded: at most %(amount)s.", amount=figure) if figure
                 else _("This is more than was paid and not yet refunded."))
+    with_figure = {  # the figure the refusal is about, when the detail names one
+        "price_below_minimum": lambda: _("The price is below the minimum: at least %(amount)s.", amount=figure),
+        "price_below_provider_minimum": lambda: _(
+            "The payment provider accepts no charge below %(amount)s in this currency.", amount=figure),
+        "price_above_limit": lambda: _("The price is above the maximum: at most %(amount)s.", amount=figure),
+        "amount_mismatch": lambda: _("This amount is too large: at most %(amount)s.", amount=figure),
+    }
+    if figure and code in with_figure:
+        return with_figure[code]()
     messages = {
         "provider_credentials_invalid": _("The provider refused these credentials. Check them and try again."),
         "provider_unavailable": _("The payment provider cannot be reached right now. Try again in a moment."),
@@ -54,13 +64,48 @@ def by_code(exc: LedgerError) -> str | None:
         "amount_above_limit": _("This amount is larger than this currency allows."),
         "provider_not_connected": _("Connect this provider first."),
         "not_found": _("Not found."),
+        # Event creation and rescheduling (R3, R5, R6, R13, issue 18's provider minimums).
+        "starts_at_in_past": _("This start time has already passed: choose a time in the future."),
+        "currency_not_supported": _("This currency is not accepted. Accepted currencies: %(codes)s.",
+                                    codes=", ".join(sorted(MAX_PRICE_MAJOR))),
+        "currency_not_supported_by_provider": _("This payment provider does not accept this currency."),
+        "price_below_minimum": _("The price is below the minimum."),
+        "price_below_provider_minimum": _("The price is below the payment provider's minimum charge in this currency."),
+        "price_above_limit": _("The price is above this currency's maximum."),
+        "price_immutable": _("The price of an event can never change."),
+        "provider_not_available_in_country": _("This payment provider is not available in the organizer's country."),
+        "amount_mismatch": _("The amount must be more than zero."),
+        "version_conflict": _(
+            "Someone changed this since the page was opened. Check the current values and try again."),
+        # The books, the fee report and lists.
+        "invalid_date_range": _("The start date is after the end date."),
+        "invalid_cursor": _("This list link is no longer valid: open the list again."),
+        "forbidden": _("You are not allowed to do this."),
+        "rate_limited": _("Too many attempts. Wait a moment and try again."),
     }
     return messages.get(code)
 
 
+#: "'2026-02-30' is not a calendar date" (the fee report's and the books' date fields).
+_NOT_A_DATE = re.compile(r"'?(.*?)'? is not a calendar date")
+
+
 def field_message(text: str) -> str:
-    """One message of a ``ValidationFailed`` (schemas, credential checks)."""
-    return _("Fill in this field.") if text in _EMPTY else text
+    """One message of a ``ValidationFailed`` (schemas, credential checks, the
+    reports' and the books' filters)."""
+    if text in _EMPTY:
+        return _("Fill in this field.")
+    known = {
+        "must be a date as YYYY-MM-DD": _("must be a date as YYYY-MM-DD"),
+        "must be an organizer id": _("must be an organizer id"),
+        "is not an account of the chart": _("is not an account of the books"),
+    }
+    if text in known:
+        return known[text]
+    found = _NOT_A_DATE.fullmatch(text)
+    if found:
+        return _("%(value)s is not a calendar date", value=found.group(1))
+    return text
 
 
 def translate(errors: dict[str, list[str]], exc: LedgerError) -> dict[str, list[str]]:

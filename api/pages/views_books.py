@@ -11,15 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import g, render_template, request
+from flask_babel import format_date
 
 from api.context import current_ledger
 from api.pages.blueprint import bp, field_errors, status_of
 from api.pages.charts import Bar, bar_chart
 from api.pages.formatting import format_amount
+from api.pages.i18n import _
 from api.pages.session_auth import signed_in
 from ledger.errors import LedgerError, ValidationFailed
 from ledger.money import Money
-from projections import books, books_query
+from projections import books_query
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -29,11 +31,11 @@ def _as_of(value: str) -> str | None:
     if not value:
         return None
     if not _DATE.fullmatch(value):
-        raise ValidationFailed({"as_of": ["must be a date as YYYY-MM-DD"]})
+        raise ValidationFailed({"as_of": [_("must be a date as YYYY-MM-DD")]})
     try:
         day = datetime.fromisoformat(value).date()
     except ValueError:
-        raise ValidationFailed({"as_of": [f"{value!r} is not a calendar date"]}) from None
+        raise ValidationFailed({"as_of": [_("%(value)s is not a calendar date", value=value)]}) from None
     return datetime(day.year, day.month, day.day, 23, 59, 59, 999999, tzinfo=UTC).isoformat()
 
 
@@ -67,11 +69,10 @@ def books_page() -> tuple[str, int]:
             current_ledger().db, scope=g.principal.scope, organizer=filters["organizer"] or None,
             currency=filters["currency"] or None, as_of=_as_of(filters["as_of"]))
     except LedgerError as exc:
-        return render_template("books.html", filters=filters, trial=None, names={}, describe=books.describe,
+        return render_template("books.html", filters=filters, trial=None, names={},
                                errors=field_errors(exc)), status_of(exc)
     names = _names({a.organizer_id for a in trial.accounts})
-    return render_template("books.html", filters=filters, trial=trial, names=names, describe=books.describe,
-                           errors={}), 200
+    return render_template("books.html", filters=filters, trial=trial, names=names, errors={}), 200
 
 
 @bp.get("/books/account")
@@ -83,9 +84,9 @@ def book_account_page() -> tuple[str, int]:
     page = None
     try:
         if not filters["organizer"]:
-            raise ValidationFailed({"organizer": ["choose an organizer"]})
+            raise ValidationFailed({"organizer": [_("choose an organizer")]})
         if not filters["account"]:
-            raise ValidationFailed({"account": ["choose an account"]})
+            raise ValidationFailed({"account": [_("choose an account")]})
         page = books_query.journal(
             current_ledger().db, scope=g.principal.scope, organizer=filters["organizer"],
             account=filters["account"], currency=filters["currency"] or None, after=filters["after"] or None,
@@ -104,8 +105,7 @@ def book_account_page() -> tuple[str, int]:
                     change += Money.parse(line.get("debit", "0"), item["currency"]).minor
                     change -= Money.parse(line.get("credit", "0"), item["currency"]).minor
             running.append(change)
-    return render_template("book_account.html", filters=filters, page=page, changes=running,
-                           describe=books.describe, errors=errors), status
+    return render_template("book_account.html", filters=filters, page=page, changes=running, errors=errors), status
 
 
 def balance_charts(statement: books_query.Statement) -> list[dict[str, Any]]:
@@ -113,12 +113,14 @@ def balance_charts(statement: books_query.Statement) -> list[dict[str, Any]]:
     found = []
     for figures in statement.currencies:
         code = figures.currency
-        bars = [Bar(day.isoformat(), value, format_amount(Money(value, code).amount, code), f"{day.day} {day:%b}")
+        bars = [Bar(day.isoformat(), value, format_amount(Money(value, code).amount, code),
+                    format_date(day, "d MMM"))  # "5 Nov", "5 lis"
                 for day, value in figures.points]
         found.append({
             "currency": code,
-            "svg": bar_chart(f"balance-chart-{code.lower()}", f"Balance over time in {code}", bars,
-                             description=f"{len(bars)} bars, one per day with money moving; amounts in {code}."),
+            "svg": bar_chart(f"balance-chart-{code.lower()}", _("Balance over time in %(currency)s", currency=code),
+                             bars, description=_("%(count)s bars, one per day with money moving; amounts in"
+                                                 " %(currency)s.", count=len(bars), currency=code)),
         })
     return found
 

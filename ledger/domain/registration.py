@@ -644,14 +644,21 @@ class Registration(Aggregate):
         ``PaymentReversed``).  Not revenue any more: taken like a refund (owed
         back first, then the ticket), and the fee on ticket money taken is
         given back (R18, ``fee_reversed_minor``).  Access stays until the
-        dispute is lost."""
+        dispute is lost.  v2 added ``disputed``: the registration's marker
+        after the fact (a withdrawal for a dispute not yet known opens it), so
+        that who paid need not keep every dispute's status."""
 
-        class_version = 1
+        class_version = 2
         dispute_id: str
         amount_minor: int
         currency: str
         fee_reversed_minor: int
         fee_policy: str
+        disputed: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["disputed"] = True  # what who paid read v1 withdrawals as
 
     def record_funds_withdrawn(self, dispute_id: str, amount: Money, *,
                                policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
@@ -670,12 +677,13 @@ class Registration(Aggregate):
             fee_reversed_minor=policy.reversal(outstanding=self.fee_outstanding_minor,
                                                ticket_after=after.ticket_minor),
             fee_policy=policy.version,
+            disputed=self.disputed or (found or {"status": "open"})["status"] != "won",
         )
         return True
 
     @event(DisputeFundsWithdrawn)
     def _funds_withdrawn(self, dispute_id: str, amount_minor: int, currency: str, fee_reversed_minor: int,
-                         fee_policy: str) -> None:
+                         fee_policy: str, disputed: bool) -> None:
         after = owed_back.after_withdrawal(self, amount_minor)
         found = self._dispute(dispute_id)
         found["withdrawn_minor"] += amount_minor
@@ -725,13 +733,20 @@ class Registration(Aggregate):
         """The dispute is closed: ``outcome`` ``won`` (the organizer keeps the
         money) or ``lost`` (the payer keeps it).  A lost dispute ends the
         ticket and its access, like a refund that ends access, and gives back
-        the fee still charged (``fee_reversed_minor``, R18)."""
+        the fee still charged (``fee_reversed_minor``, R18).  v2 added
+        ``disputed``: the registration's marker after the fact (another
+        dispute may still be open or lost when this one is won)."""
 
-        class_version = 1
+        class_version = 2
         dispute_id: str
         outcome: str
         fee_reversed_minor: int
         fee_policy: str
+        disputed: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["disputed"] = state["outcome"] == "lost"  # what who paid read v1 resolutions as
 
     def resolve_dispute(self, dispute_id: str, outcome: str, *, policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
         if outcome not in ("won", "lost"):
@@ -740,12 +755,14 @@ class Registration(Aggregate):
         if found is not None and found["outcome"] is not None:
             return False
         fee_back = self._fee_back_on_close(policy) if outcome == "lost" and self.is_open else 0
+        others = any(d["status"] != "won" for k, d in self.disputes.items() if k != dispute_id)
         self._dispute_resolved(dispute_id=dispute_id, outcome=outcome, fee_reversed_minor=fee_back,
-                               fee_policy=policy.version)
+                               fee_policy=policy.version, disputed=others or outcome != "won")
         return True
 
     @event(DisputeResolved)
-    def _dispute_resolved(self, dispute_id: str, outcome: str, fee_reversed_minor: int, fee_policy: str) -> None:
+    def _dispute_resolved(self, dispute_id: str, outcome: str, fee_reversed_minor: int, fee_policy: str,
+                          disputed: bool) -> None:
         found = self._dispute(dispute_id)
         found.update(status=outcome, outcome=outcome)
         if outcome == "lost" and self.is_open:

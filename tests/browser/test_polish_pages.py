@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ledger import api_tokens
+from ledger.money import Money
 from tests.support.pages import LiveApp, follow, seed, shot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -103,4 +104,63 @@ def test_finance_pages_in_polish(browser: Any, live: LiveApp) -> None:
     page.get_by_label("Identyfikator agregatu").fill("nie-uuid")
     follow(page, page.get_by_role("button", name="Filtruj"))
     assert page.locator("#err-aggregate").inner_text() == "Podaj identyfikator agregatu (UUID)."
+    context.close()
+
+
+def test_finance_sees_the_books_in_polish(browser: Any, live: LiveApp) -> None:
+    """The trial balance, an account's entries and a statement in Polish for a
+    finance user with a Polish browser: accounting words, account names,
+    money as "98,00 zł"; a lost dispute shows its marker, its status and the
+    money the provider took back (issue 18)."""
+    seeded = seed(live, title="Księgowość dla webinarów", people={"Ewa Lis": True, "Adam Mazur": True},
+                  organizer_name="Biuro Rachunkowe Lis")
+    disputed = seeded.people["Adam Mazur"]
+    service = live.ledger.service
+    service.record_dispute(disputed, dispute_id="dp_pl_1", provider="manual", reference="bank-1",
+                           amount=Money.parse("49.00", "PLN"), reason="fraudulent")
+    service.record_funds_withdrawn(disputed, dispute_id="dp_pl_1", amount=Money.parse("49.00", "PLN"))
+    service.resolve_dispute(disputed, dispute_id="dp_pl_1", outcome="lost")
+    live.wait_for_views()
+    token = api_tokens.create_token(live.ledger.db, role="finance")
+    context = browser.new_context(locale="pl-PL", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, live, token, language=None)
+
+    page.goto(f"{live.url}/app/books?organizer={seeded.organizer_id}")
+    assert page.locator("h1").inner_text() == "Księgi: zestawienie obrotów i sald"
+    mark = page.locator(".balance-mark[data-currency=PLN]")
+    assert "✓ Zbilansowane" in mark.inner_text() and "Winien 154,35\u00a0zł" in mark.inner_text()
+    table = page.locator("table.trial-balance")
+    assert [h.strip() for h in table.locator("thead th").all_inner_texts()] == [
+        "Organizator", "Waluta", "Konto", "Winien", "Ma", "Saldo"]
+    text = table.inner_text()
+    assert "środki u operatora: manual" in text and "98,00\u00a0zł" in text
+    assert "pieniądze odebrane przez operatorów płatności (spory, wycofania płatności)" in text
+    assert "zbilansowane" in table.locator("tfoot").inner_text()
+    assert page.get_by_label("Stan na dzień (koniec dnia, UTC)").count() == 1
+
+    follow(page, page.locator("a.account-link", has_text="przychód ze sprzedaży biletów"))
+    assert page.locator("h1").inner_text() == "Konto: przychód ze sprzedaży biletów (pieniądze za posiadane bilety)"
+    entries = page.locator("table.account-entries tbody tr")
+    assert entries.count() == 3  # two payments, the withdrawal
+    assert "Ma ticket_revenue 49,00\u00a0zł" in entries.first.inner_text()
+    assert "Wn ticket_revenue 49,00\u00a0zł" in entries.last.inner_text()
+
+    page.goto(f"{live.url}/app/books/statement?organizer={seeded.organizer_id}")
+    assert page.locator("h1").inner_text() == "Zestawienie: Biuro Rachunkowe Lis"
+    row = page.locator("table.statement-table tbody tr[data-currency=PLN]")
+    assert row.locator("td[data-label='Wpływy']").inner_text() == "98,00\u00a0zł"
+    assert row.locator("td[data-label='Odebrane przez operatorów']").inner_text() == "49,00\u00a0zł"
+    assert row.locator("td[data-label='Sprzedaż']").inner_text() == "49,00\u00a0zł"
+    assert row.locator(".closing").inner_text() == "46,55\u00a0zł"  # 49,00 of sales minus 2,45 of fee
+    assert "Saldo w czasie w PLN" in (page.locator("#balance-chart-pln").text_content() or "")
+    shot(page, "24-polish-statement")
+    page.goto(f"{live.url}/app/books/statement?organizer={seeded.organizer_id}&as_of=2026-02-30")
+    assert page.locator("#err-as_of").inner_text() == "2026-02-30 nie jest poprawną datą kalendarzową"
+
+    page.goto(f"{live.url}/app/events/{seeded.event_id}")
+    lost = page.locator(f"#p-{disputed}")
+    assert "spór przegrany" in lost.inner_text() and "płatność sporna" in lost.inner_text()
+    assert "odebrane przez operatora płatności: 49,00\u00a0zł" in lost.inner_text()
+    assert "płatnik wygrał spór z operatorem płatności" in lost.inner_text()
     context.close()

@@ -119,3 +119,36 @@ def test_the_split_always_balances(withdrawn: int, reinstate: bool, outcome: str
     assert balanced(r) and min(r.refund_due_minor, r.ticket_minor, r.fee_outstanding_minor) >= 0
     # R18: the fee still charged is 5% (half-up) of the ticket money held.
     assert r.fee_outstanding_minor == (2 * r.ticket_minor * 5 + 100) // 200
+
+
+def test_the_disputed_marker_is_fixed_on_the_facts_for_who_paid() -> None:
+    """Found by the books property test: a withdrawal that arrives before its
+    dispute opens it, and one dispute won leaves another open: the facts carry
+    the marker after them (``disputed``), so who paid shows what the aggregate says."""
+    from projections import who_paid
+
+    r = Registration.register(
+        id=uuid.uuid4(), event_id=str(uuid.uuid4()), organizer_id="org", name="N", email="n@example.com",
+        fields={}, language=None, price_minor=4900, currency=USD, provider="stripe")
+    assert r.record_payment(Money(4900, USD), "stripe", "cs_1", seat_granted=True)
+    assert r.record_funds_withdrawn("dp_1", Money(1000, USD))  # before charge.dispute.created
+    assert r.disputed
+    assert r.record_dispute("dp_2", "stripe", "cs_1", Money(1000, USD), None)
+    assert r.resolve_dispute("dp_2", "won")
+    assert r.disputed  # dp_1 is still open
+    assert r.resolve_dispute("dp_1", "won")
+    assert not r.disputed
+    row = None
+    events = list(r.collect_events())
+    for n, e in enumerate(events, start=1):
+        row = who_paid.apply(row, e, n)
+    assert [e.disputed for e in events if hasattr(e, "disputed")] == [True, True, False]
+    assert row is not None and not row.disputed
+
+
+def test_version_1_dispute_facts_read_as_before() -> None:
+    withdrawn: dict[str, object] = {"outcome": "lost"}
+    Registration.DisputeFundsWithdrawn.upcast_v1_v2(withdrawn)
+    resolved: dict[str, object] = {"outcome": "won"}
+    Registration.DisputeResolved.upcast_v1_v2(resolved)
+    assert (withdrawn["disputed"], resolved["disputed"]) == (True, False)

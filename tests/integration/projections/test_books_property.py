@@ -1,14 +1,19 @@
 """Issue 15's property (R22): for random histories -- payments by several
 providers, duplicates, part and late payments, payments delivered twice,
 rejections, confirmations, cancels, partial and full refunds with every
-``ends_access``, across two organizers and three currencies, some commands sent
+``ends_access``, and the provider's corrections (issue 18: disputes, funds
+withdrawn in part or in full and reinstated, disputes won and lost, reversals,
+failed refunds), across two organizers and three currencies, some commands sent
 by concurrent writers, the views projected at random moments in random batch
 sizes:
 
 * every journal entry balances (per entry and currency);
 * the trial balance balances per currency **at every position** of the log;
-* the books agree with the fee report and with who paid -- gross, refunded, owed
-  back, fee -- per organizer and currency, now and as of every position;
+* the books agree with the fee report and with who paid -- gross, refunded,
+  withdrawn, owed back, fee -- per organizer and currency, now and as of every
+  position; ``held − refunds_paid − withdrawn = ticket_revenue + owed_back``;
+* who paid says what the aggregate says, registration by registration (money,
+  status, the ``disputed`` marker);
 * the books as of position ``n`` equal the books built from the first ``n``
   events alone (a generation filled from position 0 up to ``n``).
 """
@@ -16,13 +21,15 @@ sizes:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from eventsourcing.persistence import Notification
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.container import Ledger
+from ledger.domain.registration import Registration
 from ledger.errors import LedgerError
 from ledger.money import Money
 from ledger.scope import ANYONE
@@ -34,11 +41,25 @@ from tests.integration.projections.test_money_property import EVENTS
 
 PROVIDERS = ("manual", "stripe", "paypal")
 ACTIONS = ("register", "pay", "pay", "pay", "pay_twice", "pay_part", "pay_repeat", "confirm", "reject", "cancel",
-           "refund_part", "refund_part", "refund_all", "lapse", "project", "burst")
+           "refund_part", "refund_part", "refund_all", "lapse", "project", "burst",
+           # issue 18: the provider's corrections
+           "dispute", "withdraw", "withdraw", "reinstate", "reinstate", "resolve", "reverse", "refund_fail",
+           "refund_fail")
 STEP = st.tuples(st.sampled_from(ACTIONS), st.integers(0, 30), st.integers(1, 99),
                  st.sampled_from([None, True, False]))
 
-Figures = dict[tuple[str, str], tuple[int, int, int, int]]  # (organizer, currency) -> gross, refunded, owed, fee
+#: What a provider's correction needs on its registration (else it is sent to any one, to be refused).
+TARGETED: dict[str, Callable[[Registration], bool]] = {
+    "dispute": lambda r: r.paid_minor > r.refunded_minor + r.withdrawn_minor,
+    "withdraw": lambda r: r.paid_minor > r.refunded_minor + r.withdrawn_minor,
+    "reverse": lambda r: r.paid_minor > r.refunded_minor + r.withdrawn_minor,
+    "reinstate": lambda r: any(d["withdrawn_minor"] > d["reinstated_minor"] for d in r.disputes.values()),
+    "resolve": lambda r: any(d["outcome"] is None for d in r.disputes.values()),
+    "refund_fail": lambda r: any(x["reference"] not in r.failed_refunds for x in r.refunds),
+}
+
+#: (organizer, currency) -> gross, refunded, withdrawn, owed back, fee
+Figures = dict[tuple[str, str], tuple[int, int, int, int, int]]
 
 
 def _setup(ledger: Ledger) -> tuple[list[str], list[str]]:
@@ -76,15 +97,57 @@ def _command(ledger: Ledger, action: str, rid: str, currency: str, size: int, en
         service.confirm(rid, scope=ANYONE)
     elif action == "reject":
         service.reject(rid, reason="no", scope=ANYONE)
+    elif action == "refund_fail":  # a recorded refund fails at the provider (or a reference it never had)
+        references = [r["reference"] for r in reg.refunds] or ["ref-none"]
+        service.record_refund_failure(rid, reference=references[size % len(references)])
     elif action.startswith("refund"):
-        left = reg.paid_minor - reg.refunded_minor
+        left = reg.paid_minor - reg.refunded_minor - reg.withdrawn_minor
         amount = left if action == "refund_all" else max(1, left * size // 100)
         service.record_refund(rid, amount=Money(amount, currency), reference=f"ref{n}", ends_access=ends_access)
+    else:
+        _correction(ledger, action, rid, currency, size, ends_access, n, last_payment)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+def _correction(ledger: Ledger, action: str, rid: str, currency: str, size: int, ends_access: bool | None,
+                n: int, last_payment: dict[str, tuple[str, str, int]]) -> None:
+    """Issue 18: what the provider does by itself.  Amounts are a share of the
+    money held (``size`` %, all of it from 90 up); the dispute acted on is an
+    existing one (or a new id, which the rules must take too)."""
+    service = ledger.service
+    reg = service.registration(rid)
+    held = reg.paid_minor - reg.refunded_minor - reg.withdrawn_minor
+    part = held if size >= 90 else max(1, held * size // 100)
+    disputes = sorted(reg.disputes)
+    dispute_id = disputes[size % len(disputes)] if disputes and size % 7 else f"dp{n}"
+    provider, reference, _ = last_payment.get(rid, ("stripe", "none", 0))
+    if action == "dispute":
+        service.record_dispute(rid, dispute_id=f"dp{n}", provider=provider, reference=reference,
+                               amount=Money(max(1, held), currency), reason=None)
+    elif action == "withdraw":
+        service.record_funds_withdrawn(rid, dispute_id=dispute_id, amount=Money(part, currency))
+    elif action == "reinstate":
+        dispute_id = next((k for k, d in sorted(reg.disputes.items()) if d["withdrawn_minor"] > d["reinstated_minor"]
+                           and size % 5), dispute_id)
+        withdrawn = reg.disputes.get(dispute_id, {}).get("withdrawn_minor", 0)
+        amount = withdrawn if size >= 50 else max(1, withdrawn * size // 50)
+        service.record_funds_reinstated(rid, dispute_id=dispute_id, amount=Money(amount, currency))
+    elif action == "resolve":  # ends_access: True lost, False won, None lost when something was withdrawn
+        dispute_id = next((k for k, d in sorted(reg.disputes.items()) if d["outcome"] is None and size % 5),
+                          dispute_id)
+        lost = ends_access if ends_access is not None else reg.disputes.get(dispute_id, {}).get("withdrawn_minor", 0) > 0
+        service.resolve_dispute(rid, dispute_id=dispute_id, outcome="lost" if lost else "won")
+    elif action == "reverse":
+        service.record_reversal(rid, reversal_id=f"rv{n}", reference=reference, amount=Money(part, currency))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(steps=st.lists(STEP, min_size=1, max_size=40), first=st.integers(1, 5))
+@example(steps=[  # every correction at least once, on one registration, projected in between
+    ("pay", 0, 50, None), ("dispute", 0, 50, None), ("withdraw", 0, 50, None), ("project", 0, 3, None),
+    ("reinstate", 0, 60, None), ("resolve", 0, 50, True), ("refund_part", 0, 50, None), ("refund_fail", 0, 0, None),
+    ("pay_twice", 0, 50, None), ("reverse", 0, 95, None), ("register", 1, 1, None), ("pay", 1, 50, None),
+    ("withdraw", 1, 30, None), ("resolve", 1, 30, False), ("burst", 1, 2, None)], first=1)
 def test_books_balance_at_every_position_and_agree_with_fee_report_and_who_paid(
     fresh_ledger: Ledger, steps: list[tuple[str, int, int, bool | None]], first: int
 ) -> None:
@@ -98,6 +161,9 @@ def test_books_balance_at_every_position_and_agree_with_fee_report_and_who_paid(
 
     def attempt(action: str, pick: int, size: int, ends_access: bool | None, n: int) -> None:
         rid = regs[pick % len(regs)]
+        if action in TARGETED:  # a correction goes to a registration it can correct, when there is one
+            fits = [r for r in regs if TARGETED[action](service.registration(r))]
+            rid = fits[pick % len(fits)] if fits else rid
         try:
             _command(ledger, action, rid, currency_of[rid], size, ends_access, n, last_payment)
         except LedgerError:
@@ -117,8 +183,8 @@ def test_books_balance_at_every_position_and_agree_with_fee_report_and_who_paid(
             elif action == "cancel":
                 service.cancel_event(events[pick % len(events)], reason="called off", scope=ANYONE)
             elif action == "burst" and regs:  # concurrent writers, on the same or other registrations
-                kinds = ("pay", "pay_twice", "refund_part", "reject")
-                threads = [threading.Thread(target=attempt, args=(kinds[(pick + k) % 4], pick + k * size, size,
+                kinds = ("pay", "pay_twice", "refund_part", "reject", "withdraw", "refund_fail", "reverse")
+                threads = [threading.Thread(target=attempt, args=(kinds[(pick + k) % len(kinds)], pick + k * size, size,
                                                                     ends_access, 1000 * n + k)) for k in range(3)]
                 for t in threads:
                     t.start()
@@ -138,10 +204,20 @@ def test_books_balance_at_every_position_and_agree_with_fee_report_and_who_paid(
             "SELECT DISTINCT position FROM projections.journal_entries ORDER BY 1").fetchall()]
         head = int(conn.execute("SELECT position FROM projections.generations WHERE state = 'active'"
                                 ).fetchone()[0])  # type: ignore[index]
-        who_paid = {(o, c): (int(g), int(r), int(d), int(f)) for o, c, g, r, d, f in conn.execute(
-            "SELECT organizer_id, currency, sum(paid_minor), sum(refunded_minor), sum(refund_due_minor),"
-            " sum(fee_minor - fee_reversed_minor) FROM projections.who_paid GROUP BY 1, 2").fetchall()}
+        who_paid = {(o, c): (int(g), int(r), int(w), int(d), int(f)) for o, c, g, r, w, d, f in conn.execute(
+            "SELECT organizer_id, currency, sum(paid_minor), sum(refunded_minor), sum(withdrawn_minor),"
+            " sum(refund_due_minor), sum(fee_minor - fee_reversed_minor) FROM projections.who_paid"
+            " GROUP BY 1, 2").fetchall()}
+        rows = {str(r[0]): tuple(r[1:]) for r in conn.execute(
+            "SELECT registration_id, paid_minor, refunded_minor, withdrawn_minor, refund_due_minor, ticket_minor,"
+            " fee_minor - fee_reversed_minor, status, disputed FROM projections.who_paid").fetchall()}
+        for (kind,) in conn.execute("SELECT DISTINCT kind FROM projections.journal_entries").fetchall():
+            event(f"posted {kind}")  # --hypothesis-show-statistics: the corrections are exercised
     assert unbalanced == []
+    for rid in regs:  # who paid says what the aggregate says
+        reg = service.registration(rid)
+        assert rows[rid] == (reg.paid_minor, reg.refunded_minor, reg.withdrawn_minor, reg.refund_due_minor,
+                             reg.ticket_minor, reg.fee_outstanding_minor, reg.status, reg.disputed), rid
 
     # Now: the books agree with who paid and with the fee report.
     present = _from_books(books_query.trial_balance(ledger.db))
@@ -170,38 +246,43 @@ def _balances(trial: books_query.TrialBalance) -> dict[tuple[str, str, str], tup
 
 
 def _from_books(trial: books_query.TrialBalance) -> Figures:
-    """gross, refunded, owed back, fee per organizer and currency, read off the accounts."""
+    """gross, refunded, withdrawn, owed back, fee per organizer and currency, read
+    off the accounts."""
     found: dict[tuple[str, str], list[int]] = {}
     for a in trial.accounts:
-        f = found.setdefault((a.organizer_id, a.currency), [0, 0, 0, 0])
+        f = found.setdefault((a.organizer_id, a.currency), [0, 0, 0, 0, 0])
         if a.account.startswith(books.HELD):
             f[0] += a.debit_minor - a.credit_minor
         elif a.account == books.REFUNDS_PAID:
             f[1] += a.credit_minor - a.debit_minor
-        elif a.account == books.OWED_BACK:
+        elif a.account == books.WITHDRAWN:
             f[2] += a.credit_minor - a.debit_minor
-        elif a.account == books.FEE_PAYABLE:
+        elif a.account == books.OWED_BACK:
             f[3] += a.credit_minor - a.debit_minor
+        elif a.account == books.FEE_PAYABLE:
+            f[4] += a.credit_minor - a.debit_minor
         if a.account == books.FEE_EXPENSE:
             assert a.balance_minor == -next(x.balance_minor for x in trial.accounts if (
                 x.organizer_id, x.currency, x.account) == (a.organizer_id, a.currency, books.FEE_PAYABLE))
-    for (o, c), (gross, refunded, owed, _) in found.items():  # money held = ticket revenue + owed back
+    for (o, c), (gross, refunded, withdrawn, owed, _) in found.items():  # held = ticket revenue + owed back
         ticket = next((-x.balance_minor for x in trial.accounts
                        if (x.organizer_id, x.currency, x.account) == (o, c, books.TICKET_REVENUE)), 0)
-        assert gross - refunded == ticket + owed, (o, c)
-    return {k: (v[0], v[1], v[2], v[3]) for k, v in found.items()}
+        assert gross - refunded - withdrawn == ticket + owed, (o, c)
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in found.items()}
 
 
 def _from_fee_report(ledger: Ledger, position: int | None, keys: Figures) -> Figures:
     report = fee_report.query(ledger.db, period="year", as_of=None if position is None else f"position:{position}")
     found: dict[tuple[str, str], list[int]] = {}
     for i in report.items:
-        f = found.setdefault((str(i.organizer_id), i.currency), [0, 0, 0, 0])
+        f = found.setdefault((str(i.organizer_id), i.currency), [0, 0, 0, 0, 0])
         f[0] += i.gross_minor
         f[1] += i.refunded_minor
-        f[2] += i.refund_due_minor
-        f[3] += i.fee_minor
-    return {k: (found[k][0], found[k][1], found[k][2], found[k][3]) if k in found else (0, 0, 0, 0) for k in keys}
+        f[2] += i.withdrawn_minor
+        f[3] += i.refund_due_minor
+        f[4] += i.fee_minor
+    return {k: (found[k][0], found[k][1], found[k][2], found[k][3], found[k][4]) if k in found
+            else (0, 0, 0, 0, 0) for k in keys}
 
 
 def _lines_up_to(ledger: Ledger, n: int) -> dict[tuple[str, str, str], tuple[int, int]]:
