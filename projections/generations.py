@@ -25,9 +25,10 @@ from psycopg import sql
 #: The shape of a generation's tables (projections/schema.sql).  A generation
 #: built with another layout is rebuilt by the runner before it applies events.
 #: 2: who_paid.ticket_minor; fee_daily keyed by fee_policy, with refund_due_minor (issue 12).
-#: 3: who_paid.name and .email nullable, who_paid.erased (R24, issue 16).
-#: 4: the books (journal_entries, journal_lines, book_accounts) and fee_facts (issue 15).
-#: 5: who_paid.disputed, withdrawn_minor, reinstated_minor; fee_daily.withdrawn_minor (issue 18).
+#: 5 (migration 0012; 3 and 4 were never released): who_paid.name and .email
+#:    nullable and who_paid.erased (R24); the books (journal_entries, journal_lines,
+#:    book_accounts, book_checkpoints) and fee_facts (R22); who_paid.disputed,
+#:    withdrawn_minor, reinstated_minor and fee_daily.withdrawn_minor (issue 18).
 LAYOUT = 5
 
 SCHEMA_PREFIX = "projections_g"

@@ -11,12 +11,13 @@ CREATE INDEX IF NOT EXISTS provider_checkouts_lapsing
   ON provider_checkouts (expires_at) WHERE settled_at IS NULL AND expires_at IS NOT NULL;
 
 
--- == Views: layout 5 (issue 18 item 2) ========================================
--- Disputes, reversals and failed refunds are facts: who_paid gains disputed,
--- withdrawn_minor (money the provider took back, net of what it reinstated)
--- and reinstated_minor; fee_daily and fee_facts gain withdrawn_minor (not
--- revenue: net is gross - refunds - withdrawn).  Layout 4's tables (0010's
--- erasable who_paid, 0011's books) otherwise unchanged.  LAYOUT in
+-- == Views: layout 5, the whole shape of this release's views ================
+-- Layout 2 (0009) plus: who_paid.name/email nullable and who_paid.erased
+-- (erasure, R24; keys in 0010); the books -- journal_entries, journal_lines
+-- (balance and frozen triggers from 0011), book_accounts, book_checkpoints --
+-- and fee_facts (issue 15, R22); who_paid.disputed, withdrawn_minor,
+-- reinstated_minor and fee_daily/fee_facts.withdrawn_minor (provider
+-- corrections, issue 18: net is gross - refunds - withdrawn).  LAYOUT in
 -- projections/generations.py is 5: a database with views of an older layout
 -- is rebuilt by the runner into this shape.
 CREATE OR REPLACE FUNCTION projections.create_generation_tables(s text) RETURNS void
@@ -197,6 +198,24 @@ BEGIN
       FOR EACH ROW EXECUTE FUNCTION projections.journal_lines_frozen()$ddl$, s);
 END $fn$;
 
+CREATE OR REPLACE FUNCTION projections.point_views_at(s text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE 'DROP VIEW IF EXISTS projections.who_paid, projections.paid_events, projections.fee_daily,'
+          ' projections.fee_facts, projections.book_accounts, projections.journal_entries,'
+          ' projections.journal_lines, projections.book_checkpoints';
+  EXECUTE format('CREATE VIEW projections.who_paid AS SELECT * FROM %I.who_paid', s);
+  EXECUTE format('CREATE VIEW projections.paid_events AS SELECT * FROM %I.paid_events', s);
+  EXECUTE format('CREATE VIEW projections.fee_daily AS SELECT * FROM %I.fee_daily', s);
+  IF to_regclass(format('%I.journal_lines', s)) IS NOT NULL THEN
+    EXECUTE format('CREATE VIEW projections.fee_facts AS SELECT * FROM %I.fee_facts', s);
+    EXECUTE format('CREATE VIEW projections.book_accounts AS SELECT * FROM %I.book_accounts', s);
+    EXECUTE format('CREATE VIEW projections.journal_entries AS SELECT * FROM %I.journal_entries', s);
+    EXECUTE format('CREATE VIEW projections.journal_lines AS SELECT * FROM %I.journal_lines', s);
+    EXECUTE format('CREATE VIEW projections.book_checkpoints AS SELECT * FROM %I.book_checkpoints', s);
+  END IF;
+END $fn$;
+
 -- A database that never applied an event gets layout 5 at once.
 DO $fresh$
 DECLARE
@@ -204,7 +223,7 @@ DECLARE
 BEGIN
   IF (SELECT count(*) FROM projections.generations) = 1
      AND EXISTS (SELECT 1 FROM projections.generations
-                 WHERE layout = 4 AND position = 0 AND state = 'active') THEN
+                 WHERE layout = 2 AND position = 0 AND state = 'active') THEN
     SELECT schema_name INTO s FROM projections.generations;
     EXECUTE 'DROP VIEW IF EXISTS projections.who_paid, projections.paid_events, projections.fee_daily';
     EXECUTE format('DROP SCHEMA %I CASCADE', s);
