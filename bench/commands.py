@@ -113,15 +113,22 @@ TRIVIAL_APP = textwrap.dedent('''
 ''')
 
 
-def lua_post(paths: list[str], body: str, headers: dict[str, str]) -> Path:
+def lua_post(paths: list[str], body: str, headers: dict[str, str], unique_email: bool = False) -> Path:
     lines = ["local paths = {" + ",".join(json.dumps(p) for p in paths) + "}",
              "local n = 0",
              'wrk.method = "POST"',
              f"wrk.body = {json.dumps(body)}",
              'wrk.headers["Content-Type"] = "application/json"']
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    lines += ["request = function()", "  n = n + 1",
-              "  return wrk.format(nil, paths[(n % #paths) + 1])", "end"]
+    if unique_email:  # one registration per address and event: each request a new person
+        lines += ["local threads = 0",
+                  "setup = function(thread) thread:set('tid', threads); threads = threads + 1 end",
+                  "request = function()", "  n = n + 1",
+                  "  local body = string.gsub(wrk.body, '@', '+' .. tid .. '-' .. n .. '@')",
+                  "  return wrk.format(nil, paths[(n % #paths) + 1], nil, body)", "end"]
+    else:
+        lines += ["request = function()", "  n = n + 1",
+                  "  return wrk.format(nil, paths[(n % #paths) + 1])", "end"]
     path = Path(tempfile.mkstemp(suffix=".lua")[1])
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -145,7 +152,8 @@ def paced_latency(port: int, paths: list[str], body: bytes, rate: float, seconds
             if delay > 0:
                 time.sleep(delay)
             t0 = time.perf_counter()
-            conn.request("POST", paths[i % len(paths)], body=body, headers={"Content-Type": "application/json"})
+            person = body.replace(b"@", b"+paced-%d@" % i)  # a new person each time (one per address and event)
+            conn.request("POST", paths[i % len(paths)], body=person, headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             resp.read()
             elapsed = (time.perf_counter() - t0) * 1000
@@ -215,7 +223,7 @@ def main() -> None:
         wait_http(port_l)
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
-        lua_l = lua_post(event_paths, body, {})
+        lua_l = lua_post(event_paths, body, {}, unique_email=True)
         ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
         with psycopg.connect(url) as conn:
             row = conn.execute(
@@ -228,7 +236,7 @@ def main() -> None:
         if not args.no_rush:
             [rush_path] = setup_events(env, url, count=1, plan=args.rush_seats)
             rush_event = rush_path.split("/")[3]
-            lua_r = lua_post([rush_path], body, {})
+            lua_r = lua_post([rush_path], body, {}, unique_email=True)
             _, rush_out = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_r, args.seconds, args.rush_clients)
             rush_sold, rush_commits = registrations_per_commit(url, rush_event)
             rush_rate = rush_sold / args.seconds
