@@ -14,9 +14,18 @@ from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent, Recording, Repository
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Mapper, MapperDeserialisationError, StoredEvent, Transcoder
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    MapperDeserialisationError,
+    OperationalError,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic, resolve_topic, retry
+from psycopg.sql import SQL, Identifier
 
 from ledger.actor import current_actor
 from ledger.aggregate_cache import LedgerRepository
@@ -171,18 +180,60 @@ class LedgerRecorder(PostgresApplicationRecorder):
             self.keyring.committed(e.originator_id for e in stored_events)
         return ids
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
     def _insert_committed(
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite], **kwargs: Any
     ) -> Sequence[int] | None:
+        """One transaction: the marks and data keys, the table lock, NOTIFY,
+        the events.  Pipelined (one round trip) unless the save is large.
+
+        Prepared statements: psycopg prepares a statement on its sixth use and,
+        in a pipeline, records the name before the server answers; when an
+        earlier statement of the pipeline fails (a claimed address, a taken
+        version), the server skips that prepare but the name can stay cached,
+        and every later use of the statement on that connection fails with
+        "prepared statement _pg3_n does not exist" (seen once under a load of
+        racing duplicate registrations).  So every statement here says whether
+        it is prepared (never left to the threshold), and a connection whose
+        pipelined save failed is closed rather than reused with a cache that
+        may be stale."""
         # The library's database-function path would drop the marks and keys: never with them.
-        if len(stored_events) <= self.PIPELINE_LIMIT and not self.datastore.enable_db_functions:
-            return super().insert_events(stored_events, idempotency_marks=marks, **kwargs)
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_events(curs, stored_events, idempotency_marks=marks, **kwargs)
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        pipelined = len(stored_events) <= self.PIPELINE_LIMIT and not self.datastore.enable_db_functions
+        with self.datastore.get_connection() as conn:
+            if not pipelined:
+                with conn.transaction(), conn.cursor() as curs:
+                    self._insert_events(curs, stored_events, idempotency_marks=marks, **kwargs)
+                    self._insert_stored_events(curs, stored_events, **kwargs)
+                    return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            failure: Exception | None = None
+            ids: Sequence[int] | None = None
+            with conn.pipeline() as pipeline, conn.transaction():
+                with conn.cursor() as curs:
+                    self._insert_events(curs, stored_events, idempotency_marks=marks, **kwargs)
+                with conn.cursor() as curs:
+                    try:
+                        self._insert_stored_events(curs, stored_events, **kwargs)
+                        pipeline.sync()  # a unique violation raises here, not at commit
+                        ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                    except Exception as exc:  # raised after the pipeline has closed (no psycopg warning)
+                        failure = exc
+            if failure is not None:
+                conn.close()  # the pool replaces it; its statement cache may name statements never prepared
+                raise failure
+            return ids
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """The library's lock, NOTIFY and insert, with the insert always prepared
+        (the library leaves it to psycopg's threshold; see ``_insert_committed``)."""
+        self._lock_table(curs)  # the library prepares these explicitly
+        self._notify_channel(curs)
+        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored_events]
+        curs.execute(self.insert_events_statement, (rows,), prepare=True)
+
+    def _notify_channel(self, curs: Any) -> None:
+        """The library's NOTIFY, never prepared (see ``_insert_committed``)."""
+        curs.execute(SQL("NOTIFY {0}").format(Identifier(self.channel_name)), prepare=False)
 
     def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         """The library's hook inside the events' transaction, before their

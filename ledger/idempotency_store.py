@@ -168,6 +168,7 @@ def mark_committed(cursor: Any, mark: CommitMark) -> None:
         "UPDATE idempotency_keys SET committed = coalesce(committed, '{}'::jsonb) || %s "
         "WHERE credential = %s AND key = %s AND state = 'in_progress'",
         (Jsonb({mark.entry: mark.version}), mark.slot.credential, mark.slot.key),
+        prepare=False,  # runs in the recorder's pipeline: never left to psycopg's threshold (ledger.application)
     )
 
 
