@@ -31,4 +31,15 @@ TEXTS = (
     lazy_gettext("Webhook id"),
     lazy_gettext("Manual (offline)"),
     lazy_gettext("Payments you receive yourself (bank transfer, cash) and record by hand. Not for HUF, BGN or RON."),
+    # Stripe with a restricted key, PayPal through the platform (issue 13)
+    lazy_gettext("Paste a secret key, or a restricted key allowing Checkout Sessions, Products and Prices (write)."
+                 " A webhook signing secret is optional: it only makes payment confirmation faster."),
+    lazy_gettext("Webhook signing secret (optional)"),
+    lazy_gettext("Enter your PayPal merchant id or the e-mail of your PayPal account: the platform creates the"
+                 " orders and you are paid directly. Or connect your own REST app (client id, secret, webhook id)."),
+    lazy_gettext("PayPal merchant id"),
+    lazy_gettext("PayPal account e-mail"),
+    lazy_gettext("Client id (own REST app)"),
+    lazy_gettext("Client secret (own REST app)"),
+    lazy_gettext("Webhook id (own REST app)"),
 )

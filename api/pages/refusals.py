@@ -99,6 +99,8 @@ def field_message(text: str) -> str:
         "must be a date as YYYY-MM-DD": _("must be a date as YYYY-MM-DD"),
         "must be an organizer id": _("must be an organizer id"),
         "is not an account of the chart": _("is not an account of the books"),
+        "must be an e-mail address (ASCII, at most 254 characters)": _(
+            "must be an e-mail address (ASCII, at most 254 characters)"),
     }
     if text in known:
         return known[text]

@@ -1,5 +1,6 @@
 """Provider connections (R1–R4): the organizer's connections, masked, and a
-form per provider to connect one.
+form per provider to connect one; and the organizer's contact e-mail, where
+disputes, reversals and failed refunds are written about.
 
 The steps are the API's (``POST /v1/organizers/{org}/providers``): required
 fields per provider, R3's country rule, the optional live credential check,
@@ -90,3 +91,22 @@ def connect_provider() -> BaseResponse | tuple[str, int]:
         secrets = SECRET_FIELDS.get(provider, frozenset())
         kept = {k: v for k, v in request.form.items() if k in LABELS and k not in secrets}
         return _render(errors={provider: field_errors(exc)}, values=kept, status=status_of(exc))
+
+
+@bp.post("/contact")
+@signed_in("organizer")
+def change_contact() -> BaseResponse | tuple[str, int]:
+    """The same change as ``PUT /v1/organizers/{org}/contact``; an empty field
+    removes the address."""
+    ledger = current_ledger()
+    org = g.principal.organizer_id or ""
+    email = request.form.get("email", "").strip() or None
+    try:
+        def act() -> str:
+            ledger.service.change_contact(org, email, scope=g.principal.scope)
+            flash(_("Contact e-mail saved.") if email else _("Contact e-mail removed."), "ok")
+            return url_for("pages.providers")
+
+        return submissions.run_once(act)
+    except LedgerError as exc:
+        return _render(errors={"contact": field_errors(exc)}, values={"email": email or ""}, status=status_of(exc))

@@ -161,6 +161,28 @@ def test_provider_connections(page: Any, live: LiveApp) -> None:
     shot(page, "13-providers")
 
 
+def test_contact_email_set_refused_and_removed(page: Any, live: LiveApp) -> None:
+    """The organizer's contact address (disputes, reversals and failed refunds
+    are written there) from the providers page, as PUT /v1/organizers/{org}/contact."""
+    seeded = seed(live, title="Contact test", people={})
+    sign_in(page, live, seeded.token)
+    follow(page, page.get_by_role("link", name="Providers"))
+    page.locator("#contact-email").fill("not an address")
+    follow(page, page.get_by_role("button", name="Save contact e-mail"))
+    assert "must be an e-mail address" in page.locator("#contact-err-email").inner_text()
+    assert page.locator("#contact-email").get_attribute("aria-invalid") == "true"
+    assert live.ledger.service.organizer(seeded.organizer_id).email is None  # nothing recorded
+    page.locator("#contact-email").fill("  billing@example.com ")
+    follow(page, page.get_by_role("button", name="Save contact e-mail"))
+    assert "Contact e-mail saved." in page.locator(".flashes").inner_text()
+    assert page.locator("#contact-email").input_value() == "billing@example.com"
+    assert live.ledger.service.organizer(seeded.organizer_id).email == "billing@example.com"
+    page.locator("#contact-email").fill("")
+    follow(page, page.get_by_role("button", name="Save contact e-mail"))
+    assert "Contact e-mail removed." in page.locator(".flashes").inner_text()
+    assert live.ledger.service.organizer(seeded.organizer_id).email is None
+
+
 def test_phone_width_and_keyboard(phone: Any, live: LiveApp) -> None:
     seeded = seed(live, title="Webinar na telefonie", people=PEOPLE)
     phone.goto(f"{live.url}/app/language/en?next=/app/login")  # the seeded organizer is Polish

@@ -81,3 +81,24 @@ def test_provider_descriptions_shown_on_pages_are_translated() -> None:
         if cls.countries_label:
             texts.add(cls.countries_label)
     assert sorted(t for t in texts if t and not translated.get(t)) == []
+
+
+#: Text a template may show as it is: each language's own name in the switch.
+_AS_IS = {"English", "Polski"}
+
+
+def _bare_texts(template: str) -> list[str]:
+    """Words a template shows outside ``{{ _(...) }}``: text between tags and
+    the attributes people read (title, placeholder, aria-label, alt)."""
+    text = re.sub(r"{#.*?#}", "", template, flags=re.S)
+    text = re.sub(r"<(script|style)\b.*?</\1>", "", text, flags=re.S)
+    text = re.sub(r"{{.*?}}|{%.*?%}", " ", text, flags=re.S)
+    found = [m.group(1).strip() for m in re.finditer(r">([^<>]+)<", text)]
+    found += [m.group(2) for m in re.finditer(r'\b(title|placeholder|aria-label|alt)="([^"]*)"', text)]
+    return [t for t in found if re.search(r"[A-Za-z]{2,}", t) and t not in _AS_IS]
+
+
+def test_templates_show_no_text_outside_the_catalog() -> None:
+    assert _bare_texts('<p title="Held seats">{{ _("Held") }} · version {{ v }}</p>') == ["· version", "Held seats"]
+    bare = {path.name: _bare_texts(path.read_text()) for path in sorted((PAGES / "templates").glob("*.html"))}
+    assert {name: texts for name, texts in bare.items() if texts} == {}
