@@ -253,14 +253,18 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     "DisputeFundsReinstated": {
         "description": "The provider gave withdrawn money back (Stripe charge.dispute.funds_reinstated); "
-        "issue 18. It pays for the ticket again while the registration holds it, with its fee charged "
-        "again; otherwise it is owed back.",
+        "issue 18. While the registration holds its ticket, it gives the ticket back what the withdrawal "
+        "took from it, with that money's fee charged again; the rest is owed back, as it was before the "
+        "dispute.",
         "fields": {
             "dispute_id": {"description": "The provider's dispute id"},
             "amount_minor": {"minimum": 1, "description": "Amount reinstated, minor units"},
             "currency": {"pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
             "fee_minor": {"minimum": 0, "description": "Platform fee charged again, minor units"},
             "fee_policy": FEE_POLICY,
+            "ticket_minor": {"minimum": 0, "description": "The registration's ticket money after this fact, "
+                             "minor units (v2); null in v1 events, whose ticket money was the money held up "
+                             "to the price"},
         },
     },
     "DisputeResolved": {

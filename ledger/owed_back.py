@@ -115,10 +115,33 @@ def after_withdrawal(h: MoneyHolder, amount_minor: int) -> Split:
     return Split(max(0, h.ticket_minor - from_ticket) if h.closed_reason is None else 0, h.closed_reason)
 
 
-def after_reinstatement(h: MoneyHolder, amount_minor: int) -> Split:
-    """Withdrawn money came back (a dispute won): it pays for the ticket again
-    while the registration holds it, up to the price; the rest is owed back."""
+def after_reinstatement(h: MoneyHolder, amount_minor: int, restorable_minor: int) -> Split:
+    """Withdrawn money came back (a dispute won).  While the registration
+    holds its ticket, it gives the ticket back what the withdrawal took from
+    it (``restorable_minor``), never more: the ticket is then as it was before
+    the dispute, and the rest is owed back again, as it was.  Money owed back
+    before the withdrawal (a second payment, say) stays owed back."""
+    if h.closed_reason is not None:
+        return Split(0, h.closed_reason)
+    return Split(h.ticket_minor + min(amount_minor, max(0, restorable_minor)), None)
+
+
+def after_reinstatement_v1(h: MoneyHolder, amount_minor: int) -> Split:
+    """The rule ``DisputeFundsReinstated`` v1 events were decided by (kept so
+    that they replay as the ledger recorded them): the money held, up to the
+    price, became ticket money -- which could turn money owed back before the
+    dispute into ticket money when a goodwill refund had lowered the ticket."""
     if h.closed_reason is not None or h.paid_minor < h.price_minor:
         return Split(0 if h.closed_reason else h.ticket_minor, h.closed_reason)
     held = h.paid_minor - h.refunded_minor - (h.withdrawn_minor - amount_minor)
     return Split(min(held, h.price_minor), None)
+
+
+def reinstated_split(h: MoneyHolder, amount_minor: int, ticket_minor: int | None) -> Split:
+    """The split a ``DisputeFundsReinstated`` leaves: v2 carries the ticket
+    money the aggregate decided (``after_reinstatement``); v1 (``None``)
+    replays by its own rule.  The aggregate and the who-paid view both apply
+    this, so they cannot differ."""
+    if ticket_minor is None:
+        return after_reinstatement_v1(h, amount_minor)
+    return Split(ticket_minor if h.closed_reason is None else 0, h.closed_reason)

@@ -200,7 +200,7 @@ def _funds_withdrawn(row: WhoPaidRow, event: Any) -> None:
 def _funds_reinstated(row: WhoPaidRow, event: Any) -> None:
     # Mirrors Registration._funds_reinstated: the split is decided with the
     # money still counted as withdrawn, then it comes back.
-    after = owed_back.after_reinstatement(row, event.amount_minor)
+    after = owed_back.reinstated_split(row, event.amount_minor, event.ticket_minor)
     row.withdrawn_minor -= event.amount_minor
     row.reinstated_minor += event.amount_minor
     row.fee_minor += event.fee_minor

@@ -604,7 +604,7 @@ class Registration(Aggregate):
     def _dispute(self, dispute_id: str) -> dict[str, Any]:
         return self.disputes.setdefault(
             dispute_id, {"status": "open", "reason": None, "amount_minor": 0, "withdrawn_minor": 0,
-                         "reinstated_minor": 0, "outcome": None},
+                         "reinstated_minor": 0, "outcome": None, "from_ticket_minor": 0},
         )
 
     class PaymentDisputed(Aggregate.Event):
@@ -687,21 +687,32 @@ class Registration(Aggregate):
         after = owed_back.after_withdrawal(self, amount_minor)
         found = self._dispute(dispute_id)
         found["withdrawn_minor"] += amount_minor
+        # what a reinstatement may give back to the ticket (owed_back.after_reinstatement)
+        found["from_ticket_minor"] = found.get("from_ticket_minor", 0) + self.ticket_minor - after.ticket_minor
         self.fee_reversed_minor += fee_reversed_minor
         self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason
 
     class DisputeFundsReinstated(Aggregate.Event):
         """The provider gave withdrawn money back (Stripe
-        ``charge.dispute.funds_reinstated``, usually a dispute won).  It pays
-        for the ticket again while the registration holds it, and its fee is
-        charged again (``fee_minor``, R18); otherwise it is owed back."""
+        ``charge.dispute.funds_reinstated``, usually a dispute won).  While the
+        registration holds its ticket, it gives the ticket back what the
+        withdrawal took from it, with that money's fee charged again
+        (``fee_minor``, R18); the rest is owed back, as it was before.  v2
+        added ``ticket_minor``: the ticket money after the fact, as the
+        aggregate decided it (v1 events replay by the rule they were decided
+        by, ``owed_back.after_reinstatement_v1``)."""
 
-        class_version = 1
+        class_version = 2
         dispute_id: str
         amount_minor: int
         currency: str
         fee_minor: int
         fee_policy: str
+        ticket_minor: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["ticket_minor"] = None  # decided by the v1 rule on replay
 
     def record_funds_reinstated(self, dispute_id: str, amount: Money, *,
                                 policy: FeePolicy = DEFAULT_FEE_POLICY) -> bool:
@@ -713,18 +724,18 @@ class Registration(Aggregate):
         if amount.minor <= 0 or amount.minor > found["withdrawn_minor"]:
             raise AmountMismatch(f"at most {self.money(found['withdrawn_minor'])} can be reinstated",
                                  field="amount")
-        after = owed_back.after_reinstatement(self, amount.minor)
+        after = owed_back.after_reinstatement(self, amount.minor, found.get("from_ticket_minor", 0))
         self._funds_reinstated(
             dispute_id=dispute_id, amount_minor=amount.minor, currency=amount.currency,
             fee_minor=policy.charge(outstanding=self.fee_outstanding_minor, ticket_after=after.ticket_minor),
-            fee_policy=policy.version,
+            fee_policy=policy.version, ticket_minor=after.ticket_minor,
         )
         return True
 
     @event(DisputeFundsReinstated)
     def _funds_reinstated(self, dispute_id: str, amount_minor: int, currency: str, fee_minor: int,
-                          fee_policy: str) -> None:
-        after = owed_back.after_reinstatement(self, amount_minor)
+                          fee_policy: str, ticket_minor: int | None = None) -> None:
+        after = owed_back.reinstated_split(self, amount_minor, ticket_minor)
         self._dispute(dispute_id)["reinstated_minor"] += amount_minor
         self.fee_minor += fee_minor
         self.ticket_minor, self.closed_reason = after.ticket_minor, after.closed_reason

@@ -152,3 +152,38 @@ def test_version_1_dispute_facts_read_as_before() -> None:
     resolved: dict[str, object] = {"outcome": "won"}
     Registration.DisputeResolved.upcast_v1_v2(resolved)
     assert (withdrawn["disputed"], resolved["disputed"]) == (True, False)
+
+
+def test_reinstated_money_gives_the_ticket_back_what_was_taken_never_more() -> None:
+    """A goodwill refund lowered the ticket, a second payment is owed back;
+    a dispute takes the first payment (owed back first, then the ticket) and
+    is won: the ticket is as it was (70.00, with its fee), the second payment
+    owed back again -- not turned into ticket money."""
+    r = paid(10000)
+    assert r.record_refund(Money(3000, USD), "rf_1", ends_access=False)
+    assert r.record_payment(Money(5000, USD), "stripe", "cs_2", seat_granted=True)
+    assert (r.ticket_minor, r.refund_due_minor) == (7000, 5000)
+    fee_before = r.fee_outstanding_minor
+    r.record_dispute("dp_1", "stripe", "cs_1", Money(10000, USD), None)
+    r.record_funds_withdrawn("dp_1", Money(10000, USD))
+    assert (r.ticket_minor, r.refund_due_minor) == (2000, 0)
+    assert r.record_funds_reinstated("dp_1", Money(10000, USD))
+    r.resolve_dispute("dp_1", "won")
+    assert (r.ticket_minor, r.refund_due_minor, r.fee_outstanding_minor) == (7000, 5000, fee_before)
+    assert balanced(r)
+
+
+def test_a_v1_reinstatement_replays_as_it_was_decided() -> None:
+    """Stored v1 events (no ticket money on them) keep the figures the ledger
+    recorded then."""
+    from ledger import owed_back
+
+    r = paid(10000)
+    r.record_refund(Money(3000, USD), "rf_1", ends_access=False)
+    r.record_payment(Money(5000, USD), "stripe", "cs_2", seat_granted=True)
+    r.record_dispute("dp_1", "stripe", "cs_1", Money(10000, USD), None)
+    r.record_funds_withdrawn("dp_1", Money(10000, USD))
+    assert owed_back.reinstated_split(r, 10000, None).ticket_minor == 10000  # the v1 rule
+    state = {"dispute_id": "dp_1", "amount_minor": 10000, "currency": USD, "fee_minor": 0, "fee_policy": "fee-v2"}
+    Registration.DisputeFundsReinstated.upcast_v1_v2(state)
+    assert state["ticket_minor"] is None
