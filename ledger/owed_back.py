@@ -31,7 +31,7 @@ ended, and its payment found a seat) and what was paid reaches the price.
   larger than what is owed back reduces the ticket money (and its fee, R18).
 * **A refund ends access** when the organizer says so (``ends_access``); by
   default only when it leaves nothing paid (everything received has been
-  refunded).  A refund that ends access closes the registration ("refunded"):
+  refunded, or taken back by the provider).  A refund that ends access closes the registration ("refunded"):
   the ticket is given back and whatever was not refunded is owed back.
 
 These functions decide; ``Registration`` (the aggregate) and the who-paid view
@@ -92,8 +92,10 @@ def after_payment(h: MoneyHolder, amount_minor: int, *, seat_granted: bool) -> S
 
 
 def ends_access_by_default(h: MoneyHolder, amount_minor: int) -> bool:
-    """R19: a refund ends access by default only when nothing paid is left."""
-    return h.refunded_minor + amount_minor >= h.paid_minor
+    """R19: a refund ends access by default only when nothing paid is left --
+    nothing held: money a provider took back (a dispute) is not held either.
+    The decision is stored on the refund (``ends_access``), so views replay it."""
+    return h.refunded_minor + h.withdrawn_minor + amount_minor >= h.paid_minor
 
 
 def after_refund(h: MoneyHolder, amount_minor: int, *, ends_access: bool) -> Split:

@@ -187,3 +187,15 @@ def test_a_v1_reinstatement_replays_as_it_was_decided() -> None:
     state = {"dispute_id": "dp_1", "amount_minor": 10000, "currency": USD, "fee_minor": 0, "fee_policy": "fee-v2"}
     Registration.DisputeFundsReinstated.upcast_v1_v2(state)
     assert state["ticket_minor"] is None
+
+
+def test_a_refund_of_everything_still_held_after_a_withdrawal_ends_access_by_default() -> None:
+    """R19: a refund of the whole amount ends access.  After a provider took
+    40.00 back, the 60.00 still held is the whole amount: the payer has all of
+    it back, so the ticket does not stay open with no money paying for it."""
+    r = paid(10000)
+    r.record_dispute("dp_1", "stripe", "cs_1", Money(4000, USD), None)
+    r.record_funds_withdrawn("dp_1", Money(4000, USD))
+    assert r.record_refund(Money(6000, USD), "rf_1")
+    assert (r.closed_reason, r.keeps_ticket, r.ticket_minor, r.refund_due_minor) == ("refunded", False, 0, 0)
+    assert balanced(r)
