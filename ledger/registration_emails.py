@@ -95,6 +95,19 @@ class RegistrationEmails:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def registrations_with(self, email: str) -> list[str]:
+        """Every registration whose claim of ``email`` stands, on any event:
+        written in the registration's own transaction, so a registration made
+        a moment ago is here before any view has seen it (an erasure by
+        address relies on that, R24).  A claim an ended registration gave up
+        to a newer one is not: the views know those."""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT registration_id::text FROM registration_emails WHERE email_digest = %s",
+                (self.digest(email),),
+            ).fetchall()
+        return [rid for (rid,) in rows]
+
     def forget(self, registration_ids: list[str]) -> int:
         """R24: drop the claims of erased registrations (the erasure's hook)."""
         with self._db.transaction() as conn:

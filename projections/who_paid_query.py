@@ -259,13 +259,31 @@ def csv_lines(
 def registrations_by_email(ledger: Ledger, email: str, *, scope: Scope, limit: int) -> list[str]:
     """The registrations (of the organizer's events; every one for an
     unscoped caller) made with ``email``, case-insensitively, oldest first:
-    whom an erasure by e-mail address covers (R24).  At most ``limit``."""
-    conditions, params = ["lower(email) = lower(%s)"], [email]
+    whom an erasure by e-mail address covers (R24).  At most ``limit``.
+
+    The who-paid view follows the log a moment behind, so the address claims
+    (``ledger.registration_emails``, written with each registration) are read
+    too: a registration made just now is found as well."""
+    conditions, params = ["lower(email) = lower(%s)"], [email.strip()]
     if scope.organizer_id is not None:
         conditions.append("organizer_id = %s")
         params.append(scope.organizer_id)
     query = ("SELECT registration_id::text FROM projections.who_paid WHERE " + " AND ".join(conditions)
              + " ORDER BY seq LIMIT %s")
     with ledger.db.transaction() as conn:
-        rows = conn.execute(query, (*params, limit)).fetchall()
-    return [rid for (rid,) in rows]
+        found = [rid for (rid,) in conn.execute(query, (*params, limit)).fetchall()]
+    emails = ledger.service.emails
+    for rid in emails.registrations_with(email) if emails is not None else ():
+        if len(found) >= limit:
+            break
+        if rid not in found and _visible(ledger, rid, scope):
+            found.append(rid)
+    return found
+
+
+def _visible(ledger: Ledger, registration_id: str, scope: Scope) -> bool:
+    try:
+        ledger.service.registration(registration_id, scope)
+    except NotFound:
+        return False  # another organizer's participant
+    return True
