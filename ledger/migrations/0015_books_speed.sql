@@ -140,7 +140,7 @@ BEGIN
   -- name; byte order): the trial balance reads this index, no sort.
   EXECUTE format(
     'CREATE INDEX IF NOT EXISTS book_accounts_shown ON %I.book_accounts (currency COLLATE "C",'
-    ' organizer_id COLLATE "C", chart_order, account COLLATE "C") INCLUDE (account_id, debit_minor, credit_minor)',
+    ' organizer_id COLLATE "C", chart_order, account COLLATE "C") INCLUDE (debit_minor, credit_minor)',
     s);
 
   -- One entry per money fact: the log position and event that caused it.
