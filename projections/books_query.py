@@ -108,10 +108,6 @@ class Accounts(Sequence[AccountBalance]):
     def __repr__(self) -> str:
         return f"Accounts({list(self)!r})"
 
-    @property
-    def rows(self) -> list[Row]:
-        return self._rows
-
 
 @dataclass(frozen=True)
 class CurrencyTotal:
