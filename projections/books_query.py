@@ -12,12 +12,12 @@ account's running totals): one index probe per account, no replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import psycopg
 from psycopg.rows import dict_row
@@ -63,6 +63,52 @@ class AccountBalance(NamedTuple):
         }
 
 
+Row = tuple[str, str, str, int, int]  # organizer_id, currency, account, debit_minor, credit_minor
+
+
+class Accounts(Sequence[AccountBalance]):
+    """An answer's accounts, kept as the rows the database returned (plain
+    tuples in :class:`AccountBalance`'s field order); an ``AccountBalance`` is
+    made as each one is read.  Why: the trial balance of every organizer has
+    tens of thousands of accounts, and that many named tuples kept per answer
+    made the garbage collector walk them again and again (it drops plain tuples
+    of strings and integers from its walks, not named tuples)."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> AccountBalance: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[AccountBalance]: ...
+
+    def __getitem__(self, index: int | slice) -> AccountBalance | list[AccountBalance]:
+        if isinstance(index, slice):
+            return list(map(AccountBalance._make, self._rows[index]))
+        return AccountBalance._make(self._rows[index])
+
+    def __iter__(self) -> Iterator[AccountBalance]:
+        return map(AccountBalance._make, self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Accounts):
+            return self._rows == other._rows
+        if isinstance(other, list | tuple):
+            return self._rows == list(other)  # a named tuple equals the plain tuple of its fields
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable rows: like a list
+
+    def __repr__(self) -> str:
+        return f"Accounts({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class CurrencyTotal:
     currency: str
@@ -81,7 +127,7 @@ class CurrencyTotal:
 @dataclass(frozen=True)
 class TrialBalance:
     as_of: AsOf
-    accounts: list[AccountBalance]
+    accounts: Accounts
     totals: list[CurrencyTotal]
     view_position: int
 
@@ -96,11 +142,10 @@ class TrialBalance:
 
 #: Accounts in the order they are shown: per currency and organizer, money held
 #: first, then the chart's order (docs/books.md).  Byte order ("C"): ids and
-#: codes are ASCII, and a locale's collation made this sort most of the query.
-_ORDER = (' ORDER BY a.currency COLLATE "C", a.organizer_id COLLATE "C", CASE WHEN a.account LIKE \'held:%%\''
-          " THEN 0 ELSE coalesce(array_position(ARRAY["
-          + ", ".join(f"'{name}'" for name in books.FIXED_ACCOUNTS) + "], a.account), 99)"
-          ' END, a.account COLLATE "C"')
+#: codes are ASCII.  ``chart_order`` is a generated column of book_accounts and
+#: the index ``book_accounts_shown`` holds the accounts in exactly this order,
+#: so the trial balance of every organizer is read from it without a sort.
+_ORDER = ' ORDER BY a.currency COLLATE "C", a.organizer_id COLLATE "C", a.chart_order, a.account COLLATE "C"'
 
 
 _CURRENCY, _DEBIT, _CREDIT = itemgetter(1), itemgetter(3), itemgetter(4)
@@ -118,47 +163,86 @@ def _filters(organizer_id: str | None, code: str | None, prefix: str = "a.") -> 
 
 
 def _balances(conn: psycopg.Connection[Any], position: int, view_position: int, organizer_id: str | None,
-              code: str | None) -> list[AccountBalance]:
-    """Account totals at ``position``: the present from ``book_accounts``; the
-    past of one organizer by one index probe per account (its latest line at or
-    before the position); the past of everyone from the latest checkpoint at or
-    before the position plus the lines after it (docs/books.md)."""
+              code: str | None) -> list[Row]:
+    """Account totals at ``position``, in :data:`_ORDER`: the present from
+    ``book_accounts``; the past of one organizer by one index probe per account
+    (its latest line at or before the position); the past of everyone from the
+    nearest checkpoint (docs/books.md)."""
     where, params = _filters(organizer_id, code)
     if position >= view_position:
+        if organizer_id is None:
+            # Thousands of accounts, which book_accounts_shown holds in this
+            # order.  Left to itself the planner may sort them instead (it
+            # prices each visit of a table page not yet marked all-visible),
+            # a sort that costs more than the whole scan of the index.
+            conn.execute("SET LOCAL enable_sort = off")
         query = ("SELECT a.organizer_id, a.currency, a.account, a.debit_minor, a.credit_minor"
                  f" FROM projections.book_accounts a{where}{_ORDER}")
-        rows = conn.execute(query, params, prepare=True, binary=True).fetchall()
-    elif organizer_id is not None:
+        return conn.execute(query, params, prepare=True, binary=True).fetchall()
+    if organizer_id is not None:
         query = (
             "SELECT a.organizer_id, a.currency, a.account, l.debit_total, l.credit_total"
             " FROM projections.book_accounts a CROSS JOIN LATERAL (SELECT j.debit_total, j.credit_total"
             " FROM projections.journal_lines j WHERE j.account_id = a.account_id AND j.position <= %s"
             f" ORDER BY j.position DESC, j.line_no DESC LIMIT 1) l{where}{_ORDER}")
-        rows = conn.execute(query, [position, *params], prepare=True).fetchall()
+        return conn.execute(query, [position, *params], prepare=True, binary=True).fetchall()
+    return _past_of_everyone(conn, position, view_position, where, params)
+
+
+#: The totals "as of" a position, every organizer: a base (the totals at a
+#: checkpoint, or the present ones) plus (forward) or minus (backward) the lines
+#: between it and the position, summed per account.  An account whose totals
+#: there are zero on both sides had no line yet (every line moves one side by
+#: more than zero) and is left out, as the accounts created after the position.
+_PAST = (
+    "SELECT a.organizer_id, a.currency, a.account, t.d, t.c FROM ("
+    " SELECT account_id, sum(d)::bigint AS d, sum(c)::bigint AS c FROM ("
+    " {base} UNION ALL SELECT account_id, {sign}debit_minor, {sign}credit_minor FROM projections.journal_lines"
+    " WHERE position > %s AND position <= %s) u GROUP BY account_id HAVING sum(d) <> 0 OR sum(c) <> 0"
+    ") t JOIN projections.book_accounts a ON a.account_id = t.account_id{where}" + _ORDER)
+_AT_CHECKPOINT = ("SELECT account_id, debit_total AS d, credit_total AS c FROM projections.book_checkpoints"
+                  " WHERE position = %s")
+_PRESENT = "SELECT account_id, debit_minor AS d, credit_minor AS c FROM projections.book_accounts"
+
+
+def _past_of_everyone(conn: psycopg.Connection[Any], position: int, view_position: int, where: str,
+                      params: list[Any]) -> list[Row]:
+    """From the checkpoint at or before ``position`` forward, or back from the
+    next checkpoint (or from the present, the totals in ``book_accounts``)
+    when that one is nearer: at most half the checkpoint interval of lines is
+    summed, and they are read from the lines' primary key alone (it holds the
+    account and the amounts)."""
+    found = conn.execute(
+        "SELECT (SELECT max(position) FROM projections.book_checkpoints WHERE position <= %s),"
+        " (SELECT min(position) FROM projections.book_checkpoints WHERE position > %s)",
+        (position, position)).fetchone()
+    before = int(found[0]) if found and found[0] is not None else 0
+    after = int(found[1]) if found and found[1] is not None else None
+    if position - before <= (view_position if after is None else after) - position:
+        query = _PAST.format(base=_AT_CHECKPOINT, sign="", where=where)
+        values = [before, before, position]
+    elif after is None:
+        query = _PAST.format(base=_PRESENT, sign="-", where=where)
+        values = [position, view_position]
     else:
-        found = conn.execute("SELECT coalesce(max(position), 0) FROM projections.book_checkpoints"
-                             " WHERE position <= %s", (position,)).fetchone()
-        start = int(found[0]) if found else 0
-        query = (
-            "SELECT a.organizer_id, a.currency, a.account, t.d, t.c FROM ("
-            " SELECT account_id, sum(d)::bigint AS d, sum(c)::bigint AS c FROM ("
-            " SELECT account_id, debit_total AS d, credit_total AS c FROM projections.book_checkpoints"
-            " WHERE position = %s"
-            " UNION ALL SELECT account_id, debit_minor, credit_minor FROM projections.journal_lines"
-            " WHERE position > %s AND position <= %s) u GROUP BY account_id"
-            f") t JOIN projections.book_accounts a ON a.account_id = t.account_id{where}{_ORDER}")
-        rows = conn.execute(query, [start, start, position, *params], prepare=True, binary=True).fetchall()
-    return list(map(AccountBalance._make, rows))
+        query = _PAST.format(base=_AT_CHECKPOINT, sign="-", where=where)
+        values = [after, position, after]
+    return conn.execute(query, [*values, *params], prepare=True, binary=True).fetchall()
 
 
-def totals(accounts: list[AccountBalance]) -> list[CurrencyTotal]:
-    """Debits and credits per currency.  Sums over column slices (C loops):
-    the trial balance of every organizer adds up tens of thousands of rows."""
-    ordered = sorted(accounts, key=_CURRENCY)  # linear when already by currency, as _ORDER gives them
-    found = []
-    for currency, group in groupby(ordered, key=_CURRENCY):
-        rows = list(group)
-        found.append(CurrencyTotal(currency, sum(map(_DEBIT, rows)), sum(map(_CREDIT, rows))))
+def totals(rows: Sequence[Row]) -> list[CurrencyTotal]:
+    """Debits and credits per currency, over rows grouped by currency as
+    :data:`_ORDER` lists them (byte order, as Python compares the codes): each
+    currency's rows are found by bisection and summed as column slices (C
+    loops; the trial balance of every organizer adds up tens of thousands)."""
+    found: list[CurrencyTotal] = []
+    start, end = 0, len(rows)
+    while start < end:
+        currency = rows[start][1]
+        stop = bisect_right(rows, currency, start, end, key=_CURRENCY)
+        group = rows[start:stop]
+        found.append(CurrencyTotal(currency, sum(map(_DEBIT, group)), sum(map(_CREDIT, group))))
+        start = stop
     return found
 
 
@@ -173,8 +257,8 @@ def trial_balance(
     with db.transaction() as conn:
         view_position = snapshot(conn)
         point = resolve(conn, view_position, wanted)
-        accounts = _balances(conn, point.position, view_position, organizer_id, code)
-    return TrialBalance(point, accounts, totals(accounts), view_position)
+        rows = _balances(conn, point.position, view_position, organizer_id, code)
+    return TrialBalance(point, Accounts(rows), totals(rows), view_position)
 
 
 # --- journal -------------------------------------------------------------------------

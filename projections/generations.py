@@ -29,7 +29,10 @@ from psycopg import sql
 #:    nullable and who_paid.erased (R24); the books (journal_entries, journal_lines,
 #:    book_accounts, book_checkpoints) and fee_facts (R22); who_paid.disputed,
 #:    withdrawn_minor, reinstated_minor and fee_daily.withdrawn_minor (issue 18).
-LAYOUT = 5
+#: 6 (migration 0015): book_accounts.chart_order and the index of accounts in the
+#:    order answers list them; journal_lines' and book_checkpoints' primary keys
+#:    cover the figures "as of" reads (issue 15, speed).
+LAYOUT = 6
 
 SCHEMA_PREFIX = "projections_g"
 

@@ -21,6 +21,7 @@ from ledger import migrations
 from ledger.application import LedgerStore
 from ledger.database import eventsourcing_env
 from ledger.domain.organizer import Organizer
+from projections import books_query
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
 
@@ -195,3 +196,35 @@ def test_commands_refuse_a_database_behind_and_ledger_migrate_fixes_it(pg_server
     token = ledger("token", "create", "--role", "admin")
     assert token.returncode == 0 and token.stdout.startswith("ldg_"), token.stderr
     assert "up to date" in ledger("migrate").stderr
+
+
+def test_migration_15_lets_the_books_be_read_from_layout_5_until_the_rebuild(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    """0015 changes the views' layout (the runner rebuilds them); until the
+    rebuild switches over, the trial balance reads the layout-5 tables, which
+    0015 gives the column it orders accounts by."""
+    url = pg_server.new_database("layout5", migrated=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(migrations._CREATE_VERSION_TABLE)
+        for migration in migrations.available()[:14]:
+            migrations._apply(conn, migration)
+        schema = conn.execute("SELECT schema_name FROM projections.generations WHERE layout = 5").fetchone()
+        assert schema is not None
+        conn.execute("UPDATE projections.generations SET position = 7")  # events applied: no fresh start
+        organizer = str(uuid4())
+        conn.cursor().executemany(
+            f'INSERT INTO "{schema[0]}".book_accounts (account_id, organizer_id, currency, account, debit_minor,'
+            " credit_minor, position) VALUES (%s, %s, 'USD', %s, %s, %s, 7)",
+            [(1, organizer, "ticket_revenue", 0, 900), (2, organizer, "held:stripe", 900, 0)])
+    assert migrations.migrate(url) == [15]
+    ledger = bootstrap(make_settings(tmp_path), url=url, pool_size=1)
+    try:
+        found = books_query.trial_balance(ledger.db)
+        assert [(a.account, a.balance_minor) for a in found.accounts] == [("held:stripe", 900),
+                                                                         ("ticket_revenue", -900)]
+        assert found.balanced
+        with ledger.db.transaction() as conn:
+            assert conn.execute("SELECT layout FROM projections.generations").fetchall() == [(5,)]
+    finally:
+        ledger.close()

@@ -116,3 +116,31 @@ def test_as_of_from_a_checkpoint_equals_the_sum_of_the_lines_at_every_position(f
         assert everyone.balanced
         one = books_query.trial_balance(fresh_ledger.db, organizer=org, as_of=f"position:{n}")  # index probes
         assert one.accounts == [a for a in everyone.accounts if a.organizer_id == org], n
+
+
+_ORG_A, _ORG_B = "0000000a-0000-4000-8000-000000000000", "0000000b-0000-4000-8000-000000000000"
+
+
+def test_accounts_are_listed_in_the_charts_order_held_first(fresh_ledger: Ledger) -> None:
+    """The order comes from book_accounts.chart_order (a generated column of
+    the views' tables, so that the trial balance is read from an index without
+    a sort): it must be the chart's own order (books.FIXED_ACCOUNTS)."""
+    schema = _schema(fresh_ledger)
+    names = ["zz_unknown", *reversed(books.FIXED_ACCOUNTS), books.held("stripe"), books.held("manual")]
+    rows = [(n, organizer, currency, name) for n, (organizer, currency, name) in enumerate(
+        ((o, c, a) for o in (_ORG_B, _ORG_A) for c in ("USD", "EUR") for a in names), start=1)]
+    with fresh_ledger.db.transaction() as conn:
+        conn.cursor().executemany(
+            f'INSERT INTO "{schema}".book_accounts (account_id, organizer_id, currency, account, debit_minor,'
+            " position) VALUES (%s, %s, %s, %s, 1, 1)", rows)
+
+    def rank(name: str) -> int:
+        if name.startswith(books.HELD):
+            return 0
+        return books.FIXED_ACCOUNTS.index(name) + 1 if name in books.FIXED_ACCOUNTS else 99
+
+    expected = sorted(((c, o, rank(a), a) for _, o, c, a in rows))
+    found = books_query.trial_balance(fresh_ledger.db).accounts  # every organizer: read from the index
+    assert [(a.currency, a.organizer_id, rank(a.account), a.account) for a in found] == expected
+    one = books_query.trial_balance(fresh_ledger.db, organizer=_ORG_A).accounts  # a sort of the same columns
+    assert [(a.currency, a.account) for a in one] == [(c, a) for c, o, _, a in expected if o == _ORG_A]
