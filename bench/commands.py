@@ -81,6 +81,39 @@ def wait_http(port: int, path: str = "/healthz", timeout: float = 30) -> None:
     raise RuntimeError(f"server on {port} did not come up")
 
 
+def tree_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live
+    descendants: the figure per request below is the difference over a run.
+    Processes that exit during the run are not counted (none do here: the
+    servers and PostgreSQL's pooled backends live through it)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def postmaster_pid(server: TestServer) -> int | None:
+    """The embedded PostgreSQL server's main process (``None`` for an external one)."""
+    tmp = getattr(server, "_tmp", None)
+    try:
+        return int((Path(tmp) / "pg" / "postmaster.pid").read_text().split()[0]) if tmp else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_wrk(wrk: str, url: str, lua: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
@@ -197,7 +230,9 @@ def main() -> None:
         procs.append(subprocess.Popen([PY, str(script), str(port_t), str(args.workers), str(args.threads)]))
         wait_http(port_t)
         lua_t = lua_post(["/echo"], json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
+        cpu_t = tree_cpu(procs[-1].pid)
         trivial, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
+        cpu_t = tree_cpu(procs[-1].pid) - cpu_t
         procs.pop().send_signal(signal.SIGTERM)
 
         # 2. raw PostgreSQL single-row insert per transaction (pgbench)
@@ -224,7 +259,10 @@ def main() -> None:
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
         lua_l = lua_post(event_paths, body, {}, unique_email=True)
+        pg_pid = postmaster_pid(server)
+        cpu_api, cpu_pg = tree_cpu(procs[-1].pid), tree_cpu(pg_pid)
         ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
+        cpu_api, cpu_pg = tree_cpu(procs[-1].pid) - cpu_api, tree_cpu(pg_pid) - cpu_pg
         with psycopg.connect(url) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()
@@ -255,6 +293,9 @@ def main() -> None:
     print(f"  ratio vs trivial endpoint:      {ledger_rate / trivial:8.2f}x  (target >= 0.3, stretch 0.6)")
     print(f"  ratio vs raw insert:            {ledger_rate / raw_insert:8.2f}x  (target >= 0.5)")
     print(f"  registrations per commit:       {per_commit[0] / max(1, per_commit[1]):8.1f}  (group commit)")
+    print(f"  CPU per request: trivial {cpu_t / max(1.0, trivial * args.seconds) * 1000:.2f} ms; registration: "
+          f"API {cpu_api / max(1, registered) * 1000:.2f} ms + PostgreSQL {cpu_pg / max(1, registered) * 1000:.2f} ms"
+          f"  (process CPU over the wrk run / requests)")
     print(f"latency at half load ({ledger_rate / 2:.0f}/s, {len(latencies)} requests): "
           f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms  (target p99 <= 25 ms)")
     if not args.no_rush:

@@ -123,47 +123,58 @@ class LedgerRepository(Repository[UUID]):
         Both are fast-forwarded by ONE query (``select_events_after``): a
         sale needs the event and its organizer's plan, each as current as
         the database, and reading them in one round trip instead of two
-        keeps every guarantee of two reads (both see every event committed
-        before the query, from any process).  Both aggregates' fast-forward
-        locks are held, taken in id order (the only place that holds two),
-        so nobody mutates either meanwhile.  When either is not cached yet,
-        or the store cannot fast-forward several at once, two reads it is."""
+        keeps the guarantee of two reads: each returned aggregate holds every
+        event committed before the query, from any process.
+
+        The query runs without any lock (every sale of a process shares one
+        organizer: holding its lock through a round trip made them take
+        turns).  Then, under each aggregate's fast-forward lock in turn, only
+        the fetched events newer than the cached version are applied -- the
+        cache may have moved on meanwhile, never backwards, and a store's
+        versions have no gaps, so what is applied always follows on.  When
+        either is not cached yet, or the store cannot fast-forward several at
+        once, it is two ordinary reads."""
         select_after = getattr(self.event_store.recorder, "select_events_after", None)
-        other_id = None
-        if self.cache is not None and self.fastforward and select_after is not None:
-            try:
-                other_id = other_of(self.cache.get(aggregate_id))  # the link never changes: read unlocked
-                self.cache.get(other_id)
-            except KeyError:
-                other_id = None
-        if other_id is None or other_id == aggregate_id:
+        cache = self.cache
+        if cache is None or not self.fastforward or select_after is None:
             aggregate = self.get(aggregate_id)
             return aggregate, self.get(other_of(aggregate), deepcopy_from_cache=False)
-        assert self.cache is not None and select_after is not None
-        ids = sorted((aggregate_id, other_id))
-        locks = [self._use_fastforward_lock(uid) for uid in ids]
         try:
-            with locks[0], locks[1]:
-                found: dict[UUID, Any] = {}
-                for uid in ids:
-                    try:
-                        found[uid] = self.cache.get(uid)
-                    except KeyError:  # evicted meanwhile: rebuilt, current by construction
-                        found[uid] = self._reconstruct_aggregate(uid, None, cast(Any, project_aggregate))
-                        self.cache.put(uid, found[uid])
-                stale = [(uid, found[uid].version) for uid in ids]
-                new_events: dict[UUID, list[Any]] = {}
-                for stored in select_after(stale):
-                    event = self.event_store.mapper.to_domain_event(stored)
-                    new_events.setdefault(event.originator_id, []).append(event)
-                for uid, events in new_events.items():
-                    if project_aggregate(found[uid], events) is None:
-                        raise AggregateNotFoundError(uid)
-                aggregate = copy_aggregate(found[aggregate_id]) if self.deepcopy_from_cache else found[aggregate_id]
-                return aggregate, found[other_id]
+            first = cache.get(aggregate_id)
+            other_id = other_of(first)  # the link never changes: read without the lock
+            second = cache.get(other_id)
+        except KeyError:
+            aggregate = self.get(aggregate_id)
+            return aggregate, self.get(other_of(aggregate), deepcopy_from_cache=False)
+        if other_id == aggregate_id:
+            aggregate = self.get(aggregate_id)
+            return aggregate, self.get(other_id, deepcopy_from_cache=False)
+        new_events: dict[UUID, list[Any]] = {aggregate_id: [], other_id: []}
+        for stored in select_after([(aggregate_id, first.version), (other_id, second.version)]):
+            event = self.event_store.mapper.to_domain_event(stored)
+            new_events[event.originator_id].append(event)
+        aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], copy=self.deepcopy_from_cache)
+        return aggregate, self._catch_up(other_id, new_events[other_id], copy=False)
+
+    def _catch_up(self, aggregate_id: UUID, events: list[Any], *, copy: bool) -> Any:
+        """The cached aggregate with ``events`` (fetched without the lock)
+        applied where they are newer than it; with ``copy``, a copy of it
+        taken under the lock (as :meth:`get` does)."""
+        assert self.cache is not None
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                try:
+                    aggregate = self.cache.get(aggregate_id)
+                except KeyError:  # evicted meanwhile: rebuilt, current by construction
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, cast(Any, project_aggregate))
+                    self.cache.put(aggregate_id, aggregate)
+                newer = [event for event in events if event.originator_version > aggregate.version]
+                if newer and project_aggregate(aggregate, newer) is None:
+                    raise AggregateNotFoundError(aggregate_id)
+                return copy_aggregate(aggregate) if copy else aggregate
         finally:
-            for uid in ids:
-                self._disuse_fastforward_lock(uid)
+            self._disuse_fastforward_lock(aggregate_id)
 
     def remember(self, aggregate: Any) -> None:
         """Put a just-saved aggregate in the cache, so the next read need not
