@@ -256,6 +256,12 @@ def main() -> None:
         procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve", "--workers", str(args.workers),
                                        "--threads", str(args.threads)], env=env))
         wait_http(port_l)
+        # the ledger app's own floor: GET /healthz runs every hook, no command, no database
+        lua_h = Path(tempfile.mkstemp(suffix=".lua")[1])
+        lua_h.write_text('wrk.method = "GET"\n')
+        cpu_h = tree_cpu(procs[-1].pid)
+        health, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}/healthz", lua_h, args.seconds, args.connections)
+        cpu_h = tree_cpu(procs[-1].pid) - cpu_h
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
         lua_l = lua_post(event_paths, body, {}, unique_email=True)
@@ -287,6 +293,9 @@ def main() -> None:
     print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; {args.workers} gunicorn workers x "
           f"{args.threads} threads; {os.cpu_count()} cores")
     print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s")
+    health_cpu = cpu_h / max(1.0, health * args.seconds) * 1000
+    print(f"ledger app, GET /healthz:         {health:8.0f} req/s  ({health_cpu:.2f} ms CPU per request: "
+          "every hook, no command)")
     print(f"raw PostgreSQL insert per txn:    {raw_insert:8.0f} tx/s  (pgbench)")
     print(f"ledger registrations (durable):   {ledger_rate:8.0f} commands/s "
           f"({registered} registrations committed)")
