@@ -6,6 +6,13 @@ the same run with the same load generator (wrk):
 * a raw PostgreSQL single-row INSERT per transaction (pgbench, same server,
   same client count): the database's durable-write ceiling.
 
+Beside them, the ledger app's own floor: ``GET /healthz`` through every hook
+of the app (no command, no database).  For each server the CPU per request
+(user + system of its processes, and for the ledger of PostgreSQL's, over the
+wrk run): on a machine where the load generator, the servers and PostgreSQL
+share the cores, the ratio of throughputs is close to the ratio of CPU per
+request, and the CPU figures move much less with other processes' load.
+
 The ledger command is a participant registration (two events, one seat hold,
 committed before the 201), spread over many events so that it measures the
 write path rather than contention on one hot aggregate.  Then latency is

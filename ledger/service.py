@@ -434,7 +434,9 @@ class LedgerService:
         def sale(paid_event: PaidEvent, capacity: int, recheck: bool) -> Decision[Registration]:
             """One sale in a batch of sales on the event (``ledger.sales_batch``):
             the seat is held last, so a refused sale leaves the event untouched."""
-            if recheck and isinstance(again := self._existing(new_id), Registration):
+            # A re-run (after a conflict, or a save whose reply was lost) looks
+            # its own id up, fresh or derived: it may have committed already.
+            if recheck and isinstance(again := self._existing(uid), Registration):
                 return Decision(again)
             marks: tuple[EmailClaim, ...] = ()
             if self.emails is not None:
