@@ -33,6 +33,9 @@ from ledger.errors import MalformedJson, ValidationFailed
 #: the interpreter's recursion limit, which ``json.loads`` hits at about 1000.
 MAX_JSON_DEPTH = 32
 
+#: The bodies werkzeug reads into ``request.form`` (for any other, it is empty).
+_FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -44,9 +47,10 @@ def refuse_unreadable_input() -> None:
         _check_text(value, name)
     if request.path.startswith("/v1/webhooks/"):
         return  # raw bodies, verified by signature and read by the gateways
-    for name, value in request.form.items(multi=True):
-        _check_text(name, "_form")
-        _check_text(value, name)
+    if request.mimetype in _FORM_TYPES:  # werkzeug parses no other body as a form
+        for name, value in request.form.items(multi=True):
+            _check_text(name, "_form")
+            _check_text(value, name)
     if is_json_request(request):
         raw = request.get_data(cache=True)
         if raw:

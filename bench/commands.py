@@ -6,6 +6,13 @@ the same run with the same load generator (wrk):
 * a raw PostgreSQL single-row INSERT per transaction (pgbench, same server,
   same client count): the database's durable-write ceiling.
 
+Beside them, the ledger app's own floor: ``GET /healthz`` through every hook
+of the app (no command, no database).  For each server the CPU per request
+(user + system of its processes, and for the ledger of PostgreSQL's, over the
+wrk run): on a machine where the load generator, the servers and PostgreSQL
+share the cores, the ratio of throughputs is close to the ratio of CPU per
+request, and the CPU figures move much less with other processes' load.
+
 The ledger command is a participant registration (two events, one seat hold,
 committed before the 201), spread over many events so that it measures the
 write path rather than contention on one hot aggregate.  Then latency is
@@ -79,6 +86,39 @@ def wait_http(port: int, path: str = "/healthz", timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"server on {port} did not come up")
+
+
+def tree_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live
+    descendants: the figure per request below is the difference over a run.
+    Processes that exit during the run are not counted (none do here: the
+    servers and PostgreSQL's pooled backends live through it)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def postmaster_pid(server: TestServer) -> int | None:
+    """The embedded PostgreSQL server's main process (``None`` for an external one)."""
+    tmp = getattr(server, "_tmp", None)
+    try:
+        return int((Path(tmp) / "pg" / "postmaster.pid").read_text().split()[0]) if tmp else None
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_wrk(wrk: str, url: str, lua: Path, seconds: int, connections: int) -> tuple[float, str]:
@@ -197,7 +237,9 @@ def main() -> None:
         procs.append(subprocess.Popen([PY, str(script), str(port_t), str(args.workers), str(args.threads)]))
         wait_http(port_t)
         lua_t = lua_post(["/echo"], json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
+        cpu_t = tree_cpu(procs[-1].pid)
         trivial, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
+        cpu_t = tree_cpu(procs[-1].pid) - cpu_t
         procs.pop().send_signal(signal.SIGTERM)
 
         # 2. raw PostgreSQL single-row insert per transaction (pgbench)
@@ -221,10 +263,19 @@ def main() -> None:
         procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve", "--workers", str(args.workers),
                                        "--threads", str(args.threads)], env=env))
         wait_http(port_l)
+        # the ledger app's own floor: GET /healthz runs every hook, no command, no database
+        lua_h = Path(tempfile.mkstemp(suffix=".lua")[1])
+        lua_h.write_text('wrk.method = "GET"\n')
+        cpu_h = tree_cpu(procs[-1].pid)
+        health, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}/healthz", lua_h, args.seconds, args.connections)
+        cpu_h = tree_cpu(procs[-1].pid) - cpu_h
         event_paths = setup_events(env, url, count=200)
         body = json.dumps({"name": "Ada", "email": "ada@example.com"})
         lua_l = lua_post(event_paths, body, {}, unique_email=True)
+        pg_pid = postmaster_pid(server)
+        cpu_api, cpu_pg = tree_cpu(procs[-1].pid), tree_cpu(pg_pid)
         ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
+        cpu_api, cpu_pg = tree_cpu(procs[-1].pid) - cpu_api, tree_cpu(pg_pid) - cpu_pg
         with psycopg.connect(url) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM ledger_events WHERE topic LIKE '%Registration.Registered'").fetchone()
@@ -249,12 +300,18 @@ def main() -> None:
     print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; {args.workers} gunicorn workers x "
           f"{args.threads} threads; {os.cpu_count()} cores")
     print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s")
+    health_cpu = cpu_h / max(1.0, health * args.seconds) * 1000
+    print(f"ledger app, GET /healthz:         {health:8.0f} req/s  ({health_cpu:.2f} ms CPU per request: "
+          "every hook, no command)")
     print(f"raw PostgreSQL insert per txn:    {raw_insert:8.0f} tx/s  (pgbench)")
     print(f"ledger registrations (durable):   {ledger_rate:8.0f} commands/s "
           f"({registered} registrations committed)")
     print(f"  ratio vs trivial endpoint:      {ledger_rate / trivial:8.2f}x  (target >= 0.3, stretch 0.6)")
     print(f"  ratio vs raw insert:            {ledger_rate / raw_insert:8.2f}x  (target >= 0.5)")
     print(f"  registrations per commit:       {per_commit[0] / max(1, per_commit[1]):8.1f}  (group commit)")
+    print(f"  CPU per request: trivial {cpu_t / max(1.0, trivial * args.seconds) * 1000:.2f} ms; registration: "
+          f"API {cpu_api / max(1, registered) * 1000:.2f} ms + PostgreSQL {cpu_pg / max(1, registered) * 1000:.2f} ms"
+          f"  (process CPU over the wrk run / requests)")
     print(f"latency at half load ({ledger_rate / 2:.0f}/s, {len(latencies)} requests): "
           f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms  (target p99 <= 25 ms)")
     if not args.no_rush:

@@ -47,14 +47,16 @@ def main() -> None:
         for i in range(200)
     ]
     client = create_app(ledger).test_client()
-    body = {"name": "Ada", "email": "ada@example.com"}
+    def body(i: int) -> dict[str, str]:  # a new person each time: the same address again is a duplicate
+        return {"name": "Ada", "email": f"ada+{i}@example.com"}
+
     for i in range(200):  # warm caches and pools, as a running server has
-        assert client.post(paths[i % len(paths)], json=body).status_code == 201
+        assert client.post(paths[i % len(paths)], json=body(-1 - i)).status_code == 201
     profiler = cProfile.Profile(time.process_time)  # CPU only: waits on PostgreSQL do not count
     wall, cpu = time.perf_counter(), time.process_time()
     profiler.enable()
     for i in range(args.commands):
-        response = client.post(paths[i % len(paths)], json=body)
+        response = client.post(paths[i % len(paths)], json=body(i))
         assert response.status_code == 201, response.get_data(as_text=True)
     profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

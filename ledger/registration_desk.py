@@ -45,9 +45,13 @@ class RegistrationDesk:
         registration on this event that still stands: that one is answered,
         with its checkout while it is unpaid, and nothing new is recorded --
         so one person can never be charged twice for one event."""
+        # A derived id (from an Idempotency-Key) is looked up first: a retry
+        # finds what the first run created.  A fresh random one cannot exist
+        # yet, so it is not looked up (two reads saved per registration).
         uid = new_id or uuid.uuid4()
         registration = self.service.register_participant(
-            event_id, name=name, email=email, fields=fields, language=language, new_id=uid,
+            event_id, name=name, email=email, fields=fields, language=language, new_id=new_id,
+            fresh_id=None if new_id is not None else uid,
         )
         created = registration.id == uid
         no_checkout = {"provider": registration.provider, "url": None}

@@ -111,12 +111,13 @@ class SalesBatcher:
         self.batches = 0  # committed batches and the sales in them: the average batch size
         self.sales = 0
 
-    def sell(self, event_id: UUID, load: Callable[[], PaidEvent], capacity_of: Callable[[PaidEvent], int],
-             sale: Sale, *, dedupe: Sequence[Hashable] = ()) -> Any:
+    def sell(self, event_id: UUID, load: Callable[[], tuple[PaidEvent, int]], sale: Sale, *,
+             dedupe: Sequence[Hashable] = ()) -> Any:
         """Queue ``sale`` for the event, lead a batch when none is in flight,
         and return this sale's result once its batch committed (or raise its
-        own error).  ``dedupe``: sales sharing any key (the same registration
-        id, the same e-mail address) never share a batch."""
+        own error).  ``load`` reads the event (a copy, as current as the
+        database) and its capacity.  ``dedupe``: sales sharing any key (the
+        same registration id, the same e-mail address) never share a batch."""
         mine = _Queued(sale, dedupe, contextvars.copy_context())
         with self._cv:
             lane = self._lanes.setdefault(event_id, _Lane())
@@ -130,7 +131,7 @@ class SalesBatcher:
                 lane.leader = True
                 batch = self._take(lane)
             try:
-                self._run(event_id, batch, load, capacity_of)
+                self._run(event_id, batch, load)
             finally:
                 with self._cv:
                     lane.leader = False
@@ -155,14 +156,13 @@ class SalesBatcher:
         lane.queue[:] = rest
         return batch
 
-    def _run(self, event_id: UUID, batch: list[_Queued], load: Callable[[], PaidEvent],
-             capacity_of: Callable[[PaidEvent], int]) -> None:
+    def _run(self, event_id: UUID, batch: list[_Queued], load: Callable[[], tuple[PaidEvent, int]]) -> None:
         try:
             with self.retry.locks.reserved(event_id) as lock:
                 for attempt in range(self.max_attempts):
                     try:
                         with lock:
-                            self._attempt(batch, load, capacity_of, recheck=attempt > 0)
+                            self._attempt(batch, load, recheck=attempt > 0)
                         return
                     except RecordConflictError:
                         time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
@@ -172,12 +172,10 @@ class SalesBatcher:
                 if not queued.done:
                     queued.decision, queued.error, queued.done = None, exc, True
 
-    def _attempt(self, batch: list[_Queued], load: Callable[[], PaidEvent],
-                 capacity_of: Callable[[PaidEvent], int], *, recheck: bool) -> None:
+    def _attempt(self, batch: list[_Queued], load: Callable[[], tuple[PaidEvent, int]], *, recheck: bool) -> None:
         """Decide every sale on one read of the event and save them in one
         transaction; outcomes are published only after the commit."""
-        event = load()
-        capacity = capacity_of(event)
+        event, capacity = load()
         outcomes: list[tuple[_Queued, Decision[Any] | None, BaseException | None]] = []
         to_save: list[Any] = []
         save_kwargs: dict[str, list[Any]] = {}

@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
 from ledger import idempotency_store
+from ledger.aggregate_cache import LedgerRepository
 from ledger.application import LedgerStore
 from ledger.clock import Clock, utc_now
 from ledger.command_retry import MAX_CACHED_EVENT_IDS, CommandRetry, LruCache
@@ -213,6 +214,29 @@ class LedgerService:
             raise NotFound(f"no organizer {event.organizer_id}")
         return organizer.plan_size
 
+    def _event_and_capacity(self, event_id: str) -> tuple[PaidEvent, int]:
+        """The event (a copy) and its organizer's plan size, as
+        :meth:`event` and :meth:`capacity_of` read them, both fast-forwarded
+        by one query when both are cached (``LedgerRepository.get_with``)."""
+        repository = self.store.repository
+        if not isinstance(repository, LedgerRepository):
+            paid_event = self.event(event_id)
+            return paid_event, self.capacity_of(paid_event)
+        uid = parse_uuid(event_id, "event")
+
+        def organizer_of(aggregate: object) -> UUID:
+            if not isinstance(aggregate, PaidEvent):
+                raise NotFound(f"no event {event_id}")
+            return parse_uuid(aggregate.organizer_id, "organizer")
+
+        try:
+            paid_event, organizer = repository.get_with(uid, organizer_of)
+        except AggregateNotFoundError:
+            raise NotFound(f"no event {event_id}") from None
+        if not isinstance(paid_event, PaidEvent) or not isinstance(organizer, Organizer):
+            raise NotFound(f"no event {event_id}")
+        return paid_event, organizer.plan_size
+
     def seat_hold_for(self, event: PaidEvent) -> timedelta:
         """How long a registration for ``event`` holds a seat (R20): the open
         checkout's hold, or the offline payment's."""
@@ -375,10 +399,16 @@ class LedgerService:
 
     def register_participant(
         self, event_id: str, *, name: str, email: str, fields: Mapping[str, str],
-        language: str | None = None, new_id: UUID | None = None,
+        language: str | None = None, new_id: UUID | None = None, fresh_id: UUID | None = None,
     ) -> Registration:
         """Hold a seat (R9) and record the registration, atomically.  Not a
         ``_change``: it creates the registration instead of loading one.
+
+        ``new_id``: an id derived from the request (its Idempotency-Key): a
+        registration already recorded under it is returned.  ``fresh_id``
+        (without ``new_id``): an id the caller just drew at random, so it can
+        tell its own new registration from an earlier one answered for the
+        same address; nothing can exist under it, so it is never looked up.
 
         R20: a registration paid through a provider holds its seat only for
         ``OPENING_HOLD``, while its checkout is being opened
@@ -395,7 +425,7 @@ class LedgerService:
         decided in memory, one transaction for all of them -- a rush does not
         serialize one commit at a time.  Two sales with the same id or the
         same address never share a batch."""
-        uid = new_id or uuid.uuid4()
+        uid = new_id or fresh_id or uuid.uuid4()
         event_key = parse_uuid(event_id, "event")
         existing = self._existing(new_id)
         if isinstance(existing, Registration):
@@ -404,11 +434,18 @@ class LedgerService:
         def sale(paid_event: PaidEvent, capacity: int, recheck: bool) -> Decision[Registration]:
             """One sale in a batch of sales on the event (``ledger.sales_batch``):
             the seat is held last, so a refused sale leaves the event untouched."""
-            if recheck and isinstance(again := self._existing(new_id), Registration):
+            # A re-run (after a conflict, or a save whose reply was lost) looks
+            # its own id up, fresh or derived: it may have committed already.
+            if recheck and isinstance(again := self._existing(uid), Registration):
                 return Decision(again)
             marks: tuple[EmailClaim, ...] = ()
             if self.emails is not None:
-                earlier_id = self.emails.registration_for(str(paid_event.id), email)
+                # The address is claimed in the events' transaction (its
+                # primary key makes a second claim fail the save, and the sale
+                # is re-run).  So the look-up is needed only on a re-run: a
+                # first try claims optimistically, saving a transaction per
+                # registration; a repeated address costs one failed try.
+                earlier_id = self.emails.registration_for(str(paid_event.id), email) if recheck else None
                 if earlier_id is not None:
                     earlier = self.registration(earlier_id)
                     if earlier.answers_for_its_email:
@@ -426,8 +463,7 @@ class LedgerService:
             return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
         return cast(Registration, self._sales.sell(
-            event_key, lambda: self.event(event_id), self.capacity_of, sale,
-            dedupe=(uid, normalized_email(email)),
+            event_key, lambda: self._event_and_capacity(event_id), sale, dedupe=(uid, normalized_email(email)),
         ))
 
     def start_checkout(
