@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+import orjson
+from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
@@ -27,7 +28,7 @@ from ledger.application import LedgerStore
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
-from ledger.personal_data import PERSONAL_FIELDS
+from ledger.personal_data import PERSONAL_FIELDS, open_state
 
 EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -182,6 +183,127 @@ def to_item(store: LedgerStore, notification: Notification) -> LogItem:
         domain_event=domain_event,
         actor=str(domain_event.__dict__.get("actor", "system")),
     )
+
+
+@dataclass(frozen=True)
+class PublicType:
+    """What the public envelope says about an event class, computed once."""
+
+    cls: type[Any]
+    name: str  #: the public ``type``
+    aggregate_type: str
+    schema_version: int  #: the class's ``class_version``
+
+
+#: Stored topic → public type, for :class:`EnvelopeDecoder` (a topic stored
+#: under an older name is absent: it takes the mapper's path, which resolves it).
+PUBLIC_BY_TOPIC: dict[str, PublicType] = {
+    get_topic(cls): PublicType(cls, public, aggregate, getattr(cls, "class_version", 1))
+    for cls, (public, aggregate) in PUBLIC_TYPES.items()
+}
+
+_TRANSCODED = b'"_type_"'
+
+
+class _Unusual(Exception):
+    """A stored state the fast path does not handle: take the mapper's path."""
+
+
+def _public_value(value: Any) -> Any:
+    """A decoded JSON value as ``_jsonable`` shows the mapper's decoded value:
+    the transcoded objects (``{"_type_": …, "_data_": …}``, which the mapper's
+    transcoder turns into UUIDs and datetimes) become their public strings."""
+    kind = type(value)
+    if kind is dict:
+        if len(value) == 2 and "_type_" in value and "_data_" in value:
+            name, data = value["_type_"], value["_data_"]
+            if name == "datetime_iso" and type(data) is str:
+                return datetime.fromisoformat(data).isoformat()
+            if name == "uuid_hex" and type(data) is str:
+                return str(UUID(data))
+            raise _Unusual(name)
+        return {k: _public_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_public_value(v) for v in value]
+    return value
+
+
+class EnvelopeDecoder:
+    """The public envelope of a stored event (``to_item(...).as_dict(...)``,
+    key for key and in the same order) read straight from its stored JSON.
+
+    Why: the relay needs the envelope, not the domain event.  The mapper's
+    transcoder calls a Python hook for every JSON object, then the event object
+    is built and ``_jsonable`` walks it back into JSON values.  Here orjson
+    parses the state once and only the transcoded values are converted -- when
+    the state holds no transcoded value but the timestamp (found by counting
+    ``"_type_"`` in the bytes), nothing is walked at all.  Personal data is
+    opened by the same :func:`ledger.personal_data.open_state` the mapper calls,
+    after the caller refreshed the batch's keys (:func:`prepare_keys`).
+
+    Anything unusual -- a cipher or compressor, a state of an older class
+    version (upcasters expect the mapper's decoded values), another transcoded
+    type, JSON orjson refuses, a topic stored under another name -- returns
+    ``None``, and the caller takes the mapper's path (:func:`to_item`), so the
+    result is always the mapper's (tests/integration/relay/test_relay_encoding.py).
+    """
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+        mapper = store.mapper
+        self.keyring = store.keyring
+        self.enabled = (
+            mapper.cipher is None and mapper.compressor is None and isinstance(mapper.transcoder, JSONTranscoder)
+        )
+
+    def envelope(self, notification: Notification, *, include_pii: bool) -> tuple[PublicType, dict[str, Any]] | None:
+        """(public type, envelope) of ``notification``, or ``None`` for the mapper's path."""
+        public = PUBLIC_BY_TOPIC.get(notification.topic)
+        if public is None or not self.enabled:
+            return None
+        raw = notification.state
+        try:
+            state = orjson.loads(raw)
+            if type(state) is not dict or state.pop("class_version", 1) != public.schema_version:
+                return None
+            stamp = state.get("timestamp")
+            if type(stamp) is not dict or stamp.get("_type_") != "datetime_iso" or len(stamp) != 2:
+                return None
+            if raw.count(_TRANSCODED) != 1:  # more than the timestamp is transcoded
+                state = {k: _public_value(v) for k, v in state.items()}
+            occurred_at = state["timestamp"]
+            occurred_at = occurred_at if type(occurred_at) is str else _public_value(occurred_at)
+        except (orjson.JSONDecodeError, _Unusual, ValueError, TypeError):
+            return None
+        originator_id = notification.originator_id
+        version = notification.originator_version
+        if public.cls in PERSONAL_FIELDS:
+            open_state(state, public.cls, originator_id, version, self.keyring)
+        aggregate_id = str(originator_id)
+        actor = str(state.get("actor", "system"))
+        if include_pii or public.aggregate_type != "registration":
+            data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}
+        else:
+            data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS and k not in PII_FIELDS}
+        if public.aggregate_type == "organizer":
+            organizer_id = aggregate_id
+        elif "organizer_id" in state:
+            organizer_id = _organizer_cache.setdefault(aggregate_id, str(state["organizer_id"]))
+        else:
+            organizer_id = organizer_id_of(self.store, aggregate_id)
+        return public, {
+            "position": notification.id,
+            "id": event_id(aggregate_id, version),
+            "type": public.name,
+            "aggregate_type": public.aggregate_type,
+            "aggregate_id": aggregate_id,
+            "aggregate_version": version,
+            "organizer_id": organizer_id,
+            "occurred_at": occurred_at,
+            "schema_version": public.schema_version,
+            "actor": actor,
+            "data": data,
+        }
 
 
 #: Stored topics of the events that carry sealed personal data (R24).
