@@ -8,10 +8,12 @@ Guarantees (docs/events.md states them for consumers):
   un-acknowledged tail twice and drop it by event ``id`` — at most
   ``max_in_flight`` batches per crash.
 * **Per-aggregate order.**  The key is the aggregate id, so an aggregate's
-  events share a partition; the producer is idempotent (``enable_idempotence``,
-  which kafka-python 3 supports against both Tansu and Apache Kafka), so its
-  internal retries neither reorder nor duplicate within a session.  Never
-  transactional: Tansu shows aborted transactions to readers.
+  events share a partition (kafka-python's default partitioning, murmur2 of
+  the key, computed with less CPU by ``workers.key_partitioner``); the
+  producer is idempotent (``enable_idempotence``, which kafka-python 3
+  supports against both Tansu and Apache Kafka), so its internal retries
+  neither reorder nor duplicate within a session.  Never transactional:
+  Tansu shows aborted transactions to readers.
 * **A broker that forgot.**  The embedded broker keeps topics in memory; after
   a restart the topic comes back empty with a new ``topic_id`` (KIP-516).  The
   relay checks the topic's id at start and every ``check_interval`` seconds;
@@ -42,6 +44,7 @@ from ledger import event_log
 from ledger.log_follower import CommitListener, LogBatch, LogConsumer, LogFollower, Standby
 from ledger.proof import queries as proof_queries
 from workers.broker import BrokerUnavailable, answers, bootstrap_servers, describe, ensure_topic
+from workers.key_partitioner import KeyHashPartitioner
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
@@ -306,7 +309,8 @@ class RelayWorker(LogConsumer):
             state = ensure_topic(admin, self.topic, self.ledger.settings.kafka_partitions)
             position = self.positions.start(self.topic, state.topic_id)
             guard = TopicGuard(admin, self.topic, state.topic_id, self.options.check_interval)
-            producer = KafkaProducer(**producer_config(bootstrap, self.options.producer))
+            producer = KafkaProducer(**{"partitioner": KeyHashPartitioner(),
+                                        **producer_config(bootstrap, self.options.producer)})
         except BaseException:
             admin.close()
             raise
