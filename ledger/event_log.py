@@ -11,7 +11,7 @@ kept outside the event store (see ``ledger.secret_box``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from ledger.application import LedgerStore
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
-from ledger.personal_data import PERSONAL_FIELDS, open_state
+from ledger.personal_data import PERSONAL_FIELDS, close_state, open_state
 
 EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -204,6 +204,9 @@ PUBLIC_BY_TOPIC: dict[str, PublicType] = {
 
 _TRANSCODED = b'"_type_"'
 
+#: Stored topics of the events that carry sealed personal data (R24).
+PERSONAL_TOPICS = frozenset(get_topic(cls) for cls in PERSONAL_FIELDS)
+
 
 class _Unusual(Exception):
     """A stored state the fast path does not handle: take the mapper's path."""
@@ -237,9 +240,15 @@ class EnvelopeDecoder:
     is built and ``_jsonable`` walks it back into JSON values.  Here orjson
     parses the state once and only the transcoded values are converted -- when
     the state holds no transcoded value but the timestamp (found by counting
-    ``"_type_"`` in the bytes), nothing is walked at all.  Personal data is
-    opened by the same :func:`ledger.personal_data.open_state` the mapper calls,
-    after the caller refreshed the batch's keys (:func:`prepare_keys`).
+    ``"_type_"`` in the bytes), nothing is walked at all.
+
+    Personal data (R24): :meth:`prepare` reads the batch's keys fresh first,
+    as :func:`prepare_keys` does for the mapper's path, so an erasure made by
+    another process always shows.  Fields the envelope shows are opened by the
+    same :func:`ledger.personal_data.open_state` the mapper calls.  Without
+    ``include_pii``, a registration's personal fields are never shown, so they
+    are not opened at all (:func:`ledger.personal_data.close_state`: ``erased``
+    from whether the key is still there, nothing decrypted).
 
     Anything unusual -- a cipher or compressor, a state of an older class
     version (upcasters expect the mapper's decoded values), another transcoded
@@ -248,16 +257,42 @@ class EnvelopeDecoder:
     result is always the mapper's (tests/integration/relay/test_relay_encoding.py).
     """
 
-    def __init__(self, store: LedgerStore) -> None:
-        self.store = store
+    def __init__(self, store: LedgerStore, *, include_pii: bool) -> None:
+        self.store, self.include_pii = store, include_pii
         mapper = store.mapper
         self.keyring = store.keyring
         self.enabled = (
             mapper.cipher is None and mapper.compressor is None and isinstance(mapper.transcoder, JSONTranscoder)
         )
+        #: Stored topics whose personal fields the envelope never shows (only ``erased``).
+        self.closed_topics = frozenset() if include_pii else frozenset(
+            topic for topic, public in PUBLIC_BY_TOPIC.items()
+            if public.aggregate_type == "registration" and set(PERSONAL_FIELDS.get(public.cls, ("-",))) <= PII_FIELDS
+        )
 
-    def envelope(self, notification: Notification, *, include_pii: bool) -> tuple[PublicType, dict[str, Any]] | None:
-        """(public type, envelope) of ``notification``, or ``None`` for the mapper's path."""
+    def prepare(self, notifications: Sequence[Notification]) -> dict[str, bool]:
+        """Read the keys the batch's personal events need, fresh, in at most
+        two queries: the keys to open with (cached in the keyring) and, for
+        the events whose personal fields are not shown, only whether each key
+        is still there -- the ``holds_key`` map :meth:`envelope` takes."""
+        keyring = self.keyring
+        if keyring is None:
+            return {}
+        opened: list[str] = []
+        closed: list[str] = []
+        for n in notifications:
+            if n.topic in PERSONAL_TOPICS:
+                (closed if n.topic in self.closed_topics else opened).append(str(n.originator_id))
+        keyring.refresh(opened)
+        return keyring.holds_keys(closed)
+
+    def envelope(
+        self, notification: Notification, holds_key: Mapping[str, bool],
+    ) -> tuple[PublicType, dict[str, Any]] | None:
+        """(public type, envelope) of ``notification`` of a batch given to
+        :meth:`prepare` (``holds_key`` is its answer), or ``None`` for the
+        mapper's path."""
+        include_pii = self.include_pii
         public = PUBLIC_BY_TOPIC.get(notification.topic)
         if public is None or not self.enabled:
             return None
@@ -277,9 +312,12 @@ class EnvelopeDecoder:
             return None
         originator_id = notification.originator_id
         version = notification.originator_version
-        if public.cls in PERSONAL_FIELDS:
-            open_state(state, public.cls, originator_id, version, self.keyring)
         aggregate_id = str(originator_id)
+        if public.cls in PERSONAL_FIELDS:
+            if notification.topic in self.closed_topics:
+                close_state(state, public.cls, holds_key.get(aggregate_id))
+            else:
+                open_state(state, public.cls, originator_id, version, self.keyring)
         actor = str(state.get("actor", "system"))
         if include_pii or public.aggregate_type != "registration":
             data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}
@@ -304,10 +342,6 @@ class EnvelopeDecoder:
             "actor": actor,
             "data": data,
         }
-
-
-#: Stored topics of the events that carry sealed personal data (R24).
-PERSONAL_TOPICS = frozenset(get_topic(cls) for cls in PERSONAL_FIELDS)
 
 
 def prepare_keys(store: LedgerStore, notifications: Sequence[Notification]) -> None:

@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,33 +100,48 @@ def encode(item: event_log.LogItem, *, include_pii: bool, chain_hash: str | None
 
 
 class MessageEncoder:
-    """Stored notification → the message :func:`encode` makes of its
-    ``LogItem``, byte for byte, without building the domain event or the item
-    (``event_log.EnvelopeDecoder``; the mapper's path when that declines).
+    """Stored notifications → the messages :func:`encode` makes of their
+    ``LogItem``, byte for byte, without building domain events or items
+    (``event_log.EnvelopeDecoder``; the mapper's path for what it declines).
     Header values that only depend on the event class are encoded once."""
 
     def __init__(self, store: LedgerStore, *, include_pii: bool) -> None:
         self.store, self.include_pii = store, include_pii
-        self.envelopes = event_log.EnvelopeDecoder(store)
+        self.envelopes = event_log.EnvelopeDecoder(store, include_pii=include_pii)
         self._headers: dict[str, tuple[bytes, bytes]] = {}
 
-    def encode(self, notification: Notification, chain_hash: str | None) -> Message:
-        found = self.envelopes.envelope(notification, include_pii=self.include_pii)
-        if found is None:
-            item = event_log.to_item(self.store, notification)
-            return encode(item, include_pii=self.include_pii, chain_hash=chain_hash)
-        public, envelope = found
-        envelope["hash"] = chain_hash
-        constant = self._headers.get(public.name)
-        if constant is None:
-            constant = self._headers[public.name] = (public.name.encode(), str(public.schema_version).encode())
-        headers = [
-            ("event-id", envelope["id"].encode()),
-            ("event-type", constant[0]),
-            ("content-type", CONTENT_TYPE),
-            ("schema-version", constant[1]),
-        ]
-        return envelope["aggregate_id"].encode(), orjson.dumps(envelope), headers
+    def encode(self, notifications: Sequence[Notification], hashes: Mapping[int, str]) -> list[Message]:
+        """One message per notification, in order; ``hashes`` holds the chain
+        hashes of the sealed positions.  Keys are read fresh first, so a
+        message never shows data another process erased (R24)."""
+        envelopes = self.envelopes
+        holds_key = envelopes.prepare(notifications)
+        messages: list[Message | None] = []
+        declined = []
+        for n, notification in enumerate(notifications):
+            found = envelopes.envelope(notification, holds_key)
+            if found is None:
+                declined.append(n)
+                messages.append(None)
+                continue
+            public, envelope = found
+            envelope["hash"] = hashes.get(notification.id)
+            constant = self._headers.get(public.name)
+            if constant is None:
+                constant = self._headers[public.name] = (public.name.encode(), str(public.schema_version).encode())
+            headers = [
+                ("event-id", envelope["id"].encode()),
+                ("event-type", constant[0]),
+                ("content-type", CONTENT_TYPE),
+                ("schema-version", constant[1]),
+            ]
+            messages.append((envelope["aggregate_id"].encode(), orjson.dumps(envelope), headers))
+        if declined:  # e.g. events stored at an older class version: the mapper's path, keys read first
+            event_log.prepare_keys(self.store, [notifications[n] for n in declined])
+            for n in declined:
+                item = event_log.to_item(self.store, notifications[n])
+                messages[n] = encode(item, include_pii=self.include_pii, chain_hash=hashes.get(item.position))
+        return [m for m in messages if m is not None]
 
 
 def producer_config(bootstrap: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -329,13 +344,12 @@ class RelayWorker(LogConsumer):
         futures = []
         with self.ledger.db.transaction() as conn:
             hashes = proof_queries.chain_hashes(conn, [n.id for n in batch.notifications])
-        event_log.prepare_keys(self.ledger.store, batch.notifications)  # a replay shows erased data as erased (R24)
-        # Encode the whole batch first, then send it in one tight loop: the
+        # Encode the whole batch first (its keys read fresh: a replay shows
+        # erased data as erased, R24), then send it in one tight loop: the
         # producer's batches then fill as a raw producer's do, instead of its
         # sender thread waking (a socket write each time) to ship a few
         # messages between two encodes (docs/performance.md, relay).
-        encode_one, hash_of = self._encoder.encode, hashes.get
-        messages = [encode_one(notification, hash_of(notification.id)) for notification in batch.notifications]
+        messages = self._encoder.encode(batch.notifications, hashes)
         send = session.producer.send
         for key, value, headers in messages:
             futures.append(send(self.topic, key=key, value=value, headers=headers))

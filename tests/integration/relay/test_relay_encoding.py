@@ -24,19 +24,19 @@ from tests.integration.relay.scenario import busy_event, full_story
 from workers.relay import MessageEncoder, encode
 
 
-def _legacy_registrations(ledger: Ledger) -> list[str]:
-    """A registration stored in clear by a store without a keyring (before
-    sealing existed), erased afterwards; and one stored at class version 1
-    (no ``language``: the mapper's upcaster adds it)."""
+def _legacy_registrations(ledger: Ledger) -> tuple[str, str, str]:
+    """Two registrations stored in clear by a store without a keyring (before
+    sealing existed), the first erased afterwards; and one stored at class
+    version 1 (no ``language``: the mapper's upcaster adds it)."""
     registration = ledger.service.registration(busy_event(ledger, registrations=1)[0])
     old_store = LedgerStore(env=eventsourcing_env(ledger.database_url, pool_size=2))
     try:
-        legacy = Registration.register(
-            id=uuid4(), event_id=registration.event_id, organizer_id=registration.organizer_id, name="Olga Old",
-            email="olga@example.org", fields={"company": "Old Co"}, language=None, price_minor=1000,
+        legacy, kept = (Registration.register(
+            id=uuid4(), event_id=registration.event_id, organizer_id=registration.organizer_id, name=name,
+            email=f"{name}@example.org", fields={"company": "Old Co"}, language=None, price_minor=1000,
             currency="USD", provider="manual",
-        )
-        old_store.save(legacy)
+        ) for name in ("olga", "otto"))
+        old_store.save(legacy, kept)
     finally:
         old_store.close()
     ledger.erasures.erase([str(legacy.id)], scope=ANYONE, erasure_id=uuid4())
@@ -51,7 +51,7 @@ def _legacy_registrations(ledger: Ledger) -> list[str]:
         originator_id=v1_id, originator_version=1, topic=get_topic(Registration.Registered),
         state=orjson.dumps(state),
     )])
-    return [str(legacy.id), str(v1_id)]
+    return str(legacy.id), str(kept.id), str(v1_id)
 
 
 def _more_transcoded_values(ledger: Ledger, organizer_id: str) -> None:
@@ -76,23 +76,22 @@ def test_fast_messages_are_the_mappers_byte_for_byte(fresh_ledger: Ledger) -> No
     ledger = fresh_ledger
     _more_transcoded_values(ledger, full_story(ledger))
     busy_event(ledger, registrations=5)
-    _legacy_registrations(ledger)
+    _, _, v1_registration = _legacy_registrations(ledger)
     store = ledger.store
     notifications = store.recorder.select_notifications(start=0, limit=10_000)
+    hashes = {n.id: f"{n.id:064x}" for n in notifications if n.id % 2}
     event_log.prepare_keys(store, notifications)
-    types, fast = set(), 0
     for include_pii in (False, True):
+        expected = [encode(event_log.to_item(store, n), include_pii=include_pii, chain_hash=hashes.get(n.id))
+                    for n in notifications]
         encoder = MessageEncoder(store, include_pii=include_pii)
-        for n, notification in enumerate(notifications):
-            chain_hash = None if n % 2 else f"{n:064x}"
-            expected = encode(event_log.to_item(store, notification), include_pii=include_pii, chain_hash=chain_hash)
-            assert encoder.encode(notification, chain_hash) == expected, notification
-            found = encoder.envelopes.envelope(notification, include_pii=include_pii)
-            if found is not None:
-                types.add(found[0].name)
-                fast += 1
-            else:  # only the event stored at an older class version takes the mapper's path
-                assert b'"language"' not in notification.state and notification.topic.endswith("Registered")
+        assert encoder.encode(notifications, hashes) == expected
+        for size in (1, 7):  # batches of other sizes: each prepares its own keys
+            batches = [notifications[i:i + size] for i in range(0, len(notifications), size)]
+            assert [m for b in batches for m in encoder.encode(b, hashes)] == expected
+        holds_key = encoder.envelopes.prepare(notifications)
+        declined = [n for n in notifications if encoder.envelopes.envelope(n, holds_key) is None]
+        # Only the event stored at an older class version takes the mapper's path.
+        assert [n.originator_id for n in declined] == [UUID(v1_registration)]
+    types = {event_log.to_item(store, n).type for n in notifications}
     assert types == {public for public, _ in event_log.PUBLIC_TYPES.values()}
-    assert fast == 2 * (len(notifications) - 1)
-
