@@ -7,6 +7,7 @@ without personal data in the messages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID, uuid4
 
 import orjson
@@ -19,9 +20,14 @@ from ledger.container import Ledger
 from ledger.database import eventsourcing_env
 from ledger.domain.organizer import Organizer
 from ledger.domain.registration import Registration
+from ledger.proof import queries as proof_queries
+from ledger.proof.sealer import Sealer
 from ledger.scope import ANYONE
 from tests.integration.relay.scenario import busy_event, full_story
-from workers.relay import MessageEncoder, encode
+from tests.support.kafka import ids_seen, read_topic
+from tests.support.relay import RunningRelay, all_items
+from workers.broker import EmbeddedBroker
+from workers.relay import MessageEncoder, batch_reader, encode
 
 
 def _legacy_registrations(ledger: Ledger) -> tuple[str, str, str]:
@@ -95,3 +101,27 @@ def test_fast_messages_are_the_mappers_byte_for_byte(fresh_ledger: Ledger) -> No
         assert [n.originator_id for n in declined] == [UUID(v1_registration)]
     types = {event_log.to_item(store, n).type for n in notifications}
     assert types == {public for public, _ in event_log.PUBLIC_TYPES.values()}
+
+
+def test_messages_carry_the_chain_hash_of_events_sealed_before_they_were_read(
+    relay_ledger: Ledger, start_relay: Callable[..., RunningRelay], kafka_broker: EmbeddedBroker,
+) -> None:
+    """The relay reads each batch with its chain hashes in one query
+    (``batch_reader``): a sealed event's message carries its hash, an event
+    the sealer had not reached carries null."""
+    ledger = relay_ledger
+    full_story(ledger)
+    Sealer(ledger.db, ledger.store.recorder, ledger.database_url).catch_up()
+    busy_event(ledger, registrations=3)  # not sealed
+    with ledger.db.transaction() as conn:
+        expected = proof_queries.chain_hashes(conn, range(1, event_log.head(ledger.store) + 1))
+    assert 0 < len(expected) < event_log.head(ledger.store)
+    batch = batch_reader(ledger, 7)(0)
+    assert [n.id for n in batch.notifications] == list(range(1, 8)) and batch.reached == 7
+    assert batch.hashes == {p: h for p, h in expected.items() if p <= 7}
+
+    start_relay().wait_published()
+    items = all_items(ledger)
+    messages = read_topic(kafka_broker.bootstrap, ledger.settings.kafka_topic, until=ids_seen(i.id for i in items))
+    assert {m.event["position"]: m.event["hash"] for m in messages} == {
+        i.position: expected.get(i.position) for i in items}
