@@ -267,7 +267,8 @@ class EnvelopeDecoder:
         #: Stored topics whose personal fields the envelope never shows (only ``erased``).
         self.closed_topics = frozenset() if include_pii else frozenset(
             topic for topic, public in PUBLIC_BY_TOPIC.items()
-            if public.aggregate_type == "registration" and set(PERSONAL_FIELDS.get(public.cls, ("-",))) <= PII_FIELDS
+            if public.aggregate_type == "registration" and public.cls in PERSONAL_FIELDS
+            and PII_FIELDS.issuperset(PERSONAL_FIELDS[public.cls])
         )
 
     def prepare(self, notifications: Sequence[Notification]) -> dict[str, bool]:
@@ -292,7 +293,6 @@ class EnvelopeDecoder:
         """(public type, envelope) of ``notification`` of a batch given to
         :meth:`prepare` (``holds_key`` is its answer), or ``None`` for the
         mapper's path."""
-        include_pii = self.include_pii
         public = PUBLIC_BY_TOPIC.get(notification.topic)
         if public is None or not self.enabled:
             return None
@@ -319,7 +319,7 @@ class EnvelopeDecoder:
             else:
                 open_state(state, public.cls, originator_id, version, self.keyring)
         actor = str(state.get("actor", "system"))
-        if include_pii or public.aggregate_type != "registration":
+        if self.include_pii or public.aggregate_type != "registration":
             data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}
         else:
             data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS and k not in PII_FIELDS}
