@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import psycopg
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.rows import tuple_row
 
@@ -254,7 +256,8 @@ def batch_reader(ledger: Ledger, limit: int) -> Callable[[int], HashedBatch]:
     took two, and plain rows instead of the recorder's dict rows.  Safe to read
     at any time for the reason ``ledger.log_follower.read_batch`` is: the store
     inserts under an exclusive table lock, so no smaller position can appear
-    later."""
+    later.  Retried on a broken connection as the recorder's read is, so a
+    database blip does not cost the broker session (and re-sends)."""
     recorder: Any = ledger.store.recorder
     query = sql.SQL(
         "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, h.chain_hash"
@@ -262,6 +265,7 @@ def batch_reader(ledger: Ledger, limit: int) -> Callable[[int], HashedBatch]:
         " WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
     ).format(events=sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
 
+    @retry((psycopg.InterfaceError, psycopg.OperationalError), max_attempts=10, wait=0.2)
     def read(after: int) -> HashedBatch:
         with ledger.db.transaction() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             rows = cursor.execute(query, (after, limit), prepare=True).fetchall()
