@@ -319,10 +319,13 @@ class EnvelopeDecoder:
             else:
                 open_state(state, public.cls, originator_id, version, self.keyring)
         actor = str(state.get("actor", "system"))
-        if self.include_pii or public.aggregate_type != "registration":
-            data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS}
-        else:
-            data = {k: v for k, v in state.items() if k not in _ENVELOPE_FIELDS and k not in PII_FIELDS}
+        # The state becomes ``data``: what remains after taking out the
+        # envelope's fields (and the personal ones) keeps its order.
+        for name in _ENVELOPE_FIELDS:
+            state.pop(name, None)
+        if not self.include_pii and public.aggregate_type == "registration":
+            for name in PII_FIELDS:
+                state.pop(name, None)
         if public.aggregate_type == "organizer":
             organizer_id = aggregate_id
         elif "organizer_id" in state:
@@ -340,7 +343,7 @@ class EnvelopeDecoder:
             "occurred_at": occurred_at,
             "schema_version": public.schema_version,
             "actor": actor,
-            "data": data,
+            "data": state,
         }
 
 
