@@ -11,13 +11,14 @@ kept outside the event store (see ``ledger.secret_box``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+import orjson
+from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
 from psycopg import sql
@@ -27,7 +28,7 @@ from ledger.application import LedgerStore
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
-from ledger.personal_data import PERSONAL_FIELDS
+from ledger.personal_data import PERSONAL_FIELDS, close_state, open_state
 
 EVENT_ID_NAMESPACE = UUID("6f1c1f6e-8f57-4a53-9d0e-2b6c8a6d1c11")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
@@ -184,8 +185,166 @@ def to_item(store: LedgerStore, notification: Notification) -> LogItem:
     )
 
 
+@dataclass(frozen=True)
+class PublicType:
+    """What the public envelope says about an event class, computed once."""
+
+    cls: type[Any]
+    name: str  #: the public ``type``
+    aggregate_type: str
+    schema_version: int  #: the class's ``class_version``
+
+
+#: Stored topic → public type, for :class:`EnvelopeDecoder` (a topic stored
+#: under an older name is absent: it takes the mapper's path, which resolves it).
+PUBLIC_BY_TOPIC: dict[str, PublicType] = {
+    get_topic(cls): PublicType(cls, public, aggregate, getattr(cls, "class_version", 1))
+    for cls, (public, aggregate) in PUBLIC_TYPES.items()
+}
+
+_TRANSCODED = b'"_type_"'
+
 #: Stored topics of the events that carry sealed personal data (R24).
 PERSONAL_TOPICS = frozenset(get_topic(cls) for cls in PERSONAL_FIELDS)
+
+
+class _Unusual(Exception):
+    """A stored state the fast path does not handle: take the mapper's path."""
+
+
+def _public_value(value: Any) -> Any:
+    """A decoded JSON value as ``_jsonable`` shows the mapper's decoded value:
+    the transcoded objects (``{"_type_": …, "_data_": …}``, which the mapper's
+    transcoder turns into UUIDs and datetimes) become their public strings."""
+    kind = type(value)
+    if kind is dict:
+        if len(value) == 2 and "_type_" in value and "_data_" in value:
+            name, data = value["_type_"], value["_data_"]
+            if name == "datetime_iso" and type(data) is str:
+                return datetime.fromisoformat(data).isoformat()
+            if name == "uuid_hex" and type(data) is str:
+                return str(UUID(data))
+            raise _Unusual(name)
+        return {k: _public_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_public_value(v) for v in value]
+    return value
+
+
+class EnvelopeDecoder:
+    """The public envelope of a stored event (``to_item(...).as_dict(...)``,
+    key for key and in the same order) read straight from its stored JSON.
+
+    Why: the relay needs the envelope, not the domain event.  The mapper's
+    transcoder calls a Python hook for every JSON object, then the event object
+    is built and ``_jsonable`` walks it back into JSON values.  Here orjson
+    parses the state once and only the transcoded values are converted -- when
+    the state holds no transcoded value but the timestamp (found by counting
+    ``"_type_"`` in the bytes), nothing is walked at all.
+
+    Personal data (R24): :meth:`prepare` reads the batch's keys fresh first,
+    as :func:`prepare_keys` does for the mapper's path, so an erasure made by
+    another process always shows.  Fields the envelope shows are opened by the
+    same :func:`ledger.personal_data.open_state` the mapper calls.  Without
+    ``include_pii``, a registration's personal fields are never shown, so they
+    are not opened at all (:func:`ledger.personal_data.close_state`: ``erased``
+    from whether the key is still there, nothing decrypted).
+
+    Anything unusual -- a cipher or compressor, a state of an older class
+    version (upcasters expect the mapper's decoded values), another transcoded
+    type, JSON orjson refuses, a topic stored under another name -- returns
+    ``None``, and the caller takes the mapper's path (:func:`to_item`), so the
+    result is always the mapper's (tests/integration/relay/test_relay_encoding.py).
+    """
+
+    def __init__(self, store: LedgerStore, *, include_pii: bool) -> None:
+        self.store, self.include_pii = store, include_pii
+        mapper = store.mapper
+        self.keyring = store.keyring
+        self.enabled = (
+            mapper.cipher is None and mapper.compressor is None and isinstance(mapper.transcoder, JSONTranscoder)
+        )
+        #: Stored topics whose personal fields the envelope never shows (only ``erased``).
+        self.closed_topics = frozenset() if include_pii else frozenset(
+            topic for topic, public in PUBLIC_BY_TOPIC.items()
+            if public.aggregate_type == "registration" and public.cls in PERSONAL_FIELDS
+            and PII_FIELDS.issuperset(PERSONAL_FIELDS[public.cls])
+        )
+
+    def prepare(self, notifications: Sequence[Notification]) -> dict[str, bool]:
+        """Read the keys the batch's personal events need, fresh, in at most
+        two queries: the keys to open with (cached in the keyring) and, for
+        the events whose personal fields are not shown, only whether each key
+        is still there -- the ``holds_key`` map :meth:`envelope` takes."""
+        keyring = self.keyring
+        if keyring is None:
+            return {}
+        opened: list[str] = []
+        closed: list[str] = []
+        for n in notifications:
+            if n.topic in PERSONAL_TOPICS:
+                (closed if n.topic in self.closed_topics else opened).append(str(n.originator_id))
+        keyring.refresh(opened)
+        return keyring.holds_keys(closed)
+
+    def envelope(
+        self, notification: Notification, holds_key: Mapping[str, bool],
+    ) -> tuple[PublicType, dict[str, Any]] | None:
+        """(public type, envelope) of ``notification`` of a batch given to
+        :meth:`prepare` (``holds_key`` is its answer), or ``None`` for the
+        mapper's path."""
+        public = PUBLIC_BY_TOPIC.get(notification.topic)
+        if public is None or not self.enabled:
+            return None
+        raw = notification.state
+        try:
+            state = orjson.loads(raw)
+            if type(state) is not dict or state.pop("class_version", 1) != public.schema_version:
+                return None
+            stamp = state.get("timestamp")
+            if type(stamp) is not dict or stamp.get("_type_") != "datetime_iso" or len(stamp) != 2:
+                return None
+            if raw.count(_TRANSCODED) != 1:  # more than the timestamp is transcoded
+                state = {k: _public_value(v) for k, v in state.items()}
+            occurred_at = state["timestamp"]
+            occurred_at = occurred_at if type(occurred_at) is str else _public_value(occurred_at)
+        except (orjson.JSONDecodeError, _Unusual, ValueError, TypeError):
+            return None
+        originator_id = notification.originator_id
+        version = notification.originator_version
+        aggregate_id = str(originator_id)
+        if public.cls in PERSONAL_FIELDS:
+            if notification.topic in self.closed_topics:
+                close_state(state, public.cls, holds_key.get(aggregate_id))
+            else:
+                open_state(state, public.cls, originator_id, version, self.keyring)
+        actor = str(state.get("actor", "system"))
+        # The state becomes ``data``: what remains after taking out the
+        # envelope's fields (and the personal ones) keeps its order.
+        for name in _ENVELOPE_FIELDS:
+            state.pop(name, None)
+        if not self.include_pii and public.aggregate_type == "registration":
+            for name in PII_FIELDS:
+                state.pop(name, None)
+        if public.aggregate_type == "organizer":
+            organizer_id = aggregate_id
+        elif "organizer_id" in state:
+            organizer_id = _organizer_cache.setdefault(aggregate_id, str(state["organizer_id"]))
+        else:
+            organizer_id = organizer_id_of(self.store, aggregate_id)
+        return public, {
+            "position": notification.id,
+            "id": event_id(aggregate_id, version),
+            "type": public.name,
+            "aggregate_type": public.aggregate_type,
+            "aggregate_id": aggregate_id,
+            "aggregate_version": version,
+            "organizer_id": organizer_id,
+            "occurred_at": occurred_at,
+            "schema_version": public.schema_version,
+            "actor": actor,
+            "data": state,
+        }
 
 
 def prepare_keys(store: LedgerStore, notifications: Sequence[Notification]) -> None:

@@ -26,7 +26,10 @@ docs/audit.md, "Events stored before sealing").
 worker, ``GET /v1/ledger/events``, the Kafka relay): the fields as written plus
 ``"erased": false``; after erasure the fields are ``None`` and ``"erased":
 true``.  Opening happens in one place, :func:`open_state`, called by the event
-store's mapper (``ledger.application``) and by the views' fast decoder.
+store's mapper (``ledger.application``) and by the views' fast decoder.  A
+reader that shows none of the fields (the relay without
+``LEDGER_KAFKA_INCLUDE_PII``) does not open them: :func:`close_state` gives it
+``erased`` alone, from whether the key is still there.
 
 **Keys** live in ``personal_data_keys`` (migration 0010), each wrapped with
 ``LEDGER_SECRET_KEY`` (``ledger.secret_box``).  A new registration's key is
@@ -165,6 +168,21 @@ class Keyring:
                 if rid in self._pending:
                     continue
             self._remember(rid, found.get(rid, _NO_ROW))
+
+    def holds_keys(self, registration_ids: Iterable[UUID | str]) -> dict[str, bool]:
+        """Whether each registration's key row holds a key (``False``: erased;
+        absent: no row, e.g. stored before sealing), fresh from the database
+        in one query -- without unwrapping any key or touching the cache: what
+        :func:`close_state` needs."""
+        wanted = sorted({str(r) for r in registration_ids})
+        if not wanted:
+            return {}
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT registration_id::text, wrapped_key IS NOT NULL FROM personal_data_keys"
+                " WHERE registration_id = ANY(%s::uuid[])", (wanted,),
+            ).fetchall()
+        return {rid: bool(held) for rid, held in rows}
 
     def stored_key(self, rid: str) -> bytes | None:
         """The key in the table now, whatever this process holds pending:
@@ -306,6 +324,31 @@ def open_state(
     if erased:
         for name in names:
             state[name] = None
+    state[ERASED] = erased
+
+
+def close_state(state: dict[str, Any], cls: type[Any], holds_key: bool | None) -> None:
+    """What :func:`open_state` leaves in ``state`` minus ``cls``'s personal
+    fields themselves, for a reader that shows none of them (the Kafka relay
+    without LEDGER_KAFKA_INCLUDE_PII): ``erased`` only.
+
+    Why: such a reader then never decrypts, nor unwraps a key: it never holds
+    the personal data in clear at all, and saves the AES work per event.
+    ``holds_key`` is :meth:`Keyring.holds_keys`'s answer for the registration
+    (``None``: no key row), read fresh for the batch, so ``erased`` is what
+    :func:`open_state` says.  Unlike :func:`open_state` it cannot notice a
+    sealed value altered in its row (it does not open it); ``ledger verify``
+    does, from the hash chain."""
+    names = PERSONAL_FIELDS.get(cls)
+    if names is None:
+        return
+    sealed = state.pop(SEALED, None)
+    if sealed is None:  # clear text (stored before sealing), or nothing (stored after erasure)
+        erased = not all(n in state for n in names) or holds_key is False
+    else:
+        erased = holds_key is not True
+    for name in names:
+        state.pop(name, None)
     state[ERASED] = erased
 
 

@@ -14,9 +14,11 @@ import pytest
 from ledger.domain.registration import Registration
 from ledger.personal_data import (
     ERASED,
+    PERSONAL_FIELDS,
     SEALED,
     Keyring,
     PersonalDataUnreadable,
+    close_state,
     open_state,
     seal_state,
 )
@@ -149,3 +151,26 @@ def test_the_cache_saves_round_trips_but_not_for_long(table: KeyTable) -> None:
     ring.refresh([OTHER, "1b6f6c1e-8a57-4a53-9d0e-2b6c8a6d1c11", "2b6f6c1e-8a57-4a53-9d0e-2b6c8a6d1c11"])
     assert table.queries == 2  # one query for a batch; the cache keeps only max_keys entries
     assert len(ring._cache) == 2
+
+
+@pytest.mark.parametrize("stored", ["sealed", "clear"])
+@pytest.mark.parametrize("key", ["held", "erased", "no row"])
+def test_close_state_is_open_state_without_the_personal_fields(table: KeyTable, stored: str, key: str) -> None:
+    """The relay without personal data decrypts nothing (``close_state``), and
+    shows exactly what opening then dropping the fields would show."""
+    ring = keyring(table)
+    state = registered_state()
+    if stored == "sealed":
+        seal_state(state, Registration.Registered, RID, 1, ring)
+        commit(ring, table)
+    if key == "erased":
+        table.rows[RID] = None
+    elif key == "no row":
+        table.rows.pop(RID, None)
+    reader = keyring(table)
+    opened, closed = dict(state), dict(state)
+    open_state(opened, Registration.Registered, RID, 1, reader)
+    close_state(closed, Registration.Registered, reader.holds_keys([RID, OTHER]).get(RID))
+    names = PERSONAL_FIELDS[Registration.Registered]
+    assert list(closed.items()) == [(k, v) for k, v in opened.items() if k not in names]
+    assert closed[ERASED] is (key != "held" if stored == "sealed" else key == "erased")

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.partitioner import murmur2
 
 from ledger import event_log
 from ledger.event_log import PII_FIELDS, PUBLIC_TYPES
@@ -52,6 +53,12 @@ def test_every_event_arrives_in_order_and_matches_its_schema(relay_ledger, start
             assert not PII_FIELDS & set(event["data"]), event
     for pii in (b"p0@example.org", b"Person 0"):
         assert not any(pii in m.value for m in messages)
+    # Per-key order: each key on the partition kafka-python's default partitioner picks.
+    partitions = relay_ledger.settings.kafka_partitions
+    assert partitions > 1
+    for message in messages:
+        assert message.key is not None
+        assert message.partition == (murmur2(message.key) & 0x7FFFFFFF) % partitions, message
 
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     assert describe(admin, relay_ledger.settings.kafka_topic).partitions == relay_ledger.settings.kafka_partitions
