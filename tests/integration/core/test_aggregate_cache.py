@@ -11,32 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.bootstrap import Ledger, bootstrap
+from entrypoints.bootstrap import bootstrap
 from ledger.aggregate_cache import LedgerRepository
 from ledger.errors import CapacityExhausted
-from ledger.money import Money
+from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
 
 NOW = datetime(2037, 11, 1, tzinfo=UTC)
 
 
-def _event(ledger: Ledger, plan: int = 10) -> tuple[str, str]:
-    service = ledger.service
-    org = service.register_organizer(name="O", country="US", plan_size=plan)
-    service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
-    event = service.create_event(
-        organizer_id=str(org.id), title="T", description="", sessions=[datetime(2037, 12, 1, tzinfo=UTC)],
-        timezone="UTC", permanent=False, price=Money.parse("10.00", "USD"), provider="manual",
-    )
-    return str(org.id), str(event.id)
 
 
 def test_readers_get_their_own_copies(pg_server: TestServer, tmp_path: Path) -> None:
     ledger = bootstrap(make_settings(tmp_path), url=pg_server.new_database())
     try:
         assert isinstance(ledger.store.repository, LedgerRepository)
-        _, event_id = _event(ledger)
+        _, event_id = manual_event(ledger)
         first, second = ledger.service.event(event_id), ledger.service.event(event_id)
         assert first is not second and first.holds is not second.holds
         first.hold_seat("unsaved", capacity=10, now=NOW, until=NOW + timedelta(minutes=5))
@@ -56,7 +47,7 @@ def test_a_plan_change_in_another_process_limits_the_next_sale(pg_server: TestSe
     a = bootstrap(make_settings(tmp_path / "a"), url=url)
     b = bootstrap(make_settings(tmp_path / "b"), url=url)
     try:
-        org_id, event_id = _event(a, plan=10)
+        org_id, event_id = manual_event(a, plan=10)
         a.service.register_participant(event_id, name="p0", email="p0@example.com", fields={})
         assert a.service.capacity_of(a.service.event(event_id)) == 10  # now cached in a
         b.service.change_plan(org_id, 1)

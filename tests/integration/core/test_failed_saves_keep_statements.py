@@ -21,7 +21,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from entrypoints.bootstrap import bootstrap
-from tests.integration.core.test_registration_rush import _setup
+from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
 
@@ -50,7 +50,7 @@ def test_psycopg_keeps_a_prepare_the_server_skipped_in_a_failed_pipeline(pg_serv
 def test_saves_after_failed_saves_on_the_same_connection(pg_server: TestServer, tmp_path: Path) -> None:
     ledger = bootstrap(make_settings(tmp_path), url=pg_server.new_database(), pool_size=1)
     try:
-        event_id = _setup(ledger, 1000)
+        _, event_id = manual_event(ledger, 1000)
         taken = ledger.service.register_participant(event_id, name="A", email="taken@example.com", fields={})
         assert ledger.service.emails is not None
         claim = ledger.service.emails.claim(event_id, "taken@example.com", str(uuid.uuid4()))

@@ -6,7 +6,6 @@ without a look-up first.  Each must keep what the slower path guaranteed."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -19,8 +18,8 @@ from ledger.application import LedgerRecorder
 from ledger.domain.organizer import Organizer
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
-from ledger.money import Money
 from ledger.registration_emails import EmailClaim
+from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
 
@@ -29,15 +28,6 @@ from tests.support.settings import make_settings
 AWKWARD = "O'Brien \\ $$x$$ %s %(a)s ; DROP TABLE ledger_events; -- \u00e9\u4e2d\U0001f600 \"q\""
 
 
-def _event(ledger: Ledger, plan: int = 10) -> tuple[str, str]:
-    service = ledger.service
-    org = service.register_organizer(name="O", country="US", plan_size=plan)
-    service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
-    event = service.create_event(
-        organizer_id=str(org.id), title="T", description="", sessions=[datetime(2037, 12, 1, tzinfo=UTC)],
-        timezone="UTC", permanent=False, price=Money.parse("10.00", "USD"), provider="manual",
-    )
-    return str(org.id), str(event.id)
 
 
 def test_awkward_text_and_bytes_are_stored_exactly(pg_server: TestServer, tmp_path: Path) -> None:
@@ -45,7 +35,7 @@ def test_awkward_text_and_bytes_are_stored_exactly(pg_server: TestServer, tmp_pa
     a = bootstrap(make_settings(tmp_path / "a"), url=url)
     b = bootstrap(make_settings(tmp_path / "b"), url=url)  # another process: reads from the database
     try:
-        _, event_id = _event(a)
+        _, event_id = manual_event(a)
         made = a.service.register_participant(
             event_id, name=AWKWARD, email="ob@example.com", fields={AWKWARD: AWKWARD}, fresh_id=uuid.uuid4(),
         )
@@ -122,7 +112,7 @@ def test_the_same_address_from_another_process_gets_the_first_registration(
     a = bootstrap(make_settings(tmp_path / "a"), url=url)
     b = bootstrap(make_settings(tmp_path / "b"), url=url)
     try:
-        _, event_id = _event(a)
+        _, event_id = manual_event(a)
         first = a.service.register_participant(event_id, name="Ada", email="ada@example.com", fields={},
                                                fresh_id=uuid.uuid4())
         b.service.event(event_id)  # cached in b, so b's sale takes the fast path
@@ -147,7 +137,7 @@ def test_one_query_brings_the_event_and_its_plan_up_to_date(pg_server: TestServe
     a = bootstrap(make_settings(tmp_path / "a"), url=url)
     b = bootstrap(make_settings(tmp_path / "b"), url=url)
     try:
-        org_id, event_id = _event(a, plan=10)
+        org_id, event_id = manual_event(a, plan=10)
         a.service.register_participant(event_id, name="p0", email="p0@example.com", fields={})
         a.service._event_and_capacity(event_id)  # both cached in a
         b.service.register_participant(event_id, name="p1", email="p1@example.com", fields={})
