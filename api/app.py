@@ -112,7 +112,8 @@ def _default_actor() -> None:
 
     from ledger.actor import current_actor
 
-    parts = request.path.strip("/").split("/")
+    path = request.path
+    parts = path.strip("/").split("/") if "v1/webhooks/" in path else ()  # split only what can be a webhook
     if parts[:2] == ["v1", "webhooks"] and len(parts) >= 4:
         current_actor.set(f"provider:{parts[2]}:{parts[3]}"[:120])
     else:
