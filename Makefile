@@ -30,6 +30,7 @@ schemas: install
 
 bench: install
 	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/projections.py
 	$(BIN)/python bench/relay.py

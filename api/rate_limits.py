@@ -32,6 +32,7 @@ import ipaddress
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
@@ -182,17 +183,35 @@ def register(app: Flask, ledger: Ledger) -> Limiter:
 
 
 def _check_only(app: Flask, limiter: Limiter, endpoints: frozenset[str]) -> None:
-    """Run Flask-Limiter's check only for the endpoints with a limit on.
+    """Run Flask-Limiter's hooks only for the endpoints with a limit on.
 
-    Its own hook runs on every request and costs about a tenth of a
+    Its check runs on every request and cost about a tenth of a
     registration's CPU even when nothing applies (it gathers and filters every
-    limit, docs/performance.md); the endpoints that have a limit are known
-    here, so every other request skips it.  The hook keeps its place (first)."""
+    limit, docs/performance.md); its ``after_request`` (headers, which are off,
+    and conditional deductions, which we do not use) and ``teardown_request``
+    (reset of its per-request state) only act on what that check recorded,
+    yet created that state on every request.  The endpoints that have a limit
+    are known here, so every other request skips all three.  Each hook keeps
+    its place (the check first); a Flask-Limiter whose hooks are not found
+    fails here, at start-up."""
+    before = app.before_request_funcs.setdefault(None, [])
+    after = app.after_request_funcs.setdefault(None, [])
+    teardown = app.teardown_request_funcs.setdefault(None, [])
     check = limiter._check_request_limit
-    hooks = app.before_request_funcs.setdefault(None, [])
+    [inject] = [f for f in after if isinstance(f, partial) and f.args == (limiter,)]
+    release = limiter._Limiter__release_context  # type: ignore[attr-defined]  # its teardown hook
 
     def check_limited() -> None:
         if request.endpoint in endpoints:
             check()
 
-    hooks[hooks.index(check)] = check_limited
+    def inject_limited(response: Response) -> Response:
+        return inject(response) if request.endpoint in endpoints else response
+
+    def release_limited(exc: BaseException | None = None) -> None:
+        if request.endpoint in endpoints:
+            release(exc)
+
+    before[before.index(check)] = check_limited
+    after[after.index(inject)] = inject_limited
+    teardown[teardown.index(release)] = release_limited
