@@ -389,7 +389,7 @@ def test_a_stripe_event_below_stripes_minimum_is_refused_at_creation(
     org = make_org(country="PL", plan_size=5, providers=())
     assert kit.connect(client, org, "stripe", servers.stripe.credentials()).status_code == 201
     price = {"amount": "1.00", "currency": "PLN"}
-    body: dict[str, Any] = {"title": "Cheap", "starts_at": "2027-03-01T18:00:00+01:00", "permanent": False,
+    body: dict[str, Any] = {"title": "Cheap", "starts_at": "2038-03-01T18:00:00+01:00", "permanent": False,
                             "price": price, "provider": "stripe"}
     refused = client.post("/v1/events", json=body, headers=org.headers)
     assert refused.status_code == 422

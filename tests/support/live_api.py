@@ -67,7 +67,7 @@ class LiveApi:
                           headers=headers, timeout=TIMEOUT)
         assert r.status_code == 201, r.text
         connection_id = str(r.json()["id"])
-        body: dict[str, Any] = {"title": "Webinar", "starts_at": "2027-12-01T18:00:00+01:00", "permanent": False,
+        body: dict[str, Any] = {"title": "Webinar", "starts_at": "2038-12-01T18:00:00+01:00", "permanent": False,
                 "price": {"amount": "49.00", "currency": currency}, "provider": provider}
         r = requests.post(f"{self.url}/v1/events", json=body, headers=headers, timeout=TIMEOUT)
         assert r.status_code == 201, r.text

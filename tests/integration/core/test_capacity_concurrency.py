@@ -20,7 +20,7 @@ def _setup(ledger: Ledger, plan: int) -> str:
     org = service.register_organizer(name="O", country="US", plan_size=plan)
     service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
     event = service.create_event(
-        organizer_id=str(org.id), title="T", description="", sessions=[datetime(2027, 1, 1, tzinfo=UTC)],
+        organizer_id=str(org.id), title="T", description="", sessions=[datetime(2038, 1, 1, tzinfo=UTC)],
         timezone="UTC", permanent=False, price=Money.parse("10.00", "USD"), provider="manual",
     )
     return str(event.id)

@@ -65,7 +65,7 @@ def test_organizer_id_is_resolved_for_events_that_do_not_name_it(fresh_ledger: L
     org = service.register_organizer(name="O", country="US", plan_size=5)
     service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
     event = service.create_event(organizer_id=str(org.id), title="T", description="", timezone="UTC",
-                                 sessions=[datetime(2027, 1, 1, tzinfo=UTC)], permanent=False,
+                                 sessions=[datetime(2038, 1, 1, tzinfo=UTC)], permanent=False,
                                  price=Money.parse("5.00", "USD"), provider="manual")
     service.edit_event(str(event.id), {"title": "U"}, scope=service_scope())
     event_log._organizer_cache.clear()  # as in a fresh process reading from the middle

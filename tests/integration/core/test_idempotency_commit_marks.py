@@ -58,7 +58,7 @@ def _paid_registration(ledger: Ledger) -> str:
                                             store_secrets=lambda _cid: None)
     event = service.create_event(
         organizer_id=str(organizer.id), title="W", description="", timezone="UTC", permanent=False,
-        sessions=[datetime(2027, 5, 1, 18, tzinfo=UTC)], price=Money(4900, "USD"), provider="manual",
+        sessions=[datetime(2038, 5, 1, 18, tzinfo=UTC)], price=Money(4900, "USD"), provider="manual",
     )
     rid = str(service.register_participant(str(event.id), name="A", email="a@example.test", fields={}).id)
     service.record_payment(rid, amount=Money(4900, "USD"), provider="manual", reference=f"cash-{rid}")

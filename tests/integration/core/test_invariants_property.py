@@ -35,7 +35,7 @@ def make_machine(ledger: Ledger) -> type[RuleBasedStateMachine]:
             self.org_id = str(org.id)
             service.connect_provider(self.org_id, provider="manual", masked={}, store_secrets=lambda cid: None)
             self.event_id = str(service.create_event(
-                organizer_id=self.org_id, title="T", description="", sessions=[datetime(2027, 1, 1, tzinfo=UTC)],
+                organizer_id=self.org_id, title="T", description="", sessions=[datetime(2038, 1, 1, tzinfo=UTC)],
                 timezone="UTC", permanent=False, price=PRICE, provider="manual").id)
             self.registrations: list[str] = []
             self.refs = 0

@@ -93,7 +93,7 @@ class World:
         return org, headers
 
     def event(self, headers: dict[str, str], provider: str = "manual") -> str:
-        body = {"title": "Webinar", "starts_at": "2027-03-01T18:00:00+01:00", "permanent": False,
+        body = {"title": "Webinar", "starts_at": "2038-03-01T18:00:00+01:00", "permanent": False,
                 "price": USD, "provider": provider}
         return str(self.ok("POST", "/v1/events", body, headers)["id"])
 
@@ -124,7 +124,7 @@ def _providers(w: World) -> Request:
 
 def _events(w: World) -> Request:
     _, headers = w.org("manual")
-    body = {"title": "Created", "starts_at": "2027-03-01T18:00:00+01:00", "permanent": False,
+    body = {"title": "Created", "starts_at": "2038-03-01T18:00:00+01:00", "permanent": False,
             "price": USD, "provider": "manual"}
     return Request("POST", "/v1/events", body, headers, [], 201)
 
@@ -138,7 +138,7 @@ def _edit(w: World) -> Request:
 def _reschedule(w: World) -> Request:
     _, headers = w.org("manual")
     event = w.event(headers)
-    return Request("POST", f"/v1/events/{event}/reschedule", {"starts_at": "2027-04-01T18:00:00+02:00"},
+    return Request("POST", f"/v1/events/{event}/reschedule", {"starts_at": "2038-04-01T18:00:00+02:00"},
                    headers, [event], 200)
 
 

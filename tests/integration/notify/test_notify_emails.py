@@ -115,7 +115,7 @@ def test_reschedule_notifies_every_open_registration_in_the_event_time_zone(
     with running(world.ledger):
         world.pay(paid)
         world.reject(rejected)
-        world.reschedule(ev, "2027-01-15T09:30:00+00:00")
+        world.reschedule(ev, "2038-01-15T09:30:00+00:00")
         smtp_server.wait_for(4)
         smtp_server.settle()
 
@@ -125,7 +125,7 @@ def test_reschedule_notifies_every_open_registration_in_the_event_time_zone(
     [waiting_moved] = smtp_server.to("waiting@example.com")
     assert moved.subject == "New date for “Tokyo Night”"
     assert moved.message_id.startswith("<reschedule.") and paid in moved.message_id
-    assert "New date: Friday, 15 January 2027, 18:30 JST (Asia/Tokyo, UTC+09:00)" in moved.text
+    assert "New date: Friday, 15 January 2038, 18:30 JST (Asia/Tokyo, UTC+09:00)" in moved.text
     assert "Previous date: Tuesday, 1 December 2037, 20:00 JST (Asia/Tokyo, UTC+09:00)" in moved.text
     assert "Your Join link and access token stay the same." in moved.text
     assert "Your registration stays as it is." in waiting_moved.text

@@ -34,7 +34,7 @@ def organizer_with_event(
     org = service.register_organizer(name="Org", country=country, plan_size=plan_size)
     service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda _: None)
     event = service.create_event(
-        organizer_id=str(org.id), title="Webinar", description="", sessions=[datetime(2027, 1, 1, tzinfo=UTC)],
+        organizer_id=str(org.id), title="Webinar", description="", sessions=[datetime(2038, 1, 1, tzinfo=UTC)],
         timezone="UTC", permanent=False, price=price, provider="manual",
     )
     return str(org.id), str(event.id)
@@ -80,7 +80,7 @@ def write_bulk(ledger: Ledger, registrations: int, *, seed: int = 1, chunk: int 
     org = Organizer.register(id=uuid.uuid4(), name="Bulk", country="US", plan_size=1_000_000)
     event = PaidEvent.create(
         id=uuid.uuid4(), organizer_id=str(org.id), title="Bulk", description="", timezone="UTC",
-        permanent=False, sessions=[{"id": "s1", "starts_at": "2027-01-01T10:00:00+00:00"}],
+        permanent=False, sessions=[{"id": "s1", "starts_at": "2038-01-01T10:00:00+00:00"}],
         price_minor=1010, currency="PLN", provider="manual", connection_id=None,
     )
     pending: list[Any] = [*org.collect_events(), *event.collect_events()]

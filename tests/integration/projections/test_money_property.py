@@ -87,7 +87,7 @@ def _setup(ledger: Ledger, plan: int) -> tuple[list[str], list[str]]:
         orgs.append(str(org.id))
     events = [
         str(service.create_event(organizer_id=orgs[o], title=f"E{i}", description="",
-                                 sessions=[datetime(2027, 1, 1, tzinfo=UTC)], timezone="UTC", permanent=False,
+                                 sessions=[datetime(2038, 1, 1, tzinfo=UTC)], timezone="UTC", permanent=False,
                                  price=price, provider="manual").id)
         for i, (o, price) in enumerate(EVENTS)
     ]

@@ -73,7 +73,7 @@ def test_incremental_views_equal_rebuilt_views(fresh_ledger: Ledger, steps: list
     service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda _: None)
     events = [
         str(service.create_event(organizer_id=str(org.id), title=f"E{i}", description="",
-                                 sessions=[datetime(2027, 1, 1, tzinfo=UTC)], timezone="UTC",
+                                 sessions=[datetime(2038, 1, 1, tzinfo=UTC)], timezone="UTC",
                                  permanent=False, price=price, provider="manual").id)
         for i, price in enumerate(PRICES)
     ]

@@ -45,7 +45,7 @@ def every_status_story(ledger: Ledger) -> tuple[str, str, dict[str, str]]:
     service.record_payment_failure(regs["awaiting_payment"], reason="card_declined", reference="cs-1")
     service.request_resend(regs["paid"], scope=ANYONE)
     other_event = service.create_event(
-        organizer_id=org_id, title="Cancelled one", description="", sessions=[time_of(2027)],
+        organizer_id=org_id, title="Cancelled one", description="", sessions=[time_of(2038)],
         timezone="UTC", permanent=False, price=Money(2000, "USD"), provider="manual",
     )
     paid_then_cancelled = paid_registration(ledger, str(other_event.id), 7)

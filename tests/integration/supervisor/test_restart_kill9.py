@@ -120,7 +120,7 @@ def _setup(run: LedgerRun) -> tuple[str, dict[str, str]]:
     token = post("/v1/tokens", {"role": "organizer", "organizer_id": org}, admin)["token"]
     headers = {"Authorization": f"Bearer {token}"}
     post(f"/v1/organizers/{org}/providers", {"provider": "manual"}, headers)
-    event = post("/v1/events", {"title": "Kill -9", "starts_at": "2030-12-01T18:00:00+01:00", "permanent": False,
+    event = post("/v1/events", {"title": "Kill -9", "starts_at": "2037-12-01T18:00:00+01:00", "permanent": False,
                                 "price": {"amount": "49.00", "currency": "USD"}, "provider": "manual"}, headers)
     return event["id"], headers
 
