@@ -52,6 +52,12 @@ def _rendered(statement: Any) -> Any:
     return statement.as_bytes(None) if isinstance(statement, Composable) else statement
 
 
+def _stored_event(row: Any) -> StoredEvent:
+    """A row of the events table (read as a dict) as the library's record."""
+    return StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                       topic=row["topic"], state=bytes(row["state"]))
+
+
 @dataclass
 class _Pending:
     """One caller's save waiting for a group commit."""
@@ -134,8 +140,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         params = [originator_id, *(v for v in (gt, lte, limit) if v is not None)]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, params, prepare=True)
-            return [StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
-                                topic=row["topic"], state=bytes(row["state"])) for row in curs.fetchall()]
+            return [_stored_event(row) for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_after(self, versions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
@@ -152,8 +157,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         params = [value for pair in versions for value in pair]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, params, prepare=True)
-            return [StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
-                                topic=row["topic"], state=bytes(row["state"])) for row in curs.fetchall()]
+            return [_stored_event(row) for row in curs.fetchall()]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         marks = tuple(kwargs.pop("idempotency_marks", None) or ())
@@ -298,7 +302,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 for e in stored_events]
         curs.execute(self.insert_events_statement, (rows,), prepare=True)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert
     def _insert_in_one_statement(
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite]
     ) -> list[int]:
@@ -321,7 +324,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         commit order), durable before this returns (the COMMIT's reply comes
         after its flush, and the session must be idle -- committed -- after
         it), a unique violation (a version taken, an address claimed) raised
-        as ``IntegrityError``."""
+        as ``IntegrityError``.  Retried by the caller (``_insert_committed``)
+        on a lost connection, as the library retries its insert."""
         collected = _CollectedStatements()
         self._insert_events(collected, stored_events, idempotency_marks=marks)
         with self.datastore.get_connection() as conn:
