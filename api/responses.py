@@ -42,7 +42,13 @@ def respond(
 ) -> Response:
     """The JSON answer of a view: ``obj`` dumped through ``schema``, with
     ``ETag: "<version>"`` and ``Location`` when given."""
-    response = Response(serialize(schema, obj), status=status, mimetype="application/json")
+    return respond_text(serialize(schema, obj), status, version=version, location=location)
+
+
+def respond_text(text: str, status: int = 200, *, version: int | None = None,
+                 location: str | None = None) -> Response:
+    """:func:`respond` for a body already serialized."""
+    response = Response(text, status=status, mimetype="application/json")
     if version is not None:
         response.headers["ETag"] = f'"{version}"'
     if location:

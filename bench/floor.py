@@ -50,7 +50,8 @@ def call(app: Callable[..., Any], base: dict[str, Any], body: bytes = b"") -> st
     answer = app(env, lambda s, h, e=None: status.append(s))
     for _ in answer:
         pass
-    answer.close()
+    if hasattr(answer, "close"):  # WSGI: an iterable, closed if it can be
+        answer.close()
     return status[0]
 
 
