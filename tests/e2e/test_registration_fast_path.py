@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, request_started
+import werkzeug.exceptions
+from flask import Flask, Response, request_started
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import registration_fast_path
+from api import errors, registration_fast_path
 from api.app import MAX_BODY_BYTES, create_app
 from api.registration_fast_path import RegistrationFastPath
 from entrypoints.bootstrap import bootstrap
 from ledger import event_log
 from ledger.container import Ledger
+from ledger.errors import CapacityExhausted, NotFound
 from tests.support.api_client import Tokens, bearer
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
@@ -233,3 +235,15 @@ def test_a_hook_the_layer_does_not_know_stops_the_app_at_start_up(unlimited: Led
     app.before_request(lambda: None)
     with pytest.raises(RuntimeError, match="before_request hooks"):
         registration_fast_path.install(app, unlimited.registrations, MAX_BODY_BYTES)
+
+
+@pytest.mark.parametrize("exc", [NotFound("no such event", field="event_id"), CapacityExhausted("sold out"),
+                                 werkzeug.exceptions.NotFound(), RuntimeError("boom")], ids=repr)
+def test_what_the_desk_raises_is_rendered_as_flasks_handlers_render_it(unlimited: Ledger, exc: Exception) -> None:
+    app = create_app(unlimited, fast_path=False)
+    with app.test_request_context("/v1/events/e-1/registrations", method="POST"):
+        by_flask = app.handle_user_exception(exc)
+    assert isinstance(by_flask, Response)
+    by_layer = errors.render(exc)
+    assert (by_layer.status, list(by_layer.headers), by_layer.get_data()) == (
+        by_flask.status, list(by_flask.headers), by_flask.get_data())
