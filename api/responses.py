@@ -12,7 +12,7 @@ has always sent and the idempotency store replays byte for byte.
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from flask import Response, request
@@ -73,7 +73,7 @@ def _dump_planned(plan: Plan, obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@cache
+@lru_cache(maxsize=256)  # bounded: a view may pass a new instance per request
 def _plan(schema: Schema) -> Plan | None:
     """What ``schema.dump`` does to a dict, when it is only this: each field
     read by its own name and written under it, missing keys left out, ``None``
