@@ -38,7 +38,7 @@ answers (threads are reused).
 Drift: :func:`install` fails at start-up if the app's request hooks are not
 the ones whose effect is reproduced here, or if Flask would route the path
 elsewhere, so a new hook or route cannot be skipped silently; and
-``tests/e2e/test_registration_fast_path.py`` sends the same requests both ways
+``tests/e2e/test_registration_wsgi_fast_path.py`` sends the same requests both ways
 and compares status, headers and bytes.
 """
 
