@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from api import errors, idempotency, input_guard, openapi, pages, rate_limits
+from api import errors, idempotency, input_guard, openapi, pages, rate_limits, registration_fast_path
 from api.blueprints import (
     books,
     erasures,
@@ -74,7 +74,10 @@ class LedgerFlask(Flask):
         return synced
 
 
-def create_app(ledger: Ledger) -> Flask:
+def create_app(ledger: Ledger, *, fast_path: bool = True) -> Flask:
+    """The API and the pages over ``ledger``.  ``fast_path=False`` leaves out
+    :mod:`api.registration_fast_path` (every sign-up through Flask), for the
+    tests and benchmarks that compare the two."""
     app = LedgerFlask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -102,6 +105,8 @@ def create_app(ledger: Ledger) -> Flask:
     app.before_request(_default_actor)
     app.before_request(input_guard.refuse_unreadable_input)  # before anything can be written
     idempotency.register(app)
+    if fast_path:  # last: it checks the hooks registered above
+        registration_fast_path.install(app, ledger.registrations, MAX_BODY_BYTES)
     return app
 
 

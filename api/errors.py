@@ -72,37 +72,56 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+def ledger_problem(exc: LedgerError) -> Response:
+    """A domain refusal: its own status, code and field errors."""
+    return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors())
+
+
+def http_problem(exc: HTTPException) -> Response:
+    """An HTTP error from Flask, werkzeug or webargs, with our code."""
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "http_error")
+    errors = None
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict) and "messages" in data:
+        errors = _flatten(data["messages"])
+        if status == 400 or any("Invalid JSON" in m for v in errors.values() for m in v):
+            status, code = 400, "malformed_json"
+    detail = exc.description or exc.name
+    if errors:
+        detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+    response = problem(status, code, exc.name, detail, errors)
+    if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def unexpected_problem(exc: Exception) -> Response:
+    """Anything else: logged (no request body), a bare 500.  Call it while
+    ``exc`` is being handled, so that the log carries its traceback."""
+    if isinstance(exc, RecursionError | ValueError) and _raised_parsing_json(exc):
+        # A second line of defence behind api.input_guard: JSON too deep
+        # for the interpreter, or an integer literal beyond 4300 digits.
+        return problem(400, "malformed_json", MalformedJson.title, "the body is not JSON the ledger can read")
+    log.exception("unhandled error: %s", type(exc).__name__)
+    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+
+
+def render(exc: Exception) -> Response:
+    """The answer to ``exc`` that the handlers of :func:`register` give, picked
+    as Flask picks them (the most specific class first), for callers outside
+    Flask's request cycle (``api.registration_fast_path``)."""
+    if isinstance(exc, LedgerError):
+        return ledger_problem(exc)
+    if isinstance(exc, HTTPException):
+        return http_problem(exc)
+    return unexpected_problem(exc)
+
+
 def register(app: Flask) -> None:
-    @app.errorhandler(LedgerError)
-    def ledger_error(exc: LedgerError) -> Response:
-        return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors())
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        code = _HTTP_CODES.get(status, "http_error")
-        errors = None
-        data = getattr(exc, "data", None)
-        if isinstance(data, dict) and "messages" in data:
-            errors = _flatten(data["messages"])
-            if status == 400 or any("Invalid JSON" in m for v in errors.values() for m in v):
-                status, code = 400, "malformed_json"
-        detail = exc.description or exc.name
-        if errors:
-            detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
-        response = problem(status, code, exc.name, detail, errors)
-        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
-        if isinstance(exc, RecursionError | ValueError) and _raised_parsing_json(exc):
-            # A second line of defence behind api.input_guard: JSON too deep
-            # for the interpreter, or an integer literal beyond 4300 digits.
-            return problem(400, "malformed_json", MalformedJson.title, "the body is not JSON the ledger can read")
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+    app.register_error_handler(LedgerError, ledger_problem)
+    app.register_error_handler(HTTPException, http_problem)
+    app.register_error_handler(Exception, unexpected_problem)
 
 
 def _raised_parsing_json(exc: BaseException) -> bool:

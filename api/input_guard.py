@@ -61,7 +61,7 @@ def refuse_unreadable(req: Request) -> None:
     if is_json_request(req):
         raw = req.get_data(cache=True)
         if raw:
-            _walk(parse_json(raw))
+            refuse_walk(parse_json(raw))
 
 
 def parse_json(raw: bytes) -> Any:
@@ -94,8 +94,10 @@ def _check_text(value: str, where: str) -> None:
     raise ValidationFailed({field: ["must be valid Unicode text (a lone surrogate such as \\ud800 is not)"]})
 
 
-def _walk(document: Any) -> None:
-    """Check every string and key, without recursion (depth is bounded)."""
+def refuse_walk(document: Any) -> None:
+    """Refuse ``document`` (parsed JSON) if it is nested too deep or holds
+    text PostgreSQL cannot store: every string and key is checked, without
+    recursion (depth is bounded)."""
     stack: list[tuple[Any, str, int]] = [(document, "", 0)]
     while stack:
         value, path, depth = stack.pop()

@@ -177,7 +177,9 @@ def register(app: Flask, ledger: Ledger) -> Limiter:
         on_breach=_breached,
     )
     limiter.init_app(app)  # its check is the first before_request hook of the app
-    _check_only(app, limiter, frozenset(e for name in active for e in groups[name][0]))
+    limited = frozenset(e for name in active for e in groups[name][0])
+    app.extensions["rate_limited_endpoints"] = limited  # read by api.registration_fast_path
+    _check_only(app, limiter, limited)
     app.after_request(_retry_after)
     return limiter
 

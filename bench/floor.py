@@ -1,7 +1,9 @@
 """The app's per-request floor in-process (no gunicorn, no network): CPU per
 request of ``GET /healthz`` through the ledger app and of a trivial Flask app,
 and of registrations split into the desk (the command) and everything around
-it (Flask, hooks, validation, the response).
+it (the web layer: api.registration_fast_path's checks, validation, the
+response), and that again through Flask's whole request cycle (the app built
+without the fast path: what "outside the desk" measured before it).
 
 Requests are WSGI calls with a prebuilt environ (no test client); the figures
 are the thread's own CPU time (``time.thread_time``), the lowest and the median
@@ -50,7 +52,8 @@ def call(app: Callable[..., Any], base: dict[str, Any], body: bytes = b"") -> st
     answer = app(env, lambda s, h, e=None: status.append(s))
     for _ in answer:
         pass
-    answer.close()
+    if hasattr(answer, "close"):  # WSGI: an iterable, closed if it can be
+        answer.close()
     return status[0]
 
 
@@ -105,20 +108,26 @@ def main() -> None:
 
     desk.register = timed  # type: ignore[method-assign]
 
-    def registration(i: int) -> float:
+    def registration(i: int, wsgi: Callable[..., Any] = app) -> float:
         body = json.dumps({"name": "Ada", "email": f"ada+{i}@example.com"}).encode()
         in_desk[0] = 0.0
-        assert call(app, events[i % len(events)], body).startswith("201")
+        assert call(wsgi, events[i % len(events)], body).startswith("201")
         return 0.0
 
-    def outside(i: int) -> float:
-        registration(i)
+    def outside(i: int, wsgi: Callable[..., Any] = app) -> float:
+        registration(i, wsgi)
         return in_desk[0]
 
     for i in range(-400, 0):
         registration(i)
     show("registration, whole request", chunks(args.registrations, registration))
     show("registration, outside the desk", chunks(args.registrations, lambda i: outside(args.registrations + i)))
+    # The same through Flask's whole request cycle (api.registration_fast_path
+    # left out): what the two lines above measured before it.
+    flask_only = create_app(ledger, fast_path=False)
+    n = 2 * args.registrations
+    show("registration through Flask, outside the desk",
+         chunks(args.registrations, lambda i: outside(n + i, flask_only)))
     ledger.close()
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from flask import g
 from flask.views import MethodView
@@ -12,7 +14,7 @@ from flask_smorest import Blueprint
 from api.auth import authenticated
 from api.context import current_ledger
 from api.idempotency import derived_id
-from api.responses import if_match, respond
+from api.responses import if_match, respond, respond_text, serialize
 from api.schemas import (
     PaymentSchema,
     ReasonSchema,
@@ -24,12 +26,19 @@ from api.schemas import (
 )
 from ledger.domain.registration import Registration
 
+if TYPE_CHECKING:
+    from ledger.registration_desk import RegistrationDesk
+
 blp = Blueprint("registrations", __name__, url_prefix="/v1", description="Registrations")
+
+#: The sign-up's body schema: one instance (webargs would build one per request),
+#: also loaded by ``api.registration_fast_path``.
+CREATE_SCHEMA = RegistrationCreateSchema()
 
 
 @blp.route("/events/<event_id>/registrations")
 class Registrations(MethodView):
-    @blp.arguments(RegistrationCreateSchema())  # one instance: webargs would build one per request
+    @blp.arguments(CREATE_SCHEMA)
     @blp.response(201, RegistrationCreatedSchema)
     @blp.alt_response(200, schema=RegistrationCreatedSchema, description=(
         "This e-mail (trimmed, any case) already has a registration on this event: that registration, "
@@ -39,20 +48,32 @@ class Registrations(MethodView):
         open (R9) and answers with where to pay.  One registration per e-mail
         and event: the same address again gets the first registration back
         (200), unless that one has ended."""
-        registration, checkout, created = current_ledger().registrations.register(
-            event_id, name=body["name"], email=body["email"], fields=body["fields_"],
-            language=body["language"], new_id=derived_id("registration"),
-        )
-        payload = {
-            "id": str(registration.id),
-            "version": registration.version,
-            "event_id": registration.event_id,
-            "status": registration.status,
-            "price": registration.price.as_dict(),
-            "checkout": checkout,
-        }
-        return respond(RegistrationCreatedSchema, payload, 201 if created else 200, version=registration.version,
-                       location=f"/v1/registrations/{registration.id}")
+        text, status, version, location = register(
+            current_ledger().registrations, event_id, body, derived_id("registration"))
+        return respond_text(text, status, version=version, location=location)
+
+
+def register(desk: RegistrationDesk, event_id: str, body: Mapping[str, Any],
+             new_id: UUID | None) -> tuple[str, int, int, str]:
+    """The public sign-up's answer as (JSON text, status, version, location):
+    the desk's command and its :class:`RegistrationCreatedSchema` body.  One
+    function for the view above and ``api.registration_fast_path``, so the
+    two cannot drift apart; ``body`` is what ``RegistrationCreateSchema``
+    loaded."""
+    registration, checkout, created = desk.register(
+        event_id, name=body["name"], email=body["email"], fields=body["fields_"],
+        language=body["language"], new_id=new_id,
+    )
+    payload = {
+        "id": str(registration.id),
+        "version": registration.version,
+        "event_id": registration.event_id,
+        "status": registration.status,
+        "price": registration.price.as_dict(),
+        "checkout": checkout,
+    }
+    return (serialize(RegistrationCreatedSchema, payload), 201 if created else 200, registration.version,
+            f"/v1/registrations/{registration.id}")
 
 
 @blp.route("/registrations/<registration_id>")
