@@ -352,8 +352,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite], **kwargs: Any
     ) -> Sequence[int] | None:
         """One transaction: the marks and data keys, the table lock, NOTIFY,
-        the events.  An ordinary save is one simple query
-        (``_insert_in_one_statement``); one with the library's extra arguments
+        the events.  An ordinary save is one call of the database's save
+        function (``_insert_by_function``; on a database before migration 16,
+        one simple query: ``_insert_in_one_statement``); one with the library's extra arguments
         (a tracking record) is pipelined; a large one goes statement by
         statement.
 
@@ -463,7 +464,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
             _array_of(_UuidArray, [_uuid(c[0]) for c in claims]),
             _array_of(_ByteaArray, [_sized(c[1]) for c in claims]),
             _array_of(_UuidArray, [_uuid(c[2]) for c in claims]),
-            _array_of(_UuidArray, [None if c[3] is None else _uuid(c[3]) for c in claims]),
+            _array_of(_UuidArray, [None if c[3] is None else _uuid(c[3]) for c in claims]  # empty: no DELETE
+                      if any(c[3] is not None for c in claims) else []),
             _array_of(_UuidArray, [_uuid(rid) for rid, _ in keys]),
             _array_of(_ByteaArray, [_sized(wrapped) for _, wrapped in keys]),
             _array_of(_UuidArray, [_uuid(e.originator_id) for e in stored_events]),

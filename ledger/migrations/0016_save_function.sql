@@ -19,6 +19,11 @@
 --    notification log in commit order (writers queue for it; readers do
 --    not), NOTIFY to wake the log's followers at commit, the insert.  No
 --    lock without events (a save of marks alone), as the library.
+--
+-- plan_cache_mode: given the array parameters' values, PostgreSQL's custom
+-- plans of these statements look cheaper than their generic plans (it knows
+-- the arrays' lengths), so it would plan each statement again on every call;
+-- the generic plans (made once per session) are as good for a few rows.
 CREATE OR REPLACE FUNCTION ledger_save_events(
   lock_timeout text,
   mark_credentials text[], mark_keys text[], mark_entries jsonb[],
@@ -26,18 +31,22 @@ CREATE OR REPLACE FUNCTION ledger_save_events(
   key_registration_ids uuid[], key_wrapped bytea[],
   event_ids uuid[], event_versions bigint[], event_topics text[], event_states bytea[]
 ) RETURNS SETOF bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 BEGIN
   IF cardinality(mark_keys) > 0 THEN
     UPDATE idempotency_keys AS k SET committed = coalesce(k.committed, '{}'::jsonb) || m.entry
       FROM unnest(mark_credentials, mark_keys, mark_entries) AS m(credential, key, entry)
      WHERE k.credential = m.credential AND k.key = m.key AND k.state = 'in_progress';
   END IF;
-  IF cardinality(claim_event_ids) > 0 THEN
+  IF cardinality(claim_replaces) > 0 THEN  -- empty when no claim replaces one (unnest pads it with NULLs)
     DELETE FROM registration_emails AS r
      USING unnest(claim_event_ids, claim_digests, claim_replaces) AS c(event_id, email_digest, replaces)
      WHERE c.replaces IS NOT NULL AND r.event_id = c.event_id AND r.email_digest = c.email_digest
        AND r.registration_id = c.replaces;
+  END IF;
+  IF cardinality(claim_event_ids) > 0 THEN
     INSERT INTO registration_emails (event_id, email_digest, registration_id)
       SELECT * FROM unnest(claim_event_ids, claim_digests, claim_registration_ids);
   END IF;
