@@ -128,6 +128,9 @@ def _array_of(kind: type[_ArrayParameter], elements: Sequence[bytes | None]) -> 
     return kind(head + b"".join([_NULL if e is None else e for e in elements]))
 
 
+_NO_MARKS = (_array_of(_TextArray, []), _array_of(_TextArray, []), _array_of(_JsonbArray, []))
+
+
 def _sized(value: bytes) -> bytes:
     return _LENGTH.pack(len(value)) + value
 
@@ -458,9 +461,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
         claims = rows.claims
         int8 = _INT8.pack
         params = (
-            _array_of(_TextArray, [_sized(credential.encode()) for credential, _ in rows.marks]),
-            _array_of(_TextArray, [_sized(key.encode()) for _, key in rows.marks]),
-            _array_of(_JsonbArray, [_sized(b"\x01" + json.dumps(entries).encode()) for entries in rows.marks.values()]),
+            *((_array_of(_TextArray, [_sized(credential.encode()) for credential, _ in rows.marks]),
+               _array_of(_TextArray, [_sized(key.encode()) for _, key in rows.marks]),
+               _array_of(_JsonbArray, [_sized(b"\x01" + json.dumps(entries).encode())
+                                       for entries in rows.marks.values()]))
+              if rows.marks else _NO_MARKS),  # most saves run under no idempotency key
             _array_of(_UuidArray, [_uuid(c[0]) for c in claims]),
             _array_of(_ByteaArray, [_sized(c[1]) for c in claims]),
             _array_of(_UuidArray, [_uuid(c[2]) for c in claims]),
