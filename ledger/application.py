@@ -415,14 +415,16 @@ class LedgerRecorder(PostgresApplicationRecorder):
         statements through the ``_insert_events`` hook (the function runs only
         the marks, claims and keys), and when the function exists -- a bare
         store on a database not migrated (the migration tests' first-release
-        database) saves by the one simple query instead.  Asked once."""
+        database) saves by the one simple query instead; and when the session
+        speaks UTF-8 (the texts in the arrays are its bytes).  Asked once."""
         usable = (self._table == '"public"."ledger_events"' and self.channel_name == "ledger_events"
                   and type(self)._insert_events is LedgerRecorder._insert_events)
         if usable:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute("SELECT to_regprocedure('public.ledger_save_events(text, text[], text[], jsonb[],"
                              " uuid[], bytea[], uuid[], uuid[], uuid[], bytea[], uuid[], bigint[], text[],"
-                             " bytea[])') IS NOT NULL AS usable", prepare=False)
+                             " bytea[])') IS NOT NULL AND current_setting('client_encoding') = 'UTF8' AS usable",
+                             prepare=False)  # texts are sent as UTF-8 bytes
                 row = curs.fetchone()
                 usable = bool(row and row["usable"])
         self._save_function = usable
