@@ -6,12 +6,15 @@ the same store (to read the notification log) without the command machinery.
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application, ProcessingEvent, Recording, Repository
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
@@ -27,6 +30,8 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, resolve_topic, retry
 from psycopg import ClientCursor, pq
+from psycopg.adapt import Dumper
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.actor import current_actor
@@ -44,6 +49,101 @@ class TransactionWrite(Protocol):
     fails the save as a conflict, so the command is run again."""
 
     def write(self, cursor: Any) -> None: ...
+
+    def add_to(self, rows: SaveRows) -> None:
+        """The same row, handed to the save function (``_insert_by_function``)."""
+
+
+class SaveRows:
+    """What one save writes beside its events, gathered for the database's
+    save function (migration 0016, ``ledger_save_events``): the marks merged
+    per idempotency key (successive ``||`` of their entries, as one UPDATE
+    per mark did), the e-mail claims in the callers' order."""
+
+    __slots__ = ("claims", "marks")
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], dict[str, Any]] = {}
+        self.claims: list[tuple[str, bytes, str, str | None]] = []
+
+    def mark(self, credential: str, key: str, entry: str, version: Any) -> None:
+        self.marks.setdefault((credential, key), {})[entry] = version
+
+    def claim(self, event_id: str, email_digest: bytes, registration_id: str, replaces: str | None) -> None:
+        self.claims.append((event_id, email_digest, registration_id, replaces))
+
+
+# --- binary array parameters of the save function ------------------------------------
+# PostgreSQL's binary array format, built here with ``struct`` and ``bytes.join``:
+# psycopg's list dumpers inspect and dump each element in Python, and its
+# client-side quoting hex-encodes every state; the server then only copies
+# the bytes (no hex decoding, no parsing of literals).
+
+_ARRAY_HEAD = struct.Struct(">iiIii")  # one dimension: ndim, has nulls, element oid, length, lower bound
+_EMPTY_HEAD = struct.Struct(">iiI")
+_LENGTH = struct.Struct(">i")
+_INT8 = struct.Struct(">iq")  # length 8, the value
+_UUID_LENGTH = _LENGTH.pack(16)
+_NULL = _LENGTH.pack(-1)
+
+
+class _ArrayParameter(bytes):
+    """A parameter already in PostgreSQL's binary array form (the subclass says its type)."""
+
+
+class _UuidArray(_ArrayParameter):
+    element = 2950
+
+
+class _ByteaArray(_ArrayParameter):
+    element = 17
+
+
+class _Int8Array(_ArrayParameter):
+    element = 20
+
+
+class _TextArray(_ArrayParameter):
+    element = 25
+
+
+class _JsonbArray(_ArrayParameter):
+    element = 3802
+
+
+for _array, _array_oid in ((_UuidArray, 2951), (_ByteaArray, 1001), (_Int8Array, 1016), (_TextArray, 1009),
+                           (_JsonbArray, 3807)):
+    # Registered on psycopg's global map: every connection made after this
+    # import (the recorder's pool is made by this module's store) has them.
+    psycopg.adapters.register_dumper(_array, type(f"{_array.__name__}Dumper", (Dumper,), {
+        "format": pq.Format.BINARY, "oid": _array_oid, "dump": lambda self, obj: obj}))
+
+
+def _array_of(kind: type[_ArrayParameter], elements: Sequence[bytes | None]) -> Any:
+    """``elements`` (each already length-prefixed, or ``None`` for NULL) as one array parameter."""
+    if not elements:
+        return kind(_EMPTY_HEAD.pack(0, 0, kind.element))  # type: ignore[attr-defined]
+    has_null = None in elements
+    head = _ARRAY_HEAD.pack(1, has_null, kind.element, len(elements), 1)  # type: ignore[attr-defined]
+    return kind(head + b"".join([_NULL if e is None else e for e in elements]))
+
+
+_NO_MARKS = (_array_of(_TextArray, []), _array_of(_TextArray, []), _array_of(_JsonbArray, []))
+
+
+def _sized(value: bytes) -> bytes:
+    return _LENGTH.pack(len(value)) + value
+
+
+def _uuid(value: UUID | str) -> bytes:
+    """A uuid element (its 16 bytes, length-prefixed), from a UUID or its text."""
+    if type(value) is UUID:
+        return _UUID_LENGTH + value.bytes
+    try:
+        raw = bytes.fromhex(str(value).replace("-", ""))
+    except ValueError:
+        raw = b""
+    return _UUID_LENGTH + (raw if len(raw) == 16 else UUID(str(value)).bytes)  # other spellings UUID() accepts
 
 
 def _rendered(statement: Any) -> Any:
@@ -116,6 +216,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._table = _rendered(SQL("{0}.{1}").format(Identifier(self.datastore.schema),
                                                           Identifier(self.events_table_name))).decode()
         self._select_statements: dict[tuple[bool, bool, bool, bool], bytes] = {}
+        self._save_statement = (
+            f"SELECT ledger_save_events('{int(self.datastore.lock_timeout)}s',"
+            " %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b)").encode()
+        self._save_function: bool | None = None  # known on the first save (_use_save_function)
 
     def _notify_channel(self, curs: Any) -> None:
         """The library's NOTIFY, rendered once and never prepared (see ``_insert_committed``)."""
@@ -251,8 +355,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite], **kwargs: Any
     ) -> Sequence[int] | None:
         """One transaction: the marks and data keys, the table lock, NOTIFY,
-        the events.  An ordinary save is one simple query
-        (``_insert_in_one_statement``); one with the library's extra arguments
+        the events.  An ordinary save is one call of the database's save
+        function (``_insert_by_function``; on a database before migration 16,
+        one simple query: ``_insert_in_one_statement``); one with the library's extra arguments
         (a tracking record) is pipelined; a large one goes statement by
         statement.
 
@@ -269,7 +374,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         # The library's database-function path would drop the marks and keys: never with them.
         pipelined = len(stored_events) <= self.PIPELINE_LIMIT and not self.datastore.enable_db_functions
         if pipelined and not any(value is not None for value in kwargs.values()):
-            return self._insert_in_one_statement(stored_events, marks)  # every ordinary save
+            if self._save_function or (self._save_function is None and self._use_save_function()):
+                return self._insert_by_function(stored_events, marks)  # every ordinary save
+            return self._insert_in_one_statement(stored_events, marks)  # a database before migration 16
         with self.datastore.get_connection() as conn:
             if not pipelined:
                 with conn.transaction(), conn.cursor() as curs:
@@ -301,6 +408,87 @@ class LedgerRecorder(PostgresApplicationRecorder):
         rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
                 for e in stored_events]
         curs.execute(self.insert_events_statement, (rows,), prepare=True)
+
+    def _use_save_function(self) -> bool:
+        """Whether ordinary saves call the database's save function (migration
+        16): only for the ledger's own table and channel, when no subclass adds
+        statements through the ``_insert_events`` hook (the function runs only
+        the marks, claims and keys), and when the function exists -- a bare
+        store on a database not migrated (the migration tests' first-release
+        database) saves by the one simple query instead; and when the session
+        speaks UTF-8 (the texts in the arrays are its bytes).  Asked once."""
+        usable = (self._table == '"public"."ledger_events"' and self.channel_name == "ledger_events"
+                  and type(self)._insert_events is LedgerRecorder._insert_events)
+        if usable:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute("SELECT to_regprocedure('public.ledger_save_events(text, text[], text[], jsonb[],"
+                             " uuid[], bytea[], uuid[], uuid[], uuid[], bytea[], uuid[], bigint[], text[],"
+                             " bytea[])') IS NOT NULL AND current_setting('client_encoding') = 'UTF8' AS usable",
+                             prepare=False)  # texts are sent as UTF-8 bytes
+                row = curs.fetchone()
+                usable = bool(row and row["usable"])
+        self._save_function = usable
+        return usable
+
+    def _insert_by_function(self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite]) -> list[int]:
+        """The whole save as ONE call of the database's save function
+        (``ledger_save_events``, migration 16): the marks, the e-mail claims
+        and the new data keys, then the table lock, NOTIFY and the events'
+        insert, in the function's statements with plans the session keeps.
+
+        Why: the one simple query it replaces (``_insert_in_one_statement``)
+        had its eight statements parsed and planned on every save, and every
+        value quoted into its text by psycopg (the states hex-encoded).  Here
+        the statement text never changes: it is prepared once per session,
+        and its fourteen parameters are arrays in PostgreSQL's binary form,
+        built with ``struct``/``bytes.join`` (:func:`_array_of`).  Still one
+        round trip: the table's EXCLUSIVE lock is held for the server's own
+        work and the commit only, never while this thread waits for the GIL.
+
+        Same guarantees: one transaction (the one statement's implicit
+        transaction, the connection being in autocommit: any error rolls back
+        marks, claims, keys and events alike), the same lock before the
+        insert (the log stays in commit order), NOTIFY delivered at commit,
+        durable before this returns (the reply follows the commit's flush; the
+        session must be idle -- committed -- after it), a unique violation (a
+        version taken, an address claimed) raised as ``IntegrityError``.  Not
+        pipelined, so a failed call never leaves psycopg's cache naming a
+        statement the server skipped (see ``_insert_committed``).  Retried by
+        ``_insert_committed`` on a lost connection: a retry of a save that had
+        committed fails on its taken versions, as the library's retry does."""
+        rows = SaveRows()
+        for mark in marks:
+            mark.add_to(rows)
+        keys = self.keyring.pending_rows(e.originator_id for e in stored_events) if self.keyring else []
+        claims = rows.claims
+        int8 = _INT8.pack
+        params = (
+            *((_array_of(_TextArray, [_sized(credential.encode()) for credential, _ in rows.marks]),
+               _array_of(_TextArray, [_sized(key.encode()) for _, key in rows.marks]),
+               _array_of(_JsonbArray, [_sized(b"\x01" + json.dumps(entries).encode())
+                                       for entries in rows.marks.values()]))
+              if rows.marks else _NO_MARKS),  # most saves run under no idempotency key
+            _array_of(_UuidArray, [_uuid(c[0]) for c in claims]),
+            _array_of(_ByteaArray, [_sized(c[1]) for c in claims]),
+            _array_of(_UuidArray, [_uuid(c[2]) for c in claims]),
+            _array_of(_UuidArray, [None if c[3] is None else _uuid(c[3]) for c in claims]  # empty: no DELETE
+                      if any(c[3] is not None for c in claims) else []),
+            _array_of(_UuidArray, [_uuid(rid) for rid, _ in keys]),
+            _array_of(_ByteaArray, [_sized(wrapped) for _, wrapped in keys]),
+            _array_of(_UuidArray, [_uuid(e.originator_id) for e in stored_events]),
+            _array_of(_Int8Array, [int8(8, e.originator_version) for e in stored_events]),
+            _array_of(_TextArray, [_sized(e.topic.encode()) for e in stored_events]),
+            _array_of(_ByteaArray, [_sized(e.state) for e in stored_events]),
+        )
+        with self.datastore.get_connection() as conn:
+            with conn.cursor(row_factory=tuple_row) as curs:
+                curs.execute(self._save_statement, params, prepare=True)
+                ids = [row[0] for row in curs.fetchall()]
+            if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                raise OperationalError("the save did not commit on its own (is the connection in autocommit?)")
+        if len(ids) != len(stored_events):
+            raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
+        return ids
 
     def _insert_in_one_statement(
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite]

@@ -123,6 +123,12 @@ class CommitMark:
         """What the recorder calls inside the events' transaction."""
         mark_committed(cursor, self)
 
+    def add_to(self, rows: Any) -> None:
+        """What the recorder calls to hand the mark to the database's save
+        function (``ledger.application.SaveRows``): the same UPDATE, made
+        there."""
+        rows.mark(self.slot.credential, self.slot.key, self.entry, self.version)
+
 
 #: The key under which the current command runs; ``None`` outside keyed requests.
 active_key: ContextVar[ActiveKey | None] = ContextVar("active_idempotency_key", default=None)

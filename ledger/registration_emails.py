@@ -69,6 +69,12 @@ class EmailClaim:
             (self.event_id, self.email_digest, self.registration_id), prepare=False,
         )
 
+    def add_to(self, rows: Any) -> None:
+        """What the recorder calls to hand the claim to the database's save
+        function (``ledger.application.SaveRows``): the same DELETE of the
+        replaced claim and INSERT, made there."""
+        rows.claim(self.event_id, self.email_digest, self.registration_id, self.replaces)
+
 
 class RegistrationEmails:
     """Digests and look-ups of the addresses registered per event."""

@@ -217,7 +217,7 @@ def test_migration_15_lets_the_books_be_read_from_layout_5_until_the_rebuild(
             f'INSERT INTO "{schema[0]}".book_accounts (account_id, organizer_id, currency, account, debit_minor,'
             " credit_minor, position) VALUES (%s, %s, 'USD', %s, %s, %s, 7)",
             [(1, organizer, "ticket_revenue", 0, 900), (2, organizer, "held:stripe", 900, 0)])
-    assert migrations.migrate(url) == [15]
+    assert migrations.migrate(url) == list(range(15, migrations.target_version() + 1))
     ledger = bootstrap(make_settings(tmp_path), url=url, pool_size=1)
     try:
         found = books_query.trial_balance(ledger.db)

@@ -1,0 +1,127 @@
+"""The event store's save as one call of the database's save function
+(migration 16, ``ledger_save_events``; ledger.application:
+LedgerRecorder._insert_by_function): what it writes, the lock it takes before
+inserting, NOTIFY, and the fallback for a database without the function."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger.application import LedgerRecorder, LedgerStore
+from ledger.container import Ledger
+from ledger.database import eventsourcing_env
+from ledger.domain.organizer import Organizer
+from ledger.idempotency_store import ClaimResult, CommitMark, IdempotencyStore, KeySlot
+from ledger.registration_emails import EmailClaim
+from tests.support.postgres import TestServer
+
+
+def _recorder(ledger: Ledger) -> LedgerRecorder:
+    recorder = ledger.store.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    return recorder
+
+
+def _event(topic: str = "tests:Stray", state: bytes = b"{}") -> StoredEvent:
+    return StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic=topic, state=state)
+
+
+def test_ordinary_saves_call_the_function_and_write_every_row(fresh_ledger: Ledger) -> None:
+    """Marks (two on one key merged as successive UPDATEs would), a claim that
+    replaces an ended registration's claim, and the events with bytes of any
+    value, in one call; the rows read back exactly."""
+    recorder = _recorder(fresh_ledger)
+    calls: list[int] = []
+    original = recorder._insert_by_function
+
+    def counting(events, marks):  # type: ignore[no-untyped-def]
+        calls.append(len(events))
+        return original(events, marks)
+
+    recorder._insert_by_function = counting  # type: ignore[method-assign]
+    slot = KeySlot("test", uuid.uuid4().hex)
+    assert IdempotencyStore(fresh_ledger.db).claim(slot, "f1").result is ClaimResult.CLAIMED
+    event_id, digest, ended, new = uuid.uuid4(), bytes(range(32)), uuid.uuid4(), uuid.uuid4()
+    with fresh_ledger.db.transaction() as conn:
+        conn.execute("INSERT INTO registration_emails VALUES (%s, %s, %s)", (event_id, digest, ended))
+    events = [_event("tests:Ünïcode \"quoted\" \\ topic", bytes(range(256)) * 3), _event(state=b"")]
+    marks = [CommitMark(slot, "a:1", 1), CommitMark(slot, "b:2", 2), CommitMark(slot, "a:1", 3),
+             EmailClaim(str(event_id), digest, str(new), replaces=str(ended))]
+    ids = recorder.insert_events(events, idempotency_marks=marks)
+    assert calls == [2] and ids is not None and len(ids) == 2 and list(ids) == sorted(ids)
+    assert [recorder.select_events(e.originator_id)[0] for e in events] == events
+    with fresh_ledger.db.transaction() as conn:
+        committed = conn.execute("SELECT committed FROM idempotency_keys WHERE credential = %s AND key = %s",
+                                 (slot.credential, slot.key)).fetchone()
+        claims = conn.execute("SELECT registration_id FROM registration_emails WHERE event_id = %s",
+                              (event_id,)).fetchall()
+    assert committed == ({"a:1": 3, "b:2": 2},)
+    assert claims == [(new,)]
+
+
+def test_a_claimed_address_fails_the_whole_call(fresh_ledger: Ledger) -> None:
+    recorder = _recorder(fresh_ledger)
+    event_id, digest = str(uuid.uuid4()), b"\x02" * 32
+    first = _event()
+    recorder.insert_events([first], idempotency_marks=[EmailClaim(event_id, digest, str(uuid.uuid4()))])
+    second = _event()
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([second], idempotency_marks=[EmailClaim(event_id, digest, str(uuid.uuid4()))])
+    assert recorder.select_events(second.originator_id) == []
+    with pytest.raises(IntegrityError):  # a taken version
+        recorder.insert_events([first])
+
+
+def test_the_save_takes_the_tables_exclusive_lock_before_inserting(fresh_ledger: Ledger) -> None:
+    """A ROW SHARE lock held elsewhere does not block a plain INSERT (ROW
+    EXCLUSIVE) but does block the EXCLUSIVE lock that keeps the notification
+    log in commit order: the save must wait for it."""
+    recorder = _recorder(fresh_ledger)
+    done = threading.Event()
+    with psycopg.connect(fresh_ledger.database_url) as holder:
+        holder.execute("LOCK TABLE ledger_events IN ROW SHARE MODE")
+
+        def save() -> None:
+            recorder.insert_events([_event()])
+            done.set()
+
+        saver = threading.Thread(target=save)
+        saver.start()
+        time.sleep(0.5)
+        assert not done.is_set()
+        with psycopg.connect(fresh_ledger.database_url) as probe:
+            waiting = probe.execute("SELECT mode FROM pg_locks WHERE relation = 'ledger_events'::regclass"
+                                    " AND NOT granted").fetchall()
+        assert waiting == [("ExclusiveLock",)]
+        holder.rollback()
+    saver.join(10)
+    assert done.is_set()
+
+
+def test_the_save_notifies_the_logs_followers(fresh_ledger: Ledger) -> None:
+    with psycopg.connect(fresh_ledger.database_url, autocommit=True) as listener:
+        listener.execute("LISTEN ledger_events")
+        _recorder(fresh_ledger).insert_events([_event()])
+        channels = [n.channel for n in listener.notifies(timeout=5, stop_after=1)]
+    assert channels == ["ledger_events"]
+
+
+def test_a_database_without_the_function_saves_by_one_query(pg_server: TestServer) -> None:
+    url = pg_server.new_database()
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP FUNCTION ledger_save_events")
+    store = LedgerStore(env={**eventsourcing_env(url, pool_size=2), "PERSISTENCE_MODULE": "eventsourcing.postgres"})
+    try:
+        organizer = Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5)
+        store.save(organizer)
+        recorder = store.recorder
+        assert isinstance(recorder, LedgerRecorder) and recorder._save_function is False
+        assert store.repository.get(organizer.id).version == 1
+    finally:
+        store.close()
