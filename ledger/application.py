@@ -182,7 +182,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return []
         count = len(versions)
         name = b"ledger_events_after_%d" % count
-        params: list[bytes | None] = []
+        params: list[bytes] = []
         for originator_id, version in versions:
             params += (originator_id.bytes, version.to_bytes(8, "big", signed=True))
         known = {originator_id.bytes: originator_id for originator_id, _ in versions}
