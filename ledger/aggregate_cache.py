@@ -24,11 +24,21 @@ It also closes a race of the library's ``get``: it copies the cached
 aggregate *after* releasing the fast-forward lock, so a second thread could be
 fast-forwarding (mutating) the very object being copied.  Here the
 fast-forward and the copy happen under the same per-aggregate lock.
+
+A seat sale needs no copy at all (:meth:`LedgerRepository.drafting`): it
+decides on a *draft* of the cached event (:func:`draft_aggregate`) whose
+``FLAT_STATE`` containers are copy-on-write layers over the cached ones --
+what the sale adds lives in the layer, the cached containers are only read --
+so a draft costs the same for an event with ten holds as for one with ten
+thousand.  The cache itself only ever holds committed state: the events are
+applied to it after their commit (:meth:`LedgerRepository.apply_committed`),
+and a failed save leaves it as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from copy import deepcopy
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -74,6 +84,134 @@ def copy_aggregate(aggregate: Any) -> Any:
     return copy
 
 
+class DictLayer(MutableMapping[Any, Any]):
+    """A dict seen through a copy-on-write layer: reads fall through to
+    ``base``, writes and deletions stay in the layer, ``base`` is never
+    changed.  Not a ``dict`` subclass on purpose: C code that reads a dict's
+    storage directly (``json``, ``dict(x)``) would see only the layer, so it
+    must fail loudly instead."""
+
+    __slots__ = ("_fresh", "added", "base", "removed")
+
+    def __init__(self, base: dict[Any, Any]) -> None:
+        self.base = base
+        self.added: dict[Any, Any] = {}
+        self.removed: set[Any] = set()
+        self._fresh = 0  # keys in ``added`` that ``base`` lacks
+
+    def __getitem__(self, key: Any) -> Any:
+        added = self.added
+        if key in added:
+            return added[key]
+        if key in self.removed:
+            raise KeyError(key)
+        return self.base[key]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        added = self.added
+        if key in added:
+            return added[key]
+        if key in self.removed:
+            return default
+        return self.base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.added or (key not in self.removed and key in self.base)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key not in self.added and key not in self.base:
+            self._fresh += 1
+        self.removed.discard(key)
+        self.added[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        if key in self.added:
+            del self.added[key]
+            if key not in self.base:
+                self._fresh -= 1
+        if key in self.base:
+            self.removed.add(key)
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.removed) + self._fresh
+
+    def __iter__(self) -> Iterator[Any]:
+        added, removed = self.added, self.removed
+        for key in self.base:
+            if key not in removed:
+                yield key
+        base = self.base
+        for key in added:
+            if key not in base:
+                yield key
+
+
+class ListLayer:
+    """A list seen through an append-only layer: ``base`` is read, never
+    changed; what is appended stays in the layer.  Anything but growing
+    (``insert``, ``remove`` …) is not offered: it fails loudly."""
+
+    __slots__ = ("added", "base")
+
+    def __init__(self, base: list[Any]) -> None:
+        self.base = base
+        self.added: list[Any] = []
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.added or item in self.base
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.added)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self.base
+        yield from self.added
+
+    def __getitem__(self, index: int) -> Any:
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(index)
+        base = len(self.base)
+        return self.base[index] if index < base else self.added[index - base]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == other
+
+    def append(self, item: Any) -> None:
+        self.added.append(item)
+
+
+def draft_aggregate(aggregate: Any) -> Any:
+    """A private version of ``aggregate`` for a command whose events are
+    applied to the cache only after their commit: its ``FLAT_STATE``
+    containers are :class:`DictLayer` / :class:`ListLayer` over the
+    aggregate's own (O(1), whatever their size), everything else is copied as
+    :func:`copy_aggregate` copies it, and it has no pending events of its
+    own.  The caller must keep the aggregate from being fast-forwarded while
+    the draft is read (:meth:`LedgerRepository.drafting`), and must never
+    cache the draft."""
+    flat: tuple[str, ...] = getattr(type(aggregate), "FLAT_STATE", ())
+    state = {}
+    for name, value in vars(aggregate).items():
+        kind = type(value)
+        if kind in _IMMUTABLE:
+            state[name] = value
+        elif name in flat and kind is dict:
+            state[name] = DictLayer(value)
+        elif name in flat and kind is list:
+            state[name] = ListLayer(value)
+        else:
+            state[name] = _copy_value(value)
+    state["_pending_events"] = []
+    draft = object.__new__(type(aggregate))
+    vars(draft).update(state)
+    return draft
+
+
 class LedgerRepository(Repository[UUID]):
     """The library's repository with :func:`copy_aggregate` instead of
     ``deepcopy``, fast-forward and copy under one lock.  Without a cache, or
@@ -113,9 +251,10 @@ class LedgerRepository(Repository[UUID]):
         finally:
             self._disuse_fastforward_lock(aggregate_id)
 
-    def get_with(self, aggregate_id: UUID, other_of: Callable[[Any], UUID]) -> tuple[Any, Any]:
+    def get_with(self, aggregate_id: UUID, other_of: Callable[[Any], UUID], *, copy: bool = True) -> tuple[Any, Any]:
         """``(aggregate, other)``: a copy of the aggregate, as :meth:`get`
-        returns it, and the cached instance of the aggregate it names
+        returns it (with ``copy=False`` the cached instance itself, for
+        :meth:`drafting`), and the cached instance of the aggregate it names
         (``other_of(aggregate)``, e.g. a paid event's organizer) *without a
         copy* -- for a caller that reads an attribute or two of it and keeps
         nothing, like ``get(..., deepcopy_from_cache=False)``.
@@ -137,23 +276,23 @@ class LedgerRepository(Repository[UUID]):
         select_after = getattr(self.event_store.recorder, "select_events_after", None)
         cache = self.cache
         if cache is None or not self.fastforward or select_after is None:
-            aggregate = self.get(aggregate_id)
+            aggregate = self.get(aggregate_id, deepcopy_from_cache=copy)
             return aggregate, self.get(other_of(aggregate), deepcopy_from_cache=False)
         try:
             first = cache.get(aggregate_id)
             other_id = other_of(first)  # the link never changes: read without the lock
             second = cache.get(other_id)
         except KeyError:
-            aggregate = self.get(aggregate_id)
+            aggregate = self.get(aggregate_id, deepcopy_from_cache=copy)
             return aggregate, self.get(other_of(aggregate), deepcopy_from_cache=False)
         if other_id == aggregate_id:
-            aggregate = self.get(aggregate_id)
+            aggregate = self.get(aggregate_id, deepcopy_from_cache=copy)
             return aggregate, self.get(other_id, deepcopy_from_cache=False)
         new_events: dict[UUID, list[Any]] = {aggregate_id: [], other_id: []}
         for stored in select_after([(aggregate_id, first.version), (other_id, second.version)]):
             event = self.event_store.mapper.to_domain_event(stored)
             new_events[event.originator_id].append(event)
-        aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], copy=self.deepcopy_from_cache)
+        aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], copy=copy and self.deepcopy_from_cache)
         return aggregate, self._catch_up(other_id, new_events[other_id], copy=False)
 
     def _catch_up(self, aggregate_id: UUID, events: list[Any], *, copy: bool) -> Any:
@@ -194,3 +333,41 @@ class LedgerRepository(Repository[UUID]):
                     self.cache.put(aggregate.id, aggregate)
         finally:
             self._disuse_fastforward_lock(aggregate.id)
+
+    @contextmanager
+    def drafting(self, aggregate: Any) -> Iterator[Any]:
+        """A draft of ``aggregate`` (:func:`draft_aggregate`) -- typically
+        the cached instance ``get_with(..., copy=False)`` returned -- to be
+        read and changed inside the ``with``, while the aggregate's
+        fast-forward lock keeps any other thread from changing what the
+        draft reads through.  Nothing reaches the cache: after the save
+        commits, :meth:`apply_committed` brings the cached instance up to
+        date."""
+        lock = self._use_fastforward_lock(aggregate.id)
+        try:
+            with lock:
+                yield draft_aggregate(aggregate)
+        finally:
+            self._disuse_fastforward_lock(aggregate.id)
+
+    def apply_committed(self, aggregate_id: UUID, events: list[Any]) -> None:
+        """Apply ``events`` -- committed, in version order -- to the cached
+        aggregate where they follow on from it, so the next read need not
+        fetch what this process just wrote.  Events it already has (another
+        thread fast-forwarded past them) are skipped; when they do not follow
+        on (the cache was rebuilt from an older read), nothing is applied and
+        the next read fast-forwards from the database as always."""
+        if self.cache is None or not events:
+            return
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                try:
+                    cached = self.cache.get(aggregate_id)
+                except KeyError:
+                    return
+                newer = [event for event in events if event.originator_version > cached.version]
+                if newer and newer[0].originator_version == cached.version + 1:
+                    project_aggregate(cached, newer)
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)

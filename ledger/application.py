@@ -176,8 +176,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
         nothing.  psycopg's cursor -- adapters, the prepared-statement cache,
         the dict rows -- cost twice the round trip's own CPU, so it is sent
         through the connection's libpq handle directly: a statement prepared
-        once per connection under a fixed name, binary parameters and
-        results.  Same query, same snapshot, same rows."""
+        once per connection under a fixed name (again when psycopg has
+        deallocated every statement of the session, which it does after a
+        ROLLBACK), binary parameters and results.  Same query, same snapshot,
+        same rows."""
         if not versions:
             return []
         count = len(versions)
@@ -189,15 +191,24 @@ class LedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.lock:
             pgconn = conn.pgconn
             prepared = self._prepared_after.setdefault(conn, set())
-            if name not in prepared:
-                where = " OR ".join(
-                    f"(originator_id = ${2 * i + 1} AND originator_version > ${2 * i + 2})" for i in range(count)
-                )
-                statement = (f"SELECT originator_id, originator_version, topic, state FROM {self._table}"
-                             f" WHERE {where} ORDER BY originator_id, originator_version").encode()
-                _check(conn, pgconn.prepare(name, statement, [_UUID_OID, _INT8_OID] * count), pq.ExecStatus.COMMAND_OK)
-                prepared.add(name)
-            result = _check(conn, pgconn.exec_prepared(name, params, [1] * len(params), 1), pq.ExecStatus.TUPLES_OK)
+            for _ in range(2):
+                if name not in prepared:
+                    where = " OR ".join(
+                        f"(originator_id = ${2 * i + 1} AND originator_version > ${2 * i + 2})" for i in range(count)
+                    )
+                    statement = (f"SELECT originator_id, originator_version, topic, state FROM {self._table}"
+                                 f" WHERE {where} ORDER BY originator_id, originator_version").encode()
+                    _check(conn, pgconn.prepare(name, statement, [_UUID_OID, _INT8_OID] * count),
+                           pq.ExecStatus.COMMAND_OK)
+                    prepared.add(name)
+                result = pgconn.exec_prepared(name, params, [1] * len(params), 1)
+                if result.status != pq.ExecStatus.TUPLES_OK and result.error_field(
+                    pq.DiagnosticField.SQLSTATE
+                ) == b"26000":  # psycopg sends DEALLOCATE ALL when it sees a ROLLBACK: prepare again
+                    prepared.clear()
+                    continue
+                break
+            _check(conn, result, pq.ExecStatus.TUPLES_OK)
             events = []
             for row in range(result.ntuples):
                 raw_id = cast(bytes, result.get_value(row, 0))

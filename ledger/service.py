@@ -214,10 +214,12 @@ class LedgerService:
             raise NotFound(f"no organizer {event.organizer_id}")
         return organizer.plan_size
 
-    def _event_and_capacity(self, event_id: str) -> tuple[PaidEvent, int]:
+    def _event_and_capacity(self, event_id: str, *, copy: bool = True) -> tuple[PaidEvent, int]:
         """The event (a copy) and its organizer's plan size, as
         :meth:`event` and :meth:`capacity_of` read them, both fast-forwarded
-        by one query when both are cached (``LedgerRepository.get_with``)."""
+        by one query when both are cached (``LedgerRepository.get_with``).
+        ``copy=False``: the cached event itself, for a caller that only
+        drafts on it (``ledger.sales_batch``)."""
         repository = self.store.repository
         if not isinstance(repository, LedgerRepository):
             paid_event = self.event(event_id)
@@ -230,7 +232,7 @@ class LedgerService:
             return parse_uuid(aggregate.organizer_id, "organizer")
 
         try:
-            paid_event, organizer = repository.get_with(uid, organizer_of)
+            paid_event, organizer = repository.get_with(uid, organizer_of, copy=copy)
         except AggregateNotFoundError:
             raise NotFound(f"no event {event_id}") from None
         if not isinstance(paid_event, PaidEvent) or not isinstance(organizer, Organizer):
@@ -463,7 +465,8 @@ class LedgerService:
             return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
         return cast(Registration, self._sales.sell(
-            event_key, lambda: self._event_and_capacity(event_id), sale, dedupe=(uid, normalized_email(email)),
+            event_key, lambda: self._event_and_capacity(event_id, copy=False), sale,
+            dedupe=(uid, normalized_email(email)),
         ))
 
     def start_checkout(

@@ -37,9 +37,10 @@ from ledger.money import Money
 
 class PaidEvent(Aggregate):
     #: Containers of immutable values only (ids, ISO times, True): copying
-    #: the cached event copies these with one ``dict.copy()`` each
+    #: the cached event copies these with one ``dict.copy()`` each, and a
+    #: sale's draft reads them through a copy-on-write layer
     #: (``ledger.aggregate_cache``) -- they grow with every seat.
-    FLAT_STATE = ("holds", "sold", "registrations")
+    FLAT_STATE = ("holds", "sold", "registrations", "_first_held")
 
     class Created(Aggregate.Created):
         organizer_id: str

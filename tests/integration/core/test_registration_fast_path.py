@@ -191,3 +191,22 @@ def test_the_fast_forward_query_returns_what_the_table_holds(fresh_ledger: Ledge
                 assert [(e.originator_id, e.originator_version, e.topic, e.state) for e in got] == expected(pairs)
                 assert all(type(e.originator_id) is uuid.UUID and type(e.state) is bytes for e in got)
     assert recorder.select_events_after([]) == []
+
+
+def test_the_fast_forward_query_survives_its_statement_being_deallocated(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    """psycopg sends DEALLOCATE ALL on a session after it sees a ROLLBACK
+    (the pool's, after any failed save): the statement is prepared again."""
+    ledger = bootstrap(make_settings(tmp_path), url=pg_server.new_database(), pool_size=1)
+    try:
+        org_id, event_id = manual_event(ledger)
+        recorder = ledger.store.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        pairs = [(uuid.UUID(event_id), 0), (uuid.UUID(org_id), 0)]
+        before = recorder.select_events_after(pairs)
+        with recorder.datastore.get_connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        assert recorder.select_events_after(pairs) == before and len(before) >= 2
+    finally:
+        ledger.close()
