@@ -194,7 +194,7 @@ class SalesBatcher:
             committed = list(event.pending_events)
             self.store.save(event, *to_save, **save_kwargs)
             if isinstance(repository, LedgerRepository):
-                repository.apply_committed(event.id, committed)
+                repository.apply_committed(event.id, committed, draft=event, origin=loaded)
         with self._cv:
             self.batches += 1
             self.sales += len(batch)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.aggregate_cache import DictLayer, ListLayer, copy_aggregate, draft_aggregate
+from ledger.aggregate_cache import DictLayer, ListLayer, _merge_draft, copy_aggregate, draft_aggregate
 from ledger.domain.paid_event import PaidEvent
 from ledger.errors import CapacityExhausted
 
@@ -47,13 +47,17 @@ def test_a_dict_layer_behaves_as_a_copy_and_leaves_its_base_alone() -> None:
                 layer[key] = copy[key] = rng.randrange(9)
             elif op == 1:
                 assert layer.pop(key, None) == copy.pop(key, None)
+                with pytest.raises(KeyError):
+                    del layer[key]
             elif op == 2:
                 assert layer.setdefault(key, 5) == copy.setdefault(key, 5)
             else:
                 assert layer.get(key) == copy.get(key) and (key in layer) == (key in copy)
             assert len(layer) == len(copy) and dict(layer.items()) == copy
-            assert sorted(layer) == sorted(copy)
+            assert list(layer) == list(copy)  # a dict's order, too
         assert base == frozen
+        layer.merge_into_base()
+        assert base == copy and list(base) == list(copy)
 
 
 def test_a_list_layer_only_grows_and_leaves_its_base_alone() -> None:
@@ -111,3 +115,30 @@ def test_drafting_costs_the_same_for_ten_holds_as_for_twenty_thousand() -> None:
     small, large = _event(10), _event(20_000)
     assert draft_aggregate(large).holds.base is large.holds
     assert allocated(large) < allocated(small) + 4_000
+
+
+def test_a_merged_draft_is_the_event_its_events_make() -> None:
+    """After the commit the cache adopts the draft's state instead of
+    running the events again: the same state either way."""
+    cached = _event(5)
+    replayed = copy_aggregate(cached)
+    draft = draft_aggregate(cached)
+    draft.hold_seat("new", capacity=10, now=NOW, until=UNTIL)
+    draft.hold_seat("r2", capacity=10, now=NOW, until=UNTIL + timedelta(minutes=3))
+    events = draft.collect_events()
+    for event in events:
+        event.mutate(replayed)
+    assert _merge_draft(cached, draft)
+    assert vars(cached).keys() == vars(replayed).keys()
+    for name, value in vars(replayed).items():
+        assert vars(cached)[name] == value and type(vars(cached)[name]) is type(value), name
+    assert list(cached.holds) == list(replayed.holds)
+
+
+def test_a_draft_of_another_instance_is_never_merged() -> None:
+    cached, other = _event(2), _event(2)
+    draft = draft_aggregate(other)
+    draft.hold_seat("new", capacity=10, now=NOW, until=UNTIL)
+    before = copy_aggregate(cached)
+    assert not _merge_draft(cached, draft)
+    assert cached.holds == before.holds and cached.version == before.version
