@@ -37,6 +37,7 @@ and a failed save leaves it as it was.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -342,6 +343,12 @@ class LedgerRepository(Repository[UUID]):
         applied where they are newer than it; with ``copy``, a copy of it
         taken under the lock (as :meth:`get` does)."""
         assert self.cache is not None
+        if not events and not copy:
+            # Nothing to apply, nothing to copy: the cached instance as it is
+            # (never older than what the query saw: a cache only moves on, and
+            # one rebuilt after an eviction read the database later still).
+            with contextlib.suppress(KeyError):
+                return self.cache.get(aggregate_id)
         lock = self._use_fastforward_lock(aggregate_id)
         try:
             with lock:
