@@ -440,13 +440,18 @@ def _merge_draft(aggregate: Any, draft: Any) -> bool:
     """Make ``aggregate`` what its ``draft`` reads (see
     :meth:`LedgerRepository.apply_committed`); false, and nothing changed,
     when the draft's layers are not over this aggregate's containers."""
-    state = vars(aggregate)
-    layers = [(name, value) for name, value in vars(draft).items() if type(value) in (DictLayer, ListLayer)]
-    if any(state.get(name) is not layer.base for name, layer in layers):
-        return False
-    for _, layer in layers:
+    state, drafted = vars(aggregate), vars(draft)
+    layers: list[tuple[str, Any]] = []
+    for name, value in drafted.items():
+        kind = type(value)
+        if kind is DictLayer or kind is ListLayer:
+            if state.get(name) is not value.base:
+                return False
+            layers.append((name, value))
+    pending = state["_pending_events"]
+    state.update(drafted)  # immutable values shared, copied ones adopted
+    state["_pending_events"] = pending
+    for name, layer in layers:
         layer.merge_into_base()
-    for name, value in vars(draft).items():
-        if name != "_pending_events" and type(value) not in (DictLayer, ListLayer):
-            state[name] = value
+        state[name] = layer.base
     return True
