@@ -93,6 +93,11 @@ class _Queued:
 
 @dataclass
 class _Lane:
+    """One event's queue.  Its waiters wait on its own condition (over the
+    batcher's one lock): a batch that ends wakes the sellers of its event,
+    not every seller of every event."""
+
+    cv: threading.Condition
     queue: list[_Queued] = field(default_factory=list)
     leader: bool = False
 
@@ -106,7 +111,7 @@ class SalesBatcher:
         self.retry = retry
         self.max_attempts = max_attempts
         self.max_sales = max_sales
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         self._lanes: dict[UUID, _Lane] = {}
         self.batches = 0  # committed batches and the sales in them: the average batch size
         self.sales = 0
@@ -115,33 +120,42 @@ class SalesBatcher:
              dedupe: Sequence[Hashable] = ()) -> Any:
         """Queue ``sale`` for the event, lead a batch when none is in flight,
         and return this sale's result once its batch committed (or raise its
-        own error).  ``load`` reads the event (a copy, as current as the
-        database) and its capacity.  ``dedupe``: sales sharing any key (the
-        same registration id, the same e-mail address) never share a batch."""
+        own error).  ``load`` reads the event (as current as the database:
+        the cached instance itself with a ``LedgerRepository``, which the
+        batch only ever drafts on, else a copy) and its capacity.
+        ``dedupe``: sales sharing any key (the same registration id, the
+        same e-mail address) never share a batch."""
         mine = _Queued(sale, dedupe, contextvars.copy_context())
-        with self._cv:
-            lane = self._lanes.setdefault(event_id, _Lane())
+        with self._lock:
+            lane = self._lanes.get(event_id)
+            if lane is None:
+                lane = self._lanes[event_id] = _Lane(threading.Condition(self._lock))
             lane.queue.append(mine)
-        while True:
-            with self._cv:
-                while not mine.done and lane.leader:
-                    self._cv.wait()
-                if mine.done:
-                    break
-                lane.leader = True
-                batch = self._take(lane)
+            batch = self._next_batch(lane, mine)
+        while batch is not None:
             try:
                 self._run(event_id, batch, load)
             finally:
-                with self._cv:
+                with self._lock:
                     lane.leader = False
                     if not lane.queue and self._lanes.get(event_id) is lane:
                         del self._lanes[event_id]  # every waiter of this lane is done
-                    self._cv.notify_all()
+                    lane.cv.notify_all()
+                    batch = self._next_batch(lane, mine)
         if mine.error is not None:
             raise mine.error
         assert mine.decision is not None
         return mine.decision.result
+
+    def _next_batch(self, lane: _Lane, mine: _Queued) -> list[_Queued] | None:
+        """With the lock held: wait while another caller leads the lane;
+        ``None`` once ``mine`` is done, else lead the next batch."""
+        while not mine.done and lane.leader:
+            lane.cv.wait()
+        if mine.done:
+            return None
+        lane.leader = True
+        return self._take(lane)
 
     def _take(self, lane: _Lane) -> list[_Queued]:
         batch: list[_Queued] = []
@@ -174,12 +188,42 @@ class SalesBatcher:
 
     def _attempt(self, batch: list[_Queued], load: Callable[[], tuple[PaidEvent, int]], *, recheck: bool) -> None:
         """Decide every sale on one read of the event and save them in one
-        transaction; outcomes are published only after the commit."""
-        event, capacity = load()
+        transaction; outcomes are published only after the commit.
+
+        The sales are decided on a draft of the cached event
+        (``LedgerRepository.drafting``: no copy, whatever the event's size)
+        and the committed events are applied to the cache afterwards, so a
+        reader never sees an unsaved sale and a failed save leaves the cache
+        as it was."""
+        loaded, capacity = load()
+        repository = self.store.repository
+        if isinstance(repository, LedgerRepository):
+            with repository.drafting(loaded) as event:
+                outcomes, to_save, save_kwargs = self._decide(batch, event, capacity, recheck)
+        else:
+            event = loaded
+            outcomes, to_save, save_kwargs = self._decide(batch, event, capacity, recheck)
+        if event.pending_events or to_save:
+            committed = list(event.pending_events)
+            self.store.save(event, *to_save, **save_kwargs)
+            if isinstance(repository, LedgerRepository):
+                repository.apply_committed(event.id, committed, draft=event, origin=loaded)
+        with self._lock:
+            self.batches += 1
+            self.sales += len(batch)
+        for queued, outcome, error in outcomes:
+            queued.decision, queued.error, queued.done = outcome, error, True
+
+    @staticmethod
+    def _decide(
+        batch: list[_Queued], event: PaidEvent, capacity: int, recheck: bool,
+    ) -> tuple[list[tuple[_Queued, Decision[Any] | None, BaseException | None]], list[Any], dict[str, list[Any]]]:
+        """Run each sale on ``event`` in its caller's context: (outcomes, the
+        other aggregates to save, the save keywords)."""
         outcomes: list[tuple[_Queued, Decision[Any] | None, BaseException | None]] = []
         to_save: list[Any] = []
         save_kwargs: dict[str, list[Any]] = {}
-        for queued in batch:
+        for queued in list(batch):
             seen = len(event.pending_events)
             try:
                 decision = queued.context.run(queued.sale, event, capacity, recheck)
@@ -199,12 +243,4 @@ class SalesBatcher:
             for name, values in decision.save_kwargs.items():
                 save_kwargs.setdefault(name, []).extend(values)
             outcomes.append((queued, decision, None))
-        if event.pending_events or to_save:
-            self.store.save(event, *to_save, **save_kwargs)
-            if isinstance(self.store.repository, LedgerRepository):
-                self.store.repository.remember(event)
-        with self._cv:
-            self.batches += 1
-            self.sales += len(batch)
-        for queued, outcome, error in outcomes:
-            queued.decision, queued.error, queued.done = outcome, error, True
+        return outcomes, to_save, save_kwargs

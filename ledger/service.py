@@ -214,10 +214,12 @@ class LedgerService:
             raise NotFound(f"no organizer {event.organizer_id}")
         return organizer.plan_size
 
-    def _event_and_capacity(self, event_id: str) -> tuple[PaidEvent, int]:
+    def _event_and_capacity(self, event_id: str, *, copy: bool = True) -> tuple[PaidEvent, int]:
         """The event (a copy) and its organizer's plan size, as
         :meth:`event` and :meth:`capacity_of` read them, both fast-forwarded
-        by one query when both are cached (``LedgerRepository.get_with``)."""
+        by one query when both are cached (``LedgerRepository.get_with``).
+        ``copy=False``: the cached event itself, for a caller that only
+        drafts on it (``ledger.sales_batch``)."""
         repository = self.store.repository
         if not isinstance(repository, LedgerRepository):
             paid_event = self.event(event_id)
@@ -230,7 +232,7 @@ class LedgerService:
             return parse_uuid(aggregate.organizer_id, "organizer")
 
         try:
-            paid_event, organizer = repository.get_with(uid, organizer_of)
+            paid_event, organizer = repository.get_with(uid, organizer_of, copy=copy)
         except AggregateNotFoundError:
             raise NotFound(f"no event {event_id}") from None
         if not isinstance(paid_event, PaidEvent) or not isinstance(organizer, Organizer):
@@ -430,6 +432,7 @@ class LedgerService:
         existing = self._existing(new_id)
         if isinstance(existing, Registration):
             return existing
+        rid, eid = str(uid), str(event_key)  # the event loaded by ``event_key`` has this id
 
         def sale(paid_event: PaidEvent, capacity: int, recheck: bool) -> Decision[Registration]:
             """One sale in a batch of sales on the event (``ledger.sales_batch``):
@@ -445,25 +448,26 @@ class LedgerService:
                 # is re-run).  So the look-up is needed only on a re-run: a
                 # first try claims optimistically, saving a transaction per
                 # registration; a repeated address costs one failed try.
-                earlier_id = self.emails.registration_for(str(paid_event.id), email) if recheck else None
+                earlier_id = self.emails.registration_for(eid, email) if recheck else None
                 if earlier_id is not None:
                     earlier = self.registration(earlier_id)
                     if earlier.answers_for_its_email:
                         return Decision(earlier)
-                marks = (self.emails.claim(str(paid_event.id), email, str(uid), replaces=earlier_id),)
+                marks = (self.emails.claim(eid, email, rid, replaces=earlier_id),)
             now = self.clock()
             hold = OPENING_HOLD if paid_event.provider in GATEWAY_PROVIDERS else self.manual_hold
             registration = Registration.register(
-                id=uid, event_id=str(paid_event.id), organizer_id=paid_event.organizer_id,
+                id=uid, event_id=eid, organizer_id=paid_event.organizer_id,
                 name=name, email=email, fields=dict(fields), language=language,
                 price_minor=paid_event.price_minor, currency=paid_event.currency,
                 provider=paid_event.provider,
             )
-            paid_event.hold_seat(str(uid), capacity=capacity, now=now, until=now + hold)
+            paid_event.hold_seat(rid, capacity=capacity, now=now, until=now + hold)
             return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
         return cast(Registration, self._sales.sell(
-            event_key, lambda: self._event_and_capacity(event_id), sale, dedupe=(uid, normalized_email(email)),
+            event_key, lambda: self._event_and_capacity(event_id, copy=False), sale,
+            dedupe=(uid, normalized_email(email)),
         ))
 
     def start_checkout(

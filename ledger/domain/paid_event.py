@@ -37,9 +37,10 @@ from ledger.money import Money
 
 class PaidEvent(Aggregate):
     #: Containers of immutable values only (ids, ISO times, True): copying
-    #: the cached event copies these with one ``dict.copy()`` each
+    #: the cached event copies these with one ``dict.copy()`` each, and a
+    #: sale's draft reads them through a copy-on-write layer
     #: (``ledger.aggregate_cache``) -- they grow with every seat.
-    FLAT_STATE = ("holds", "sold", "registrations")
+    FLAT_STATE = ("holds", "sold", "registrations", "_first_held")
 
     class Created(Aggregate.Created):
         organizer_id: str
@@ -242,8 +243,12 @@ class PaidEvent(Aggregate):
             return
         if not self.holds_seat(registration_id, now) and not self._has_free_seat(capacity, now):
             raise CapacityExhausted(f"all {capacity} tickets are taken")
-        if self.holds.get(registration_id) != until.isoformat():
-            self._seat_held(registration_id=registration_id, expires_at=until.isoformat())
+        expires_at = until.isoformat()
+        if self.holds.get(registration_id) != expires_at:
+            # What ``self._seat_held(...)`` triggers -- the same event, applied
+            # by ``_seat_held`` -- without the decorator's argument handling
+            # (every registration holds a seat: its hottest event).
+            self.trigger_event(self.SeatHeld, registration_id=registration_id, expires_at=expires_at)
 
     @event(SeatHeld)
     def _seat_held(self, registration_id: str, expires_at: str) -> None:

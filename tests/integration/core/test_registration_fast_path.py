@@ -161,3 +161,52 @@ def test_one_query_brings_the_event_and_its_plan_up_to_date(pg_server: TestServe
     finally:
         a.close()
         b.close()
+
+
+def test_the_fast_forward_query_returns_what_the_table_holds(fresh_ledger: Ledger) -> None:
+    """``select_events_after`` (libpq, binary) returns the rows a plain
+    psycopg query returns, byte for byte, for one pair or several, newest
+    versions or none -- on every pooled session, prepared once on each."""
+    recorder = fresh_ledger.store.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    organizers = [Organizer.register(id=uuid.uuid4(), name=AWKWARD, country="US", plan_size=n) for n in (1, 2)]
+    for organizer in organizers:
+        for size in range(3, 6):
+            organizer.change_plan(size)
+        stored = [fresh_ledger.store.mapper.to_stored_event(e) for e in organizer.collect_events()]
+        stored[-1] = StoredEvent(originator_id=stored[-1].originator_id, originator_version=4,
+                                 topic=stored[-1].topic, state=stored[-1].state + bytes(range(256)))
+        recorder.insert_events(stored)
+    first, second = (o.id for o in organizers)
+    with psycopg.connect(fresh_ledger.database_url) as conn:
+        def expected(pairs: list[tuple[uuid.UUID, int]]) -> list[tuple[object, ...]]:
+            rows = [row for o, v in pairs for row in conn.execute(
+                "SELECT originator_id, originator_version, topic, state FROM ledger_events"
+                " WHERE originator_id = %s AND originator_version > %s", (o, v)).fetchall()]
+            return sorted(rows, key=lambda r: (r[0], r[1]))
+
+        for _ in range(12):  # more than the pool's sessions
+            for pairs in ([(first, 0)], [(first, 2), (second, 1)], [(second, 4), (first, 4)], [(uuid.uuid4(), 0)]):
+                got = recorder.select_events_after(pairs)
+                assert [(e.originator_id, e.originator_version, e.topic, e.state) for e in got] == expected(pairs)
+                assert all(type(e.originator_id) is uuid.UUID and type(e.state) is bytes for e in got)
+    assert recorder.select_events_after([]) == []
+
+
+def test_the_fast_forward_query_survives_its_statement_being_deallocated(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    """psycopg sends DEALLOCATE ALL on a session after it sees a ROLLBACK
+    (the pool's, after any failed save): the statement is prepared again."""
+    ledger = bootstrap(make_settings(tmp_path), url=pg_server.new_database(), pool_size=1)
+    try:
+        org_id, event_id = manual_event(ledger)
+        recorder = ledger.store.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        pairs = [(uuid.UUID(event_id), 0), (uuid.UUID(org_id), 0)]
+        before = recorder.select_events_after(pairs)
+        with recorder.datastore.get_connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        assert recorder.select_events_after(pairs) == before and len(before) >= 2
+    finally:
+        ledger.close()
