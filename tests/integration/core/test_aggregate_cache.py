@@ -22,6 +22,7 @@ from ledger.errors import CapacityExhausted
 from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
+from tests.support.two_ledgers import two_ledgers
 
 NOW = datetime(2037, 11, 1, tzinfo=UTC)
 
@@ -49,9 +50,7 @@ def test_a_plan_change_in_another_process_limits_the_next_sale(pg_server: TestSe
     """``capacity_of`` reads the cached organizer in place: it must still see
     a plan lowered by another ledger before the very next sale."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         org_id, event_id = manual_event(a, plan=10)
         a.service.register_participant(event_id, name="p0", email="p0@example.com", fields={})
         assert a.service.capacity_of(a.service.event(event_id)) == 10  # now cached in a
@@ -59,9 +58,6 @@ def test_a_plan_change_in_another_process_limits_the_next_sale(pg_server: TestSe
         assert a.service.capacity_of(a.service.event(event_id)) == 1
         with pytest.raises(CapacityExhausted):
             a.service.register_participant(event_id, name="p1", email="p1@example.com", fields={})
-    finally:
-        a.close()
-        b.close()
 
 
 def _sale_allocations(ledger: Ledger, event_id: str, email: str) -> int:
@@ -102,9 +98,7 @@ def test_a_failed_save_leaves_the_cached_event_as_committed(pg_server: TestServe
     a seat on its draft, its save failed on the claim, and the re-run
     answered the first registration.  The cached event never saw the hold."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         _, event_id = manual_event(a)
         b.service.event(event_id)  # cached in b
         first = a.service.register_participant(event_id, name="Ada", email="ada@example.com", fields={})
@@ -118,9 +112,6 @@ def test_a_failed_save_leaves_the_cached_event_as_committed(pg_server: TestServe
         assert str(mine) not in cached.holds and str(mine) not in cached.registrations
         assert list(cached.holds) == [str(first.id)] and cached.version == a.service.event(event_id).version
         assert cached.collect_events() == []
-    finally:
-        a.close()
-        b.close()
 
 
 def test_readers_during_batches_see_only_committed_sales(pg_server: TestServer, tmp_path: Path) -> None:
@@ -129,9 +120,7 @@ def test_readers_during_batches_see_only_committed_sales(pg_server: TestServer, 
     first keep reading the event: every hold a reader ever sees belongs to
     a registration that was committed, and versions never go backwards."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         _, event_id = manual_event(a, plan=30)
         stop = threading.Event()
         seen: set[str] = set()
@@ -166,6 +155,3 @@ def test_readers_during_batches_see_only_committed_sales(pg_server: TestServer, 
         assert a.store.repository.cache is not None
         cached: Any = a.store.repository.cache.get(uuid.UUID(event_id))
         assert set(cached.holds) == set(final.holds)
-    finally:
-        a.close()
-        b.close()

@@ -11,27 +11,16 @@ from pathlib import Path
 from entrypoints.bootstrap import Ledger, bootstrap
 from ledger.errors import CapacityExhausted
 from ledger.money import Money
+from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
-
-
-def _setup(ledger: Ledger, plan: int) -> str:
-    service = ledger.service
-    org = service.register_organizer(name="O", country="US", plan_size=plan)
-    service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
-    event = service.create_event(
-        organizer_id=str(org.id), title="T", description="", sessions=[datetime(2038, 1, 1, tzinfo=UTC)],
-        timezone="UTC", permanent=False, price=Money.parse("10.00", "USD"), provider="manual",
-    )
-    return str(event.id)
+from tests.support.two_ledgers import two_ledgers
 
 
 def test_r9_sixty_parallel_registrations_on_a_plan_of_fifty(pg_server: TestServer, tmp_path: Path) -> None:
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url, pool_size=16)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url, pool_size=16)
-    try:
-        event_id = _setup(a, 50)
+    with two_ledgers(url, tmp_path, pool_size=16) as (a, b):
+        event_id = manual_event(a, 50)[1]
 
         def attempt(i: int) -> str:
             ledger = a if i % 2 else b
@@ -49,9 +38,6 @@ def test_r9_sixty_parallel_registrations_on_a_plan_of_fifty(pg_server: TestServe
         event = a.service.event(event_id)
         assert len(event.sold) == 50
         assert event.summary(50, datetime.now(UTC))["tickets_left"] == 0
-    finally:
-        a.close()
-        b.close()
 
 
 def test_r9_late_payments_after_holds_lapse_are_recorded_and_owed_back(pg_server: TestServer, tmp_path: Path) -> None:
@@ -61,7 +47,7 @@ def test_r9_late_payments_after_holds_lapse_are_recorded_and_owed_back(pg_server
     ledger = bootstrap(make_settings(tmp_path), url=pg_server.new_database(), pool_size=16,
                        clock=lambda: clock_now[0])
     try:
-        event_id = _setup(ledger, 50)
+        event_id = manual_event(ledger, 50)[1]
         early = [ledger.service.register_participant(event_id, name=f"e{i}", email=f"e{i}@x.org", fields={})
                  for i in range(10)]
         clock_now[0] += timedelta(hours=1)  # the first ten holds lapse
@@ -86,7 +72,7 @@ def test_r9_late_payments_after_holds_lapse_are_recorded_and_owed_back(pg_server
 
 
 def test_same_registration_id_twice_concurrently_creates_one(shared_ledger: Ledger) -> None:
-    event_id = _setup(shared_ledger, 10)
+    event_id = manual_event(shared_ledger, 10)[1]
     rid = uuid.uuid4()
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(lambda _: str(shared_ledger.service.register_participant(

@@ -22,6 +22,7 @@ from ledger.registration_emails import EmailClaim
 from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
+from tests.support.two_ledgers import two_ledgers
 
 #: Text that must survive client-side binding byte for byte: quotes, a
 #: backslash, dollar quoting, placeholders, a statement separator, non-ASCII.
@@ -32,9 +33,8 @@ AWKWARD = "O'Brien \\ $$x$$ %s %(a)s ; DROP TABLE ledger_events; -- \u00e9\u4e2d
 
 def test_awkward_text_and_bytes_are_stored_exactly(pg_server: TestServer, tmp_path: Path) -> None:
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)  # another process: reads from the database
-    try:
+    # b another process: reads from the database
+    with two_ledgers(url, tmp_path) as (a, b):
         _, event_id = manual_event(a)
         made = a.service.register_participant(
             event_id, name=AWKWARD, email="ob@example.com", fields={AWKWARD: AWKWARD}, fresh_id=uuid.uuid4(),
@@ -50,9 +50,6 @@ def test_awkward_text_and_bytes_are_stored_exactly(pg_server: TestServer, tmp_pa
             rows = conn.execute("SELECT originator_version, topic, state FROM ledger_events"
                                 " WHERE originator_id = %s ORDER BY originator_version", (organizer.id,)).fetchall()
         assert rows == [(e.originator_version, e.topic, e.state) for e in stored]
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_save_returns_the_notification_ids_it_was_given(fresh_ledger: Ledger) -> None:
@@ -109,9 +106,7 @@ def test_the_same_address_from_another_process_gets_the_first_registration(
     save fails on the claim's key, and the re-run answers with the first
     registration.  One registration, one seat."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         _, event_id = manual_event(a)
         first = a.service.register_participant(event_id, name="Ada", email="ada@example.com", fields={},
                                                fresh_id=uuid.uuid4())
@@ -124,9 +119,6 @@ def test_the_same_address_from_another_process_gets_the_first_registration(
         assert list(event.holds) == [str(first.id)]
         with pytest.raises(AggregateNotFoundError):
             b.store.repository.get(mine)
-    finally:
-        a.close()
-        b.close()
 
 
 def test_one_query_brings_the_event_and_its_plan_up_to_date(pg_server: TestServer, tmp_path: Path) -> None:
@@ -134,9 +126,7 @@ def test_one_query_brings_the_event_and_its_plan_up_to_date(pg_server: TestServe
     fast-forward returns each at its newest version, and the plan change
     limits the very next sale (R9 across processes)."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         org_id, event_id = manual_event(a, plan=10)
         a.service.register_participant(event_id, name="p0", email="p0@example.com", fields={})
         a.service._event_and_capacity(event_id)  # both cached in a
@@ -158,9 +148,6 @@ def test_one_query_brings_the_event_and_its_plan_up_to_date(pg_server: TestServe
         assert len(event.holds) == 2
         with pytest.raises(CapacityExhausted):
             a.service.register_participant(event_id, name="p2", email="p2@example.com", fields={})
-    finally:
-        a.close()
-        b.close()
 
 
 def test_the_fast_forward_query_returns_what_the_table_holds(fresh_ledger: Ledger) -> None:

@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
-from entrypoints.bootstrap import Ledger, bootstrap
 from ledger import event_log
 from ledger.actor import acting_as
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
-from ledger.money import Money
+from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
-from tests.support.settings import make_settings
-
-
-def _setup(ledger: Ledger, plan: int) -> str:
-    service = ledger.service
-    org = service.register_organizer(name="O", country="US", plan_size=plan)
-    service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
-    event = service.create_event(
-        organizer_id=str(org.id), title="Rush", description="", sessions=[datetime(2037, 12, 1, tzinfo=UTC)],
-        timezone="UTC", permanent=False, price=Money.parse("10.00", "USD"), provider="manual",
-    )
-    return str(event.id)
+from tests.support.two_ledgers import two_ledgers
 
 
 def test_rush_of_400_on_300_seats_through_two_ledgers(pg_server: TestServer, tmp_path: Path) -> None:
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url, pool_size=16)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url, pool_size=16)
-    try:
-        event_id = _setup(a, 300)
+    with two_ledgers(url, tmp_path, pool_size=16) as (a, b):
+        event_id = manual_event(a, 300)[1]
 
         def attempt(i: int) -> tuple[int, str]:
             ledger = a if i % 2 else b
@@ -74,19 +59,14 @@ def test_rush_of_400_on_300_seats_through_two_ledgers(pg_server: TestServer, tmp
                  for item in event_log.read_aggregate(a.store, event_id, after=0, limit=1000)
                  if item.type.endswith("SeatHeld")}
         assert all(holds[rid] == f"test:{i}" for i, rid in sold.items())
-    finally:
-        a.close()
-        b.close()
 
 
 def test_the_same_derived_id_at_once_creates_one_registration(pg_server: TestServer, tmp_path: Path) -> None:
     """Sixteen concurrent repeats of one keyed request (one derived id) among
     other registrations: one registration, one seat, the same answer for all."""
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url, pool_size=16)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url, pool_size=16)
-    try:
-        event_id = _setup(a, 100)
+    with two_ledgers(url, tmp_path, pool_size=16) as (a, b):
+        event_id = manual_event(a, 100)[1]
         derived = uuid.uuid4()
 
         def attempt(i: int) -> Registration:
@@ -102,6 +82,3 @@ def test_the_same_derived_id_at_once_creates_one_registration(pg_server: TestSer
         assert repeats == {str(derived)}
         event = a.service.event(event_id)
         assert len(event.holds) == 48 - 16 + 1 and event.registrations.count(str(derived)) == 1
-    finally:
-        a.close()
-        b.close()

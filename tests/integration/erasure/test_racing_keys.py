@@ -9,19 +9,16 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from entrypoints.bootstrap import bootstrap
 from ledger.money import Money
 from tests.support.postgres import TestServer
-from tests.support.settings import make_settings
+from tests.support.two_ledgers import two_ledgers
 
 
 def test_a_pending_key_of_a_racing_create_never_shadows_the_stored_one(
     pg_server: TestServer, tmp_path: Path,
 ) -> None:
     url = pg_server.new_database()
-    a = bootstrap(make_settings(tmp_path / "a"), url=url)
-    b = bootstrap(make_settings(tmp_path / "b"), url=url)
-    try:
+    with two_ledgers(url, tmp_path) as (a, b):
         org = a.service.register_organizer(name="O", country="US", plan_size=10)
         a.service.connect_provider(str(org.id), provider="manual", masked={}, store_secrets=lambda cid: None)
         event_id = str(a.service.create_event(
@@ -44,6 +41,3 @@ def test_a_pending_key_of_a_racing_create_never_shadows_the_stored_one(
         assert str(again.id) == str(derived) and again.name == "Ada"
         keyring.discard([str(derived)])
         assert b.service.registration(str(derived)).name == "Ada"
-    finally:
-        a.close()
-        b.close()
