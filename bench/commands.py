@@ -138,6 +138,39 @@ def run_wrk(wrk: str, url: str, lua: Path, seconds: int, connections: int) -> tu
     return rate, out
 
 
+def run_wrk_split(wrk: str, url: str, lua: Path, seconds: int, connections: int,
+                  server_pid: int) -> tuple[float, str, str]:
+    """``run_wrk``, and how wrk's connections were split between the
+    server's worker processes (read a second into the run), e.g. "9/7".
+
+    Why: gunicorn's workers share one listening socket and the first one
+    awake accepts, so wrk's keep-alive connections, opened at once, can all
+    land in one worker (16/0 was seen): that process's GIL then bounds the
+    run while the other idles, and the same server measures about a third
+    slower.  The split is printed beside each figure so runs can be compared."""
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    split: list[str] = []
+
+    def sample() -> None:
+        time.sleep(min(1.0, seconds / 2))
+        counts = []
+        try:
+            for child in psutil.Process(server_pid).children(recursive=True):
+                conns = child.net_connections(kind="tcp")
+                counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port))
+        except psutil.Error:
+            return
+        split.append("/".join(str(n) for n in sorted(counts, reverse=True)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rate, out = run_wrk(wrk, url, lua, seconds, connections)
+    sampler.join()
+    return rate, out, split[0] if split else "?"
+
+
 TRIVIAL_APP = textwrap.dedent('''
     from flask import Flask, jsonify, request
     from gunicorn.app.base import BaseApplication
@@ -248,7 +281,8 @@ def main() -> None:
         trivial_proc = procs[-1]  # kept (idle) and measured again right after the ledger's run
         run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, WARM_UP_SECONDS, args.connections)
         cpu_t = tree_cpu(trivial_proc.pid)
-        trivial_before, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
+        trivial_before, _, split_t1 = run_wrk_split(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds,
+                                                    args.connections, trivial_proc.pid)
         cpu_t = tree_cpu(trivial_proc.pid) - cpu_t
 
         # 2. raw PostgreSQL single-row insert per transaction (pgbench)
@@ -284,10 +318,12 @@ def main() -> None:
         lua_l = lua_post(event_paths, body, {}, unique_email=True)
         pg_pid = postmaster_pid(server)
         cpu_api, cpu_pg = tree_cpu(procs[-1].pid), tree_cpu(pg_pid)
-        ledger_rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds, args.connections)
+        ledger_rate, _, split_l = run_wrk_split(wrk, f"http://127.0.0.1:{port_l}", lua_l, args.seconds,
+                                                args.connections, procs[-1].pid)
         cpu_api, cpu_pg = tree_cpu(procs[-1].pid) - cpu_api, tree_cpu(pg_pid) - cpu_pg
         cpu_t2 = tree_cpu(trivial_proc.pid)
-        trivial_after, _ = run_wrk(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds, args.connections)
+        trivial_after, _, split_t2 = run_wrk_split(wrk, f"http://127.0.0.1:{port_t}", lua_t, args.seconds,
+                                                   args.connections, trivial_proc.pid)
         cpu_t += tree_cpu(trivial_proc.pid) - cpu_t2
         procs.remove(trivial_proc)
         trivial_proc.send_signal(signal.SIGTERM)
@@ -317,13 +353,13 @@ def main() -> None:
     print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; {args.workers} gunicorn workers x "
           f"{args.threads} threads; {os.cpu_count()} cores")
     print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s  (mean of {trivial_before:.0f} before and "
-          f"{trivial_after:.0f} after the ledger's run)")
+          f"{trivial_after:.0f} after the ledger's run; connections per worker {split_t1}, {split_t2})")
     health_cpu = cpu_h / max(1.0, health * args.seconds) * 1000
     print(f"ledger app, GET /healthz:         {health:8.0f} req/s  ({health_cpu:.2f} ms CPU per request: "
           "every hook, no command)")
     print(f"raw PostgreSQL insert per txn:    {raw_insert:8.0f} tx/s  (pgbench)")
     print(f"ledger registrations (durable):   {ledger_rate:8.0f} commands/s "
-          f"({registered} registrations committed)")
+          f"({registered} registrations committed; connections per worker {split_l})")
     print(f"  ratio vs trivial endpoint:      {ledger_rate / trivial:8.2f}x  (target >= 0.3, stretch 0.6)")
     print(f"  ratio vs raw insert:            {ledger_rate / raw_insert:8.2f}x  (target >= 0.5)")
     print(f"  registrations per commit:       {per_commit[0] / max(1, per_commit[1]):8.1f}  (group commit)")
