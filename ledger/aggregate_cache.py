@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from copy import deepcopy
 from datetime import date, datetime, time, timedelta
@@ -232,6 +232,19 @@ def draft_aggregate(aggregate: Any) -> Any:
     return draft
 
 
+def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` -- each event's ``mutate`` in turn,
+    each checking that the event is the aggregate's next -- without its
+    ``assert isinstance(event, CanMutateProtocol)`` per event: an isinstance
+    against a runtime-checkable ``Protocol`` walks the protocol's members
+    every time, and cost three times the ``mutate`` it guards (12 µs of
+    16 µs per event).  Every fast-forward and rebuild here applies events
+    with it; an event without ``mutate`` still fails, on the call."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 class LedgerRepository(Repository[UUID]):
     """The library's repository with :func:`copy_aggregate` instead of
     ``deepcopy``, fast-forward and copy under one lock.  Without a cache, or
@@ -262,13 +275,16 @@ class LedgerRepository(Repository[UUID]):
 
     def get(  # type: ignore[override]  # same parameters, one generic type
         self, aggregate_id: UUID, *, version: int | None = None,
-        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+        projector_func: ProjectorFunction[Any, Any] = apply_events,
         fastforward_skipping: bool = False, deepcopy_from_cache: bool = True,
     ) -> Any:
         """``deepcopy_from_cache=False`` returns the cached instance itself:
         only for a caller that reads one attribute and keeps nothing (e.g.
         an organizer's ``plan_size``); it may be fast-forwarded by another
-        thread right after."""
+        thread right after.  The library's ``project_aggregate`` is replaced
+        by its equivalent :func:`apply_events`."""
+        if projector_func is project_aggregate:
+            projector_func = apply_events
         if version is not None or self.cache is None or not self.fastforward:
             return super().get(
                 aggregate_id, version=version, projector_func=projector_func,
@@ -355,10 +371,10 @@ class LedgerRepository(Repository[UUID]):
                 try:
                     aggregate = self.cache.get(aggregate_id)
                 except KeyError:  # evicted meanwhile: rebuilt, current by construction
-                    aggregate = self._reconstruct_aggregate(aggregate_id, None, cast(Any, project_aggregate))
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, apply_events)
                     self.cache.put(aggregate_id, aggregate)
                 newer = [event for event in events if event.originator_version > aggregate.version]
-                if newer and project_aggregate(aggregate, newer) is None:
+                if newer and apply_events(aggregate, newer) is None:
                     raise AggregateNotFoundError(aggregate_id)
                 return copy_aggregate(aggregate) if copy else aggregate
         finally:
@@ -430,8 +446,7 @@ class LedgerRepository(Repository[UUID]):
                     return
                 newer = [event for event in events if event.originator_version > cached.version]
                 if newer and newer[0].originator_version == cached.version + 1:
-                    for event in newer:  # ``project_aggregate`` without its Protocol isinstance per event
-                        event.mutate(cached)
+                    apply_events(cached, newer)
         finally:
             self._disuse_fastforward_lock(aggregate_id)
 
