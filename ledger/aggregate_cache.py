@@ -57,11 +57,18 @@ def _copy_value(value: Any) -> Any:
     if kind in _IMMUTABLE:
         return value
     if kind is dict:
-        if all(type(key) in _IMMUTABLE for key in value):
-            return {key: _copy_value(item) for key, item in value.items()}
-        return deepcopy(value)
+        # One C-level copy, then only the values that are containers replaced
+        # by their copies (an event's sessions: dicts of strings, no call per
+        # string); a key that is not immutable: the whole dict deep-copied.
+        copied = value.copy()
+        for key, item in copied.items():
+            if type(key) not in _IMMUTABLE:
+                return deepcopy(value)
+            if type(item) not in _IMMUTABLE:
+                copied[key] = _copy_value(item)  # the same keys: safe while iterating
+        return copied
     if kind is list:
-        return [_copy_value(item) for item in value]
+        return [item if type(item) in _IMMUTABLE else _copy_value(item) for item in value]
     if kind is tuple and all(type(item) in _IMMUTABLE for item in value):
         return value
     return deepcopy(value)
@@ -213,12 +220,12 @@ def draft_aggregate(aggregate: Any) -> Any:
     the draft is read (:meth:`LedgerRepository.drafting`), and must never
     cache the draft."""
     flat: tuple[str, ...] = getattr(type(aggregate), "FLAT_STATE", ())
-    state = {}
-    for name, value in vars(aggregate).items():
+    state = vars(aggregate).copy()  # immutable values shared as they are
+    for name, value in state.items():  # (only values replaced: safe while iterating)
         kind = type(value)
         if kind in _IMMUTABLE:
-            state[name] = value
-        elif name in flat and kind is dict:
+            continue
+        if name in flat and kind is dict:
             state[name] = DictLayer(value)
         elif name in flat and kind is list:
             state[name] = ListLayer(value)
@@ -489,7 +496,8 @@ def _merge_draft(aggregate: Any, draft: Any) -> bool:
     when the draft's layers are not over this aggregate's containers."""
     state, drafted = vars(aggregate), vars(draft)
     layers: list[tuple[str, Any]] = []
-    for name, value in drafted.items():
+    for name in getattr(type(aggregate), "FLAT_STATE", ()):  # the only names a draft layers
+        value = drafted.get(name)
         kind = type(value)
         if kind is DictLayer or kind is ListLayer:
             if state.get(name) is not value.base:
