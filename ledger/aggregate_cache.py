@@ -331,8 +331,9 @@ class LedgerRepository(Repository[UUID]):
 
         The query runs without any lock (every sale of a process shares one
         organizer: holding its lock through a round trip made them take
-        turns).  Then, under each aggregate's fast-forward lock in turn, only
-        the fetched events newer than the cached version are applied -- the
+        turns).  Only the rows newer than the cached instance are decoded; then,
+        under each aggregate's fast-forward lock in turn, only the fetched
+        events newer than the cached version are applied -- the
         cache may have moved on meanwhile, never backwards, and a store's
         versions have no gaps, so what is applied always follows on.  When
         either is not cached yet, or the store cannot fast-forward several at
@@ -353,9 +354,12 @@ class LedgerRepository(Repository[UUID]):
             aggregate = self.get(aggregate_id, deepcopy_from_cache=copy)
             return aggregate, self.get(other_id, deepcopy_from_cache=False)
         new_events: dict[UUID, list[Any]] = {aggregate_id: [], other_id: []}
+        seen = {aggregate_id: first, other_id: second}
+        to_domain_event = self.event_store.mapper.to_domain_event
         for stored in select_after([(aggregate_id, first.version), (other_id, second.version)]):
-            event = self.event_store.mapper.to_domain_event(stored)
-            new_events[event.originator_id].append(event)
+            if stored.originator_version <= seen[stored.originator_id].version:
+                continue  # another thread applied it meanwhile: ``_catch_up`` would skip it, undecoded
+            new_events[stored.originator_id].append(to_domain_event(stored))
         aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], first,
                                    copy=copy and self.deepcopy_from_cache)
         return aggregate, self._catch_up(other_id, new_events[other_id], second, copy=False)
