@@ -37,10 +37,8 @@ and a failed save leaves it as it was.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from copy import deepcopy
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -59,11 +57,18 @@ def _copy_value(value: Any) -> Any:
     if kind in _IMMUTABLE:
         return value
     if kind is dict:
-        if all(type(key) in _IMMUTABLE for key in value):
-            return {key: _copy_value(item) for key, item in value.items()}
-        return deepcopy(value)
+        # One C-level copy, then only the values that are containers replaced
+        # by their copies (an event's sessions: dicts of strings, no call per
+        # string); a key that is not immutable: the whole dict deep-copied.
+        copied = value.copy()
+        for key, item in copied.items():
+            if type(key) not in _IMMUTABLE:
+                return deepcopy(value)
+            if type(item) not in _IMMUTABLE:
+                copied[key] = _copy_value(item)  # the same keys: safe while iterating
+        return copied
     if kind is list:
-        return [_copy_value(item) for item in value]
+        return [item if type(item) in _IMMUTABLE else _copy_value(item) for item in value]
     if kind is tuple and all(type(item) in _IMMUTABLE for item in value):
         return value
     return deepcopy(value)
@@ -215,12 +220,12 @@ def draft_aggregate(aggregate: Any) -> Any:
     the draft is read (:meth:`LedgerRepository.drafting`), and must never
     cache the draft."""
     flat: tuple[str, ...] = getattr(type(aggregate), "FLAT_STATE", ())
-    state = {}
-    for name, value in vars(aggregate).items():
+    state = vars(aggregate).copy()  # immutable values shared as they are
+    for name, value in state.items():  # (only values replaced: safe while iterating)
         kind = type(value)
         if kind in _IMMUTABLE:
-            state[name] = value
-        elif name in flat and kind is dict:
+            continue
+        if name in flat and kind is dict:
             state[name] = DictLayer(value)
         elif name in flat and kind is list:
             state[name] = ListLayer(value)
@@ -230,6 +235,19 @@ def draft_aggregate(aggregate: Any) -> Any:
     draft = object.__new__(type(aggregate))
     vars(draft).update(state)
     return draft
+
+
+def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` -- each event's ``mutate`` in turn,
+    each checking that the event is the aggregate's next -- without its
+    ``assert isinstance(event, CanMutateProtocol)`` per event: an isinstance
+    against a runtime-checkable ``Protocol`` walks the protocol's members
+    every time, and cost three times the ``mutate`` it guards (12 µs of
+    16 µs per event).  Every fast-forward and rebuild here applies events
+    with it; an event without ``mutate`` still fails, on the call."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class LedgerRepository(Repository[UUID]):
@@ -262,13 +280,16 @@ class LedgerRepository(Repository[UUID]):
 
     def get(  # type: ignore[override]  # same parameters, one generic type
         self, aggregate_id: UUID, *, version: int | None = None,
-        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+        projector_func: ProjectorFunction[Any, Any] = apply_events,
         fastforward_skipping: bool = False, deepcopy_from_cache: bool = True,
     ) -> Any:
         """``deepcopy_from_cache=False`` returns the cached instance itself:
         only for a caller that reads one attribute and keeps nothing (e.g.
         an organizer's ``plan_size``); it may be fast-forwarded by another
-        thread right after."""
+        thread right after.  The library's ``project_aggregate`` is replaced
+        by its equivalent :func:`apply_events`."""
+        if projector_func is project_aggregate:
+            projector_func = apply_events
         if version is not None or self.cache is None or not self.fastforward:
             return super().get(
                 aggregate_id, version=version, projector_func=projector_func,
@@ -310,8 +331,9 @@ class LedgerRepository(Repository[UUID]):
 
         The query runs without any lock (every sale of a process shares one
         organizer: holding its lock through a round trip made them take
-        turns).  Then, under each aggregate's fast-forward lock in turn, only
-        the fetched events newer than the cached version are applied -- the
+        turns).  Only the rows newer than the cached instance are decoded; then,
+        under each aggregate's fast-forward lock in turn, only the fetched
+        events newer than the cached version are applied -- the
         cache may have moved on meanwhile, never backwards, and a store's
         versions have no gaps, so what is applied always follows on.  When
         either is not cached yet, or the store cannot fast-forward several at
@@ -332,33 +354,41 @@ class LedgerRepository(Repository[UUID]):
             aggregate = self.get(aggregate_id, deepcopy_from_cache=copy)
             return aggregate, self.get(other_id, deepcopy_from_cache=False)
         new_events: dict[UUID, list[Any]] = {aggregate_id: [], other_id: []}
+        seen = {aggregate_id: first, other_id: second}
+        to_domain_event = self.event_store.mapper.to_domain_event
         for stored in select_after([(aggregate_id, first.version), (other_id, second.version)]):
-            event = self.event_store.mapper.to_domain_event(stored)
-            new_events[event.originator_id].append(event)
-        aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], copy=copy and self.deepcopy_from_cache)
-        return aggregate, self._catch_up(other_id, new_events[other_id], copy=False)
+            if stored.originator_version <= seen[stored.originator_id].version:
+                continue  # another thread applied it meanwhile: ``_catch_up`` would skip it, undecoded
+            new_events[stored.originator_id].append(to_domain_event(stored))
+        aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], first,
+                                   copy=copy and self.deepcopy_from_cache)
+        return aggregate, self._catch_up(other_id, new_events[other_id], second, copy=False)
 
-    def _catch_up(self, aggregate_id: UUID, events: list[Any], *, copy: bool) -> Any:
+    def _catch_up(self, aggregate_id: UUID, events: list[Any], seen: Any, *, copy: bool) -> Any:
         """The cached aggregate with ``events`` (fetched without the lock)
         applied where they are newer than it; with ``copy``, a copy of it
-        taken under the lock (as :meth:`get` does)."""
+        taken under the lock (as :meth:`get` does).  ``seen``: the cached
+        instance whose version the query started from."""
         assert self.cache is not None
         if not events and not copy:
-            # Nothing to apply, nothing to copy: the cached instance as it is
-            # (never older than what the query saw: a cache only moves on, and
-            # one rebuilt after an eviction read the database later still).
-            with contextlib.suppress(KeyError):
-                return self.cache.get(aggregate_id)
+            # Nothing to apply, nothing to copy: the instance the query
+            # started from, as it is -- the query found nothing newer, so it
+            # holds every event committed before the query (a cache only moves
+            # on: it may hold more by now, never less).  Another instance may
+            # have replaced it in the cache meanwhile (``remember``): a draft
+            # on this one then finds it is not the cached instance any more,
+            # and ``apply_committed`` applies the events instead of merging.
+            return seen
         lock = self._use_fastforward_lock(aggregate_id)
         try:
             with lock:
                 try:
                     aggregate = self.cache.get(aggregate_id)
                 except KeyError:  # evicted meanwhile: rebuilt, current by construction
-                    aggregate = self._reconstruct_aggregate(aggregate_id, None, cast(Any, project_aggregate))
+                    aggregate = self._reconstruct_aggregate(aggregate_id, None, apply_events)
                     self.cache.put(aggregate_id, aggregate)
                 newer = [event for event in events if event.originator_version > aggregate.version]
-                if newer and project_aggregate(aggregate, newer) is None:
+                if newer and apply_events(aggregate, newer) is None:
                     raise AggregateNotFoundError(aggregate_id)
                 return copy_aggregate(aggregate) if copy else aggregate
         finally:
@@ -383,8 +413,7 @@ class LedgerRepository(Repository[UUID]):
         finally:
             self._disuse_fastforward_lock(aggregate.id)
 
-    @contextmanager
-    def drafting(self, aggregate: Any) -> Iterator[Any]:
+    def drafting(self, aggregate: Any) -> _Drafting:
         """A draft of ``aggregate`` (:func:`draft_aggregate`) -- typically
         the cached instance ``get_with(..., copy=False)`` returned -- to be
         read and changed inside the ``with``, while the aggregate's
@@ -392,12 +421,7 @@ class LedgerRepository(Repository[UUID]):
         draft reads through.  Nothing reaches the cache: after the save
         commits, :meth:`apply_committed` brings the cached instance up to
         date."""
-        lock = self._use_fastforward_lock(aggregate.id)
-        try:
-            with lock:
-                yield draft_aggregate(aggregate)
-        finally:
-            self._disuse_fastforward_lock(aggregate.id)
+        return _Drafting(self, aggregate)
 
     def apply_committed(self, aggregate_id: UUID, events: list[Any], *, draft: Any = None,
                         origin: Any = None) -> None:
@@ -430,10 +454,44 @@ class LedgerRepository(Repository[UUID]):
                     return
                 newer = [event for event in events if event.originator_version > cached.version]
                 if newer and newer[0].originator_version == cached.version + 1:
-                    for event in newer:  # ``project_aggregate`` without its Protocol isinstance per event
-                        event.mutate(cached)
+                    apply_events(cached, newer)
         finally:
             self._disuse_fastforward_lock(aggregate_id)
+
+
+class _Drafting:
+    """:meth:`LedgerRepository.drafting`'s ``with``: the lock taken and the
+    draft made on entry, the lock given back on exit (a class, not a
+    ``@contextmanager`` generator: a third of the cost, on every sale)."""
+
+    __slots__ = ("_aggregate", "_lock", "_repository")
+
+    def __init__(self, repository: LedgerRepository, aggregate: Any) -> None:
+        self._repository = repository
+        self._aggregate = aggregate
+        self._lock: Any = None
+
+    def __enter__(self) -> Any:
+        aggregate_id = self._aggregate.id
+        lock = self._repository._use_fastforward_lock(aggregate_id)
+        try:
+            lock.acquire()
+            try:
+                draft = draft_aggregate(self._aggregate)
+            except BaseException:
+                lock.release()
+                raise
+        except BaseException:
+            self._repository._disuse_fastforward_lock(aggregate_id)
+            raise
+        self._lock = lock
+        return draft
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._lock.release()
+        finally:
+            self._repository._disuse_fastforward_lock(self._aggregate.id)
 
 
 def _merge_draft(aggregate: Any, draft: Any) -> bool:
@@ -442,7 +500,8 @@ def _merge_draft(aggregate: Any, draft: Any) -> bool:
     when the draft's layers are not over this aggregate's containers."""
     state, drafted = vars(aggregate), vars(draft)
     layers: list[tuple[str, Any]] = []
-    for name, value in drafted.items():
+    for name in getattr(type(aggregate), "FLAT_STATE", ()):  # the only names a draft layers
+        value = drafted.get(name)
         kind = type(value)
         if kind is DictLayer or kind is ListLayer:
             if state.get(name) is not value.base:

@@ -306,9 +306,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return []
         count = len(versions)
         params: list[bytes] = []
+        known: dict[bytes, UUID] = {}
         for originator_id, version in versions:
-            params += (originator_id.bytes, version.to_bytes(8, "big", signed=True))
-        known = {originator_id.bytes: originator_id for originator_id, _ in versions}
+            raw = originator_id.bytes  # a property computing the bytes: once per id
+            known[raw] = originator_id
+            params += (raw, version.to_bytes(8, "big", signed=True))
         pool = self.datastore.pool
         if pool.closed:  # not opened yet: the library's checkout opens it
             with self.datastore.get_connection():

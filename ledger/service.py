@@ -214,17 +214,19 @@ class LedgerService:
             raise NotFound(f"no organizer {event.organizer_id}")
         return organizer.plan_size
 
-    def _event_and_capacity(self, event_id: str, *, copy: bool = True) -> tuple[PaidEvent, int]:
+    def _event_and_capacity(self, event_id: str, *, copy: bool = True, key: UUID | None = None,
+                            ) -> tuple[PaidEvent, int]:
         """The event (a copy) and its organizer's plan size, as
         :meth:`event` and :meth:`capacity_of` read them, both fast-forwarded
         by one query when both are cached (``LedgerRepository.get_with``).
         ``copy=False``: the cached event itself, for a caller that only
-        drafts on it (``ledger.sales_batch``)."""
+        drafts on it (``ledger.sales_batch``).  ``key``: ``event_id`` already
+        parsed (a sale's, on every attempt)."""
         repository = self.store.repository
         if not isinstance(repository, LedgerRepository):
             paid_event = self.event(event_id)
             return paid_event, self.capacity_of(paid_event)
-        uid = parse_uuid(event_id, "event")
+        uid = key or parse_uuid(event_id, "event")
 
         def organizer_of(aggregate: object) -> UUID:
             if not isinstance(aggregate, PaidEvent):
@@ -466,7 +468,7 @@ class LedgerService:
             return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
         return cast(Registration, self._sales.sell(
-            event_key, lambda: self._event_and_capacity(event_id, copy=False), sale,
+            event_key, lambda: self._event_and_capacity(event_id, copy=False, key=event_key), sale,
             dedupe=(uid, normalized_email(email)),
         ))
 

@@ -252,9 +252,21 @@ class PaidEvent(Aggregate):
 
     @event(SeatHeld)
     def _seat_held(self, registration_id: str, expires_at: str) -> None:
+        """Hold, first hold (a state, not a field: no event changes), and the
+        registration listed once.  Whether it is listed is asked of
+        ``first_held`` (a dict) instead of scanned in ``registrations`` (a
+        list of every registration: 140 µs per hold at 10,000, twice per
+        sale -- the draft's and the cache's): every id in ``first_held`` is
+        listed, and while both have as many entries, nothing else is.  Only
+        an event restored from a snapshot older than ``first_held`` lists
+        ids it lacks; there the list is still scanned."""
         self.holds[registration_id] = expires_at
-        self.first_held.setdefault(registration_id, expires_at)  # (a state, not a field: no event changes)
-        if registration_id not in self.registrations:
+        first = self.first_held
+        if registration_id in first:
+            return
+        listed = len(first) != len(self.registrations) and registration_id in self.registrations
+        first[registration_id] = expires_at
+        if not listed:
             self.registrations.append(registration_id)
 
     class SeatSold(Aggregate.Event):

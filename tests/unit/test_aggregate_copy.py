@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from ledger.aggregate_cache import copy_aggregate
+from ledger.aggregate_cache import _copy_value, copy_aggregate
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 
@@ -61,3 +63,28 @@ def test_nested_state_is_copied_too() -> None:
     copy.connections["c2"] = {}
     assert organizer.connections.keys() == {"c1"}
     assert organizer.connections["c1"] != copy.connections["c1"]
+
+
+def test_a_copied_value_shares_no_container_with_the_original() -> None:
+    """``_copy_value`` on the shapes state takes: containers at any depth are
+    new, immutable values shared; a dict with a key that is not an immutable
+    value is deep-copied whole."""
+    when = datetime(2037, 1, 1, tzinfo=UTC)
+    original: dict[Any, Any] = {
+        "sessions": [{"id": "s1", "starts_at": "2037"}, {"id": "s2", "nested": {"a": [1, {"b": 2}]}}],
+        "when": when, "amount": Decimal("1.10"), "ids": ("x", "y"), "mixed": [1, "two", [3]],
+        "odd keys": {("t", 1): [1], "plain": {"c": 3}},
+    }
+    copied = _copy_value(original)
+    assert copied == original
+
+    def containers(value: Any) -> list[int]:
+        found = [id(value)] if isinstance(value, dict | list) else []
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+        return found + [i for item in items for i in containers(item)]
+
+    assert not set(containers(copied)) & set(containers(original))
+    assert copied["when"] is when and copied["ids"] is original["ids"] and copied["amount"] is original["amount"]
+    copied["sessions"][1]["nested"]["a"][1]["b"] = 9
+    copied["odd keys"][("t", 1)].append(2)
+    assert original["sessions"][1]["nested"]["a"][1]["b"] == 2 and original["odd keys"][("t", 1)] == [1]

@@ -10,10 +10,18 @@ import random
 import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 
-from ledger.aggregate_cache import DictLayer, ListLayer, _merge_draft, copy_aggregate, draft_aggregate
+from ledger.aggregate_cache import (
+    DictLayer,
+    LedgerRepository,
+    ListLayer,
+    _merge_draft,
+    copy_aggregate,
+    draft_aggregate,
+)
 from ledger.domain.paid_event import PaidEvent
 from ledger.errors import CapacityExhausted
 
@@ -142,3 +150,18 @@ def test_a_draft_of_another_instance_is_never_merged() -> None:
     before = copy_aggregate(cached)
     assert not _merge_draft(cached, draft)
     assert cached.holds == before.holds and cached.version == before.version
+
+
+def test_drafting_holds_the_lock_inside_the_with_and_gives_it_back_after_an_error() -> None:
+    repository = LedgerRepository(cast(Any, None), cache_maxsize=10)  # drafting needs no store
+    event = _event(3)
+    with pytest.raises(CapacityExhausted):
+        with repository.drafting(event) as draft:
+            assert draft is not event and isinstance(draft.holds, DictLayer)
+            lock = repository._fastforward_users[event.id][0]
+            assert lock.locked()
+            draft.hold_seat("r9", capacity=3, now=NOW, until=UNTIL)  # full: refused
+    assert not lock.locked() and event.id not in repository._fastforward_users
+    with repository.drafting(event) as draft:
+        draft.hold_seat("r9", capacity=4, now=NOW, until=UNTIL)
+    assert "r9" in draft.holds and "r9" not in event.holds and repository._fastforward_users == {}
