@@ -11,7 +11,7 @@ import struct
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 from uuid import UUID
 
@@ -192,15 +192,31 @@ def _stored_event(row: Any) -> StoredEvent:
                        topic=row["topic"], state=bytes(row["state"]))
 
 
-@dataclass
+def _locked() -> Any:
+    """A lock already taken: its owner's ``acquire`` sleeps until another thread releases it."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(eq=False)
 class _Pending:
-    """One caller's save waiting for a group commit."""
+    """One caller's save waiting for a group commit.
+
+    ``wake`` is the caller's own lock, taken when it queues: the caller sleeps
+    on it, and the group's leader releases it once -- when the caller's save
+    is done, or to hand it the lead (it is then the queue's first) -- so a
+    finished group wakes its own callers and the next leader, never the
+    callers still queued behind (a shared condition's ``notify_all`` woke
+    every one of them, each to take the condition's lock and sleep again:
+    a futex round and a GIL hand-over per sleeper and per commit)."""
 
     events: Sequence[StoredEvent]
     marks: Sequence[TransactionWrite] = ()
     ids: Sequence[int] | None = None
     error: BaseException | None = None
     done: bool = False
+    wake: Any = field(default_factory=_locked)
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -216,6 +232,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
     transaction) and each caller returns only after the commit.  If the combined
     write conflicts (an aggregate version taken), the group is written again one
     caller at a time, so exactly the conflicting callers get the conflict.
+    When a group is done, its leader hands the lead to the first caller queued
+    since (who writes the next group) and wakes the group's callers -- each
+    waiting caller is woken once, by its own lock (:class:`_Pending`).
 
     Large saves (cancelling an event with thousands of registrations) skip the
     pipeline: ~1,500+ pipelined events deadlock psycopg while the lock is held.
@@ -237,9 +256,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._group_cv = threading.Condition()
+        self._group_lock = threading.Lock()  # the queue and the leader flag
         self._group_queue: list[_Pending] = []
-        self._group_leader = False
+        self._group_leader = False  # a caller is committing a group (true whenever the queue is not empty)
+        self.group_wakeups = 0  # callers woken by a leader (each waiting caller exactly once)
         # The library composes its statements with ``psycopg.sql`` on every
         # call (and every ``execute`` renders them to bytes again: ~9 % of a
         # registration's CPU).  They never change: render them once.
@@ -370,22 +390,19 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 self._abandon_keys(stored_events)
                 raise
         mine = _Pending(stored_events, marks)
-        with self._group_cv:
+        with self._group_lock:
             self._group_queue.append(mine)
-        while True:
-            with self._group_cv:
-                while not mine.done and self._group_leader:
-                    self._group_cv.wait()
-                if mine.done:
-                    break
-                self._group_leader = True
-                group = self._take_group()
+            leading = not self._group_leader
+            self._group_leader = True
+        if not leading:
+            mine.wake.acquire()  # until a leader says: done, or lead (then ``mine`` is the queue's first)
+        while not mine.done:
+            with self._group_lock:
+                group = self._take_group()  # the queue's first is always taken: ``mine``
             try:
                 self._commit_group(group)
             finally:
-                with self._group_cv:
-                    self._group_leader = False
-                    self._group_cv.notify_all()
+                self._hand_over(group, mine)
         if mine.error is not None:
             self._abandon_keys(stored_events)
             raise mine.error
@@ -399,6 +416,24 @@ class LedgerRecorder(PostgresApplicationRecorder):
         one derived id), and its personal data would no longer open."""
         if self.keyring is not None:
             self.keyring.discard(e.originator_id for e in stored_events)
+
+    def _hand_over(self, group: list[_Pending], mine: _Pending) -> None:
+        """After ``group``'s commit: the lead to the queue's first caller (if
+        any; else no leader), then wake the group's other callers, whose
+        saves are done -- and no one else.  The next commit starts before
+        the finished callers compete for the GIL to answer."""
+        for pending in group:  # ``_commit_group`` settles each; never leave one asleep unsettled
+            if not pending.done:
+                pending.error, pending.done = RuntimeError("the group commit did not settle this save"), True
+        woken = [pending for pending in group if pending is not mine]
+        with self._group_lock:
+            following = self._group_queue[0] if self._group_queue else None
+            self._group_leader = following is not None
+            self.group_wakeups += len(woken) + (following is not None)
+        if following is not None:
+            following.wake.release()
+        for pending in woken:
+            pending.wake.release()
 
     def _take_group(self) -> list[_Pending]:
         """Queued saves up to GROUP_LIMIT events (always at least one)."""

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -58,6 +57,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.domain.registration import Registration
+from ledger.randomness import random_bytes
 from ledger.secret_box import SecretBox
 
 #: Event class → its fields that are personal data (sealed when stored).
@@ -219,7 +219,7 @@ class Keyring:
                 key = self._lookup(rid)
             if key is None or key != _NO_ROW:
                 return key
-        key = os.urandom(KEY_BYTES)
+        key = random_bytes(KEY_BYTES)
         with self._lock:
             self._pending[rid] = key
             self._pending.move_to_end(rid)
@@ -282,7 +282,7 @@ def seal_state(
     key = keyring.key_for_sealing(rid, new=cls is Registration.Registered)
     if key is None:  # erased: nothing personal is stored any more
         return
-    nonce = os.urandom(12)
+    nonce = random_bytes(12)
     plain = json.dumps(personal, separators=(",", ":"), ensure_ascii=False).encode()
     state[SEALED] = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, _aad(rid, version))).decode()
 

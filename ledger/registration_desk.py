@@ -18,7 +18,6 @@ client cannot hold many seats by registering without paying.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -26,6 +25,7 @@ from uuid import UUID
 from ledger.checkout import CheckoutStarter
 from ledger.domain.registration import Registration
 from ledger.providers.registry import describe
+from ledger.randomness import random_uuid
 from ledger.service import LedgerService
 
 
@@ -48,7 +48,7 @@ class RegistrationDesk:
         # A derived id (from an Idempotency-Key) is looked up first: a retry
         # finds what the first run created.  A fresh random one cannot exist
         # yet, so it is not looked up (two reads saved per registration).
-        uid = new_id or uuid.uuid4()
+        uid = new_id or random_uuid()
         registration = self.service.register_participant(
             event_id, name=name, email=email, fields=fields, language=language, new_id=new_id,
             fresh_id=None if new_id is not None else uid,

@@ -81,25 +81,37 @@ must leave the event untouched).  ``recheck`` is true on a re-run after a
 conflict: look the aggregate to create up again first."""
 
 
-@dataclass
+def _locked() -> Any:
+    """A lock already taken: its owner's ``acquire`` sleeps until another thread releases it."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(eq=False)
 class _Queued:
+    """One sale waiting in its event's lane.  ``wake`` is its caller's own
+    lock, taken when it queues: the caller sleeps on it and the lane's leader
+    releases it once -- when the sale is decided and saved, or to hand the
+    caller the lead (it is then the lane's first)."""
+
     sale: Sale
     dedupe: Sequence[Hashable]
     context: contextvars.Context
     decision: Decision[Any] | None = None
     error: BaseException | None = None
     done: bool = False
+    wake: Any = field(default_factory=_locked)
 
 
 @dataclass
 class _Lane:
-    """One event's queue.  Its waiters wait on its own condition (over the
-    batcher's one lock): a batch that ends wakes the sellers of its event,
-    not every seller of every event."""
+    """One event's queue.  A batch that ends wakes its own sellers and hands
+    the lead to the next one queued -- not every seller of the event (each
+    woken only to sleep again), nor of other events."""
 
-    cv: threading.Condition
     queue: list[_Queued] = field(default_factory=list)
-    leader: bool = False
+    leader: bool = False  # a seller is running a batch (true whenever the queue is not empty)
 
 
 class SalesBatcher:
@@ -115,6 +127,7 @@ class SalesBatcher:
         self._lanes: dict[UUID, _Lane] = {}
         self.batches = 0  # committed batches and the sales in them: the average batch size
         self.sales = 0
+        self.wakeups = 0  # sellers woken by a leader (each waiting seller exactly once)
 
     def sell(self, event_id: UUID, load: Callable[[], tuple[PaidEvent, int]], sale: Sale, *,
              dedupe: Sequence[Hashable] = ()) -> Any:
@@ -129,35 +142,50 @@ class SalesBatcher:
         with self._lock:
             lane = self._lanes.get(event_id)
             if lane is None:
-                lane = self._lanes[event_id] = _Lane(threading.Condition(self._lock))
+                lane = self._lanes[event_id] = _Lane()
             lane.queue.append(mine)
-            batch = self._next_batch(lane, mine)
-        while batch is not None:
+            leading = not lane.leader
+            lane.leader = True
+        if not leading:
+            mine.wake.acquire()  # until the leader says: done, or lead (then ``mine`` is the lane's first)
+        while not mine.done:
+            with self._lock:
+                batch = self._take(lane)  # the lane's first is always taken: ``mine``
+            taken = list(batch)  # ``_run`` may drop a sale from ``batch``: it is woken all the same
             try:
                 self._run(event_id, batch, load)
             finally:
-                with self._lock:
-                    lane.leader = False
-                    if not lane.queue and self._lanes.get(event_id) is lane:
-                        del self._lanes[event_id]  # every waiter of this lane is done
-                    lane.cv.notify_all()
-                    batch = self._next_batch(lane, mine)
+                self._hand_over(event_id, lane, taken, mine)
         if mine.error is not None:
             raise mine.error
         assert mine.decision is not None
         return mine.decision.result
 
-    def _next_batch(self, lane: _Lane, mine: _Queued) -> list[_Queued] | None:
-        """With the lock held: wait while another caller leads the lane;
-        ``None`` once ``mine`` is done, else lead the next batch."""
-        while not mine.done and lane.leader:
-            lane.cv.wait()
-        if mine.done:
-            return None
-        lane.leader = True
-        return self._take(lane)
+    def _hand_over(self, event_id: UUID, lane: _Lane, taken: list[_Queued], mine: _Queued) -> None:
+        """After a batch: the lead to the lane's first seller (if any; else
+        the lane is dropped), then wake the batch's other sellers, whose
+        outcomes are set -- and no one else.  The next batch starts before
+        the finished sellers compete for the GIL to answer."""
+        for queued in taken:  # ``_run`` settles each; never leave one asleep unsettled
+            if not queued.done:
+                queued.error, queued.done = RuntimeError("the batch did not settle this sale"), True
+        woken = [queued for queued in taken if queued is not mine]
+        with self._lock:
+            following = lane.queue[0] if lane.queue else None
+            if following is None:
+                lane.leader = False
+                if self._lanes.get(event_id) is lane:
+                    del self._lanes[event_id]  # every seller of this lane is done
+            self.wakeups += len(woken) + (following is not None)
+        if following is not None:
+            following.wake.release()
+        for queued in woken:
+            queued.wake.release()
 
     def _take(self, lane: _Lane) -> list[_Queued]:
+        """With the lock held: the next batch, in queue order -- the first
+        sale always, then each that shares no dedupe key with those taken,
+        up to ``max_sales``."""
         batch: list[_Queued] = []
         keys: set[Hashable] = set()
         rest: list[_Queued] = []

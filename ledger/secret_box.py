@@ -8,9 +8,10 @@ to the wrong organizer.
 from __future__ import annotations
 
 import json
-import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledger.randomness import random_bytes
 
 
 class SecretBox:
@@ -18,7 +19,7 @@ class SecretBox:
         self._aead = AESGCM(key)
 
     def seal(self, connection_id: str, secrets: dict[str, str]) -> bytes:
-        nonce = os.urandom(12)
+        nonce = random_bytes(12)
         plain = json.dumps(secrets, sort_keys=True).encode()
         return nonce + self._aead.encrypt(nonce, plain, connection_id.encode())
 

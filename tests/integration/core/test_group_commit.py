@@ -4,6 +4,7 @@ each stays atomic, and only the callers that really conflict get the conflict.""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,3 +72,44 @@ def test_only_the_conflicting_saves_fail(fresh_ledger: Ledger) -> None:
     assert rivals.count("saved") == 1 and rivals.count("conflict") == 5
     assert others == ["saved"] * 6
     assert store.repository.get(organizer.id).version == 2
+
+
+def test_each_waiting_save_is_woken_once(fresh_ledger: Ledger) -> None:
+    """Saves queued behind a commit in flight sleep until their own group is
+    done: the finished group wakes its callers and hands the lead to the
+    next caller, never every sleeper (which would wake the callers still
+    queued, each to go back to sleep)."""
+    recorder = fresh_ledger.store.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    first_commit, release = threading.Event(), threading.Event()
+    commits: list[int] = []
+    original = recorder._insert_now
+
+    def gated(events, **kwargs):  # type: ignore[no-untyped-def]
+        commits.append(len(events))
+        if len(commits) == 1:
+            first_commit.set()
+            assert release.wait(10)
+        return original(events, **kwargs)
+
+    recorder._insert_now = gated  # type: ignore[method-assign,assignment]
+
+    def save(_: int) -> None:
+        fresh_ledger.store.save(Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5))
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        leader = pool.submit(save, 0)
+        assert first_commit.wait(10)
+        followers = [pool.submit(save, i) for i in range(1, 7)]
+        deadline = time.monotonic() + 10
+        while len(recorder._group_queue) < 6:  # all six queued behind the commit in flight
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        release.set()
+        for future in [leader, *followers]:
+            future.result(timeout=10)
+    assert commits == [1, 6]  # the six queued saves shared the next commit
+    # One wake-up each: the next leader (handed the lead), the five others (done).
+    assert recorder.group_wakeups == 6
+    assert event_log.head(fresh_ledger.store) == 7
+    assert not recorder._group_leader and not recorder._group_queue

@@ -7,16 +7,22 @@ repeated under the same derived id creates one registration."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import psycopg
 
 from ledger import event_log
 from ledger.actor import acting_as
+from ledger.container import Ledger
+from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
+from ledger.sales_batch import Decision, Sale
 from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.two_ledgers import two_ledgers
@@ -82,3 +88,49 @@ def test_the_same_derived_id_at_once_creates_one_registration(pg_server: TestSer
         assert repeats == {str(derived)}
         event = a.service.event(event_id)
         assert len(event.holds) == 48 - 16 + 1 and event.registrations.count(str(derived)) == 1
+
+
+def test_each_waiting_sale_is_woken_once(fresh_ledger: Ledger) -> None:
+    """Sales queued behind a batch in flight sleep until their own batch is
+    done: a finished batch wakes its sellers and hands the lead to the next
+    one queued, never every seller of the event (each woken only to sleep
+    again).  A sale sharing a dedupe key with one taken waits for a later
+    batch, and is woken once too."""
+    service = fresh_ledger.service
+    event_id = manual_event(fresh_ledger, 10)[1]
+    key = uuid.UUID(event_id)
+    batcher = service._sales
+    first_batch, release = threading.Event(), threading.Event()
+    batches: list[list[int]] = []
+
+    def load() -> tuple[PaidEvent, int]:
+        return service._event_and_capacity(event_id, copy=False)
+
+    def seller(i: int) -> Sale:
+        def sale(event: PaidEvent, capacity: int, recheck: bool) -> Decision[int]:
+            while len(batches) <= batcher.batches:  # counted once the batch is done
+                batches.append([])
+            batches[batcher.batches].append(i)
+            if i == 0:
+                first_batch.set()
+                assert release.wait(10)
+            return Decision(i)  # decides without a change: nothing to save
+        return sale
+
+    def sell(i: int) -> int:
+        return cast(int, batcher.sell(key, load, seller(i), dedupe=("same" if i in (1, 6) else i,)))
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        leader = pool.submit(sell, 0)
+        assert first_batch.wait(10)
+        followers = [pool.submit(sell, i) for i in range(1, 7)]
+        deadline = time.monotonic() + 10
+        while len(batcher._lanes[key].queue) < 6:  # all six queued behind the batch in flight
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        release.set()
+        assert [future.result(timeout=10) for future in [leader, *followers]] == list(range(7))
+    assert batches == [[0], [1, 2, 3, 4, 5], [6]]  # 6 shares its key with 1: the batch after
+    # The lead handed on twice (to 1, then 6), and 2-5 woken once when done.
+    assert batcher.wakeups == 6
+    assert key not in batcher._lanes  # the lane is dropped with its last seller
