@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.domain.registration import Registration
 from ledger.secret_box import SecretBox
+from ledger.stored_state import plain_json
 
 #: Event class → its fields that are personal data (sealed when stored).
 PERSONAL_FIELDS: dict[type[Any], tuple[str, ...]] = {
@@ -283,7 +284,7 @@ def seal_state(
     if key is None:  # erased: nothing personal is stored any more
         return
     nonce = os.urandom(12)
-    plain = json.dumps(personal, separators=(",", ":"), ensure_ascii=False).encode()
+    plain = plain_json(personal)  # json.dumps(separators=(",", ":"), ensure_ascii=False), byte for byte
     state[SEALED] = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, _aad(rid, version))).decode()
 
 
