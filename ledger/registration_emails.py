@@ -82,12 +82,18 @@ class RegistrationEmails:
     def __init__(self, db: Database, secret_key: bytes) -> None:
         self._db = db
         self._key = hmac.new(secret_key, _KEY_LABEL, hashlib.sha256).digest()
+        # The HMAC keyed once; each digest copies it (``HMAC.copy``) instead
+        # of keying a new one (OpenSSL's set-up is most of an HMAC's cost).
+        self._keyed = hmac.new(self._key, None, hashlib.sha256)
 
     def __repr__(self) -> str:  # never show key material
         return "RegistrationEmails(<key hidden>)"
 
     def digest(self, email: str) -> bytes:
-        return hmac.new(self._key, normalized_email(email).encode(), hashlib.sha256).digest()
+        """HMAC-SHA-256 of the normalized address under this ledger's key."""
+        mac = self._keyed.copy()  # thread-safe: the keyed original is never updated
+        mac.update(normalized_email(email).encode())
+        return mac.digest()
 
     def claim(self, event_id: str, email: str, registration_id: str, replaces: str | None = None) -> EmailClaim:
         return EmailClaim(event_id, self.digest(email), registration_id, replaces)
