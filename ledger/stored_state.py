@@ -5,7 +5,8 @@ Why: every new event is turned into its stored bytes by the library's
 hook called for each ``datetime``, ``UUID`` and ``Decimal`` (every event has
 its ``timestamp``), and ``json.dumps`` builds a new encoder on every call.  A
 registration stores two events and seals one JSON object of personal data:
-about a tenth of the save's Python time under load.  Here the value is checked
+~4 % of a registration's Python samples under load (py-spy), 11 of the 22 µs
+its two events took to map in-process.  Here the value is checked
 and its registered types replaced by the transcoder's tagged form
 (``{"_type_": "datetime_iso", "_data_": "…"}``) in one pass, and orjson (a
 dependency already: the Kafka relay uses it) writes the JSON.
