@@ -20,6 +20,8 @@ import psycopg.errors
 from eventsourcing.application import Application, ProcessingEvent, Recording, Repository
 from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
     DatabaseError,
     DataError,
     IntegrityError,
@@ -38,7 +40,6 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, resolve_topic, retry
 from psycopg import ClientCursor, pq
 from psycopg.adapt import Dumper
-from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.actor import current_actor
@@ -46,6 +47,7 @@ from ledger.aggregate_cache import LedgerRepository
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state, seal_state
+from ledger.stored_state import StateEncoder
 
 
 class TransactionWrite(Protocol):
@@ -136,6 +138,38 @@ def _array_of(kind: type[_ArrayParameter], elements: Sequence[bytes | None]) -> 
 
 
 _NO_MARKS = (_array_of(_TextArray, []), _array_of(_TextArray, []), _array_of(_JsonbArray, []))
+#: The save function's statement: its name on each connection, its parameters' types
+#: (text[] ×2, jsonb[], uuid[], bytea[], uuid[] ×4, bytea[], uuid[], bigint[], text[], bytea[]).
+_SAVE_NAME = b"ledger_save_events_v16"
+_SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001]
+_NO_UUIDS = _array_of(_UuidArray, [])
+_NO_BYTEAS = _array_of(_ByteaArray, [])
+
+
+def _uuid_array(raws: Sequence[bytes]) -> Any:
+    """A uuid array without NULLs from the values' 16 bytes: every element
+    has the same length prefix, so the elements are joined with it."""
+    if not raws:
+        return _NO_UUIDS
+    return _UuidArray(_ARRAY_HEAD.pack(1, 0, 2950, len(raws), 1) + _UUID_LENGTH + _UUID_LENGTH.join(raws))
+
+
+def _sized_array(kind: type[_ArrayParameter], values: Sequence[bytes]) -> Any:
+    """A bytea or text array without NULLs: each value after its length."""
+    if not values:
+        return kind(_EMPTY_HEAD.pack(0, 0, kind.element))  # type: ignore[attr-defined]
+    pack = _LENGTH.pack
+    return kind(_ARRAY_HEAD.pack(1, 0, kind.element, len(values), 1)  # type: ignore[attr-defined]
+                + b"".join([pack(len(value)) + value for value in values]))
+
+
+def _int8_array(values: Sequence[int]) -> Any:
+    """A bigint array without NULLs."""
+    if not values:
+        return _array_of(_Int8Array, [])
+    pack = _INT8.pack
+    return _Int8Array(_ARRAY_HEAD.pack(1, 0, _Int8Array.element, len(values), 1)
+                      + b"".join([pack(8, value) for value in values]))
 
 
 def _sized(value: bytes) -> bytes:
@@ -144,13 +178,18 @@ def _sized(value: bytes) -> bytes:
 
 def _uuid(value: UUID | str) -> bytes:
     """A uuid element (its 16 bytes, length-prefixed), from a UUID or its text."""
+    return _UUID_LENGTH + _uuid_bytes(value)
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    """The 16 bytes of a UUID or of its text."""
     if type(value) is UUID:
-        return _UUID_LENGTH + value.bytes
+        return value.bytes
     try:
         raw = bytes.fromhex(str(value).replace("-", ""))
     except ValueError:
         raw = b""
-    return _UUID_LENGTH + (raw if len(raw) == 16 else UUID(str(value)).bytes)  # other spellings UUID() accepts
+    return raw if len(raw) == 16 else UUID(str(value)).bytes  # other spellings UUID() accepts
 
 
 def _rendered(statement: Any) -> Any:
@@ -271,9 +310,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
                                                           Identifier(self.events_table_name))).decode()
         self._select_statements: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self._save_statement = (
-            f"SELECT ledger_save_events('{int(self.datastore.lock_timeout)}s',"
-            " %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b, %b)").encode()
+            f"SELECT ledger_save_events('{int(self.datastore.lock_timeout)}s', "
+            + ", ".join(f"${i + 1}" for i in range(len(_SAVE_TYPES))) + ")").encode()
         self._save_function: bool | None = None  # known on the first save (_use_save_function)
+        # The pooled connections the save function's statement is prepared on.
+        self._prepared_save: weakref.WeakSet[Any] = weakref.WeakSet()
         # The names ``select_events_after`` prepared on each pooled connection.
         self._prepared_after: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
 
@@ -574,7 +615,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         value quoted into its text by psycopg (the states hex-encoded).  Here
         the statement text never changes: it is prepared once per session,
         and its fourteen parameters are arrays in PostgreSQL's binary form,
-        built with ``struct``/``bytes.join`` (:func:`_array_of`).  Still one
+        built with ``struct``/``bytes.join`` (:func:`_array_of`; the arrays
+        that never hold NULLs by :func:`_uuid_array`, :func:`_sized_array`
+        and :func:`_int8_array`, with no per-element calls).  Still one
         round trip: the table's EXCLUSIVE lock is held for the server's own
         work and the commit only, never while this thread waits for the GIL.
 
@@ -585,8 +628,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         durable before this returns (the reply follows the commit's flush; the
         session must be idle -- committed -- after it), a unique violation (a
         version taken, an address claimed) raised as ``IntegrityError``.  Not
-        pipelined, so a failed call never leaves psycopg's cache naming a
-        statement the server skipped (see ``_insert_committed``).  Retried by
+        pipelined, and called on the libpq handle (:meth:`_call_save_function`),
+        outside psycopg's statement cache.  Retried by
         ``_insert_committed`` on a lost connection: a retry of a save that had
         committed fails on its taken versions, as the library's retry does."""
         rows = SaveRows()
@@ -594,34 +637,77 @@ class LedgerRecorder(PostgresApplicationRecorder):
             mark.add_to(rows)
         keys = self.keyring.pending_rows(e.originator_id for e in stored_events) if self.keyring else []
         claims = rows.claims
-        int8 = _INT8.pack
         params = (
             *((_array_of(_TextArray, [_sized(credential.encode()) for credential, _ in rows.marks]),
                _array_of(_TextArray, [_sized(key.encode()) for _, key in rows.marks]),
                _array_of(_JsonbArray, [_sized(b"\x01" + json.dumps(entries).encode())
                                        for entries in rows.marks.values()]))
               if rows.marks else _NO_MARKS),  # most saves run under no idempotency key
-            _array_of(_UuidArray, [_uuid(c[0]) for c in claims]),
-            _array_of(_ByteaArray, [_sized(c[1]) for c in claims]),
-            _array_of(_UuidArray, [_uuid(c[2]) for c in claims]),
-            _array_of(_UuidArray, [None if c[3] is None else _uuid(c[3]) for c in claims]  # empty: no DELETE
-                      if any(c[3] is not None for c in claims) else []),
-            _array_of(_UuidArray, [_uuid(rid) for rid, _ in keys]),
-            _array_of(_ByteaArray, [_sized(wrapped) for _, wrapped in keys]),
-            _array_of(_UuidArray, [_uuid(e.originator_id) for e in stored_events]),
-            _array_of(_Int8Array, [int8(8, e.originator_version) for e in stored_events]),
-            _array_of(_TextArray, [_sized(e.topic.encode()) for e in stored_events]),
-            _array_of(_ByteaArray, [_sized(e.state) for e in stored_events]),
+            *((_uuid_array([_uuid_bytes(c[0]) for c in claims]),
+               _sized_array(_ByteaArray, [c[1] for c in claims]),
+               _uuid_array([_uuid_bytes(c[2]) for c in claims]),
+               _array_of(_UuidArray, [None if c[3] is None else _uuid(c[3]) for c in claims]  # empty: no DELETE
+                         if any(c[3] is not None for c in claims) else []))
+              if claims else (_NO_UUIDS, _NO_BYTEAS, _NO_UUIDS, _NO_UUIDS)),
+            _uuid_array([_uuid_bytes(rid) for rid, _ in keys]),
+            _sized_array(_ByteaArray, [wrapped for _, wrapped in keys]),
+            _uuid_array([_uuid_bytes(e.originator_id) for e in stored_events]),
+            _int8_array([e.originator_version for e in stored_events]),
+            _sized_array(_TextArray, [e.topic.encode() for e in stored_events]),
+            _sized_array(_ByteaArray, [e.state for e in stored_events]),
         )
-        with self.datastore.get_connection() as conn:
-            with conn.cursor(row_factory=tuple_row) as curs:
-                curs.execute(self._save_statement, params, prepare=True)
-                ids = [row[0] for row in curs.fetchall()]
-            if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                raise OperationalError("the save did not commit on its own (is the connection in autocommit?)")
+        pool = self.datastore.pool
+        if pool.closed:  # not opened yet: the library's checkout opens it
+            with self.datastore.get_connection():
+                pass
+        try:
+            conn = pool.getconn()
+        except psycopg.Error as exc:
+            raise _as_library_error(exc) from exc
+        try:
+            with conn.lock:
+                result = self._call_save_function(conn, params)
+        except psycopg.Error as exc:
+            raise _as_library_error(exc) from exc
+        finally:
+            pool.putconn(conn)  # a broken connection is discarded by the pool, an open transaction rolled back
+        ids = [int.from_bytes(cast(bytes, result.get_value(row, 0)), "big", signed=True)
+               for row in range(result.ntuples)]
         if len(ids) != len(stored_events):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         return ids
+
+    def _call_save_function(self, conn: Any, params: Sequence[bytes]) -> Any:
+        """The save function's call on ``conn`` through its libpq handle: the
+        statement prepared once per connection under a fixed name (again when
+        psycopg has deallocated every statement of the session, which it does
+        after a ROLLBACK), the arrays bound in binary, the ids read in binary.
+
+        Why not psycopg's cursor: it adapts each of the thirteen parameters
+        (already in their binary form), keeps its prepared-statement cache,
+        builds its rows -- Python work per save that costs more than the
+        call's own CPU.  The libpq call releases the GIL while it waits, as the
+        cursor's wait does.  Its result is checked as psycopg checks it
+        (an error raised as psycopg raises it), and the session must be idle
+        -- committed -- after it."""
+        pgconn = conn.pgconn
+        for _ in range(2):
+            if conn not in self._prepared_save:
+                prepared = pgconn.prepare(_SAVE_NAME, self._save_statement, _SAVE_TYPES)
+                if prepared.error_field(pq.DiagnosticField.SQLSTATE) != b"42P05":  # (already there: fine)
+                    _check(conn, prepared, pq.ExecStatus.COMMAND_OK)
+                self._prepared_save.add(conn)
+            result = pgconn.exec_prepared(_SAVE_NAME, params, [1] * len(params), 1)
+            if result.status != pq.ExecStatus.TUPLES_OK and result.error_field(
+                pq.DiagnosticField.SQLSTATE
+            ) == b"26000":  # deallocated (psycopg's DEALLOCATE ALL): prepare again
+                self._prepared_save.discard(conn)
+                continue
+            break
+        _check(conn, result, pq.ExecStatus.TUPLES_OK)
+        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise OperationalError("the save did not commit on its own (was the session in a transaction?)")
+        return result
 
     def _insert_in_one_statement(
         self, stored_events: Sequence[StoredEvent], marks: Sequence[TransactionWrite]
@@ -738,20 +824,28 @@ class ActorMapper(Mapper[UUID]):
 
     keyring: Keyring | None = None
 
+    def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None,
+                 cipher: Cipher | None = None) -> None:
+        super().__init__(transcoder, compressor=compressor, cipher=cipher)
+        # The library's JSON bytes through orjson (``ledger.stored_state``).
+        self._state_encoder = StateEncoder(transcoder)
+
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        """The library's ``Mapper.to_stored_event`` (the same steps, the same
+        bytes), with the actor added, personal fields sealed, and the state
+        encoded by :class:`~ledger.stored_state.StateEncoder`."""
         if "actor" not in vars(domain_event):
             object.__setattr__(domain_event, "actor", current_actor.get())
         cls = type(domain_event)
-        if cls not in PERSONAL_FIELDS or self.keyring is None:
-            return super().to_stored_event(domain_event)
         event_state = dict(vars(domain_event))
         originator_id = event_state.pop("originator_id")
         originator_version = event_state.pop("originator_version")
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             event_state["class_version"] = class_version
-        seal_state(event_state, cls, originator_id, originator_version, self.keyring)
-        stored_state = self.transcoder.encode(event_state)
+        if self.keyring is not None and cls in PERSONAL_FIELDS:
+            seal_state(event_state, cls, originator_id, originator_version, self.keyring)
+        stored_state = self._state_encoder.encode(event_state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
         if self.cipher:

@@ -19,8 +19,14 @@ class SecretBox:
         self._aead = AESGCM(key)
 
     def seal(self, connection_id: str, secrets: dict[str, str]) -> bytes:
+        return self.seal_encoded(connection_id, json.dumps(secrets, sort_keys=True).encode())
+
+    def seal_encoded(self, connection_id: str, plain: bytes) -> bytes:
+        """:meth:`seal` of secrets already encoded as ``seal`` encodes them
+        (``json.dumps(secrets, sort_keys=True)``): for a caller that writes
+        that text more cheaply itself (the personal-data keyring, once per
+        registration).  A fresh random nonce every call, as ``seal``."""
         nonce = random_bytes(12)
-        plain = json.dumps(secrets, sort_keys=True).encode()
         return nonce + self._aead.encrypt(nonce, plain, connection_id.encode())
 
     def open(self, connection_id: str, sealed: bytes) -> dict[str, str]:

@@ -4,6 +4,8 @@ what the recorder would insert)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,3 +176,41 @@ def test_close_state_is_open_state_without_the_personal_fields(table: KeyTable, 
     names = PERSONAL_FIELDS[Registration.Registered]
     assert list(closed.items()) == [(k, v) for k, v in opened.items() if k not in names]
     assert closed[ERASED] is (key != "held" if stored == "sealed" else key == "erased")
+
+
+def test_a_wrapped_key_holds_what_secret_box_seal_writes() -> None:
+    """``Keyring._wrap`` writes the key's JSON itself: the plaintext must be
+    ``SecretBox.seal``'s (``json.dumps(sort_keys=True)``), under the label
+    as associated data, with a fresh nonce each time."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    secret = os.urandom(32)
+    table = KeyTable()
+    table.box = SecretBox(secret)
+    ring = keyring(table)
+    key = ring.key_for_sealing(RID, new=True)
+    assert key is not None
+    (rid, wrapped), = ring.pending_rows([RID])
+    (_, again), = ring.pending_rows([RID])
+    plain = AESGCM(secret).decrypt(wrapped[:12], wrapped[12:], f"personal-data-key:{RID}".encode())
+    assert plain == json.dumps({"k": base64.b64encode(key).decode()}, sort_keys=True).encode()
+    assert table.box.open(f"personal-data-key:{RID}", wrapped) == json.loads(plain)
+    assert rid == RID and wrapped[:12] != again[:12]  # a new nonce per wrapping
+
+
+def test_the_email_digest_is_the_hmac_of_the_normalized_address() -> None:
+    """``RegistrationEmails.digest`` copies a keyed HMAC: the same digest as
+    keying a new one, from any thread."""
+    import hashlib
+    import hmac
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.registration_emails import _KEY_LABEL, RegistrationEmails, normalized_email
+
+    secret = os.urandom(32)
+    emails = RegistrationEmails(db=None, secret_key=secret)  # type: ignore[arg-type]  # (no query made)
+    key = hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest()
+    addresses = [f" Ann+{i}@Example.ORG " for i in range(200)] + ["zoë@exämple.org", ""]
+    with ThreadPoolExecutor(8) as pool:
+        digests = list(pool.map(emails.digest, addresses))
+    assert digests == [hmac.new(key, normalized_email(a).encode(), hashlib.sha256).digest() for a in addresses]

@@ -125,3 +125,33 @@ def test_a_database_without_the_function_saves_by_one_query(pg_server: TestServe
         assert store.repository.get(organizer.id).version == 1
     finally:
         store.close()
+
+
+def test_the_call_survives_deallocated_statements_and_lost_connections(pg_server: TestServer) -> None:
+    """The call's statement is prepared once per connection on the libpq
+    handle: after a DEALLOCATE ALL on the session (psycopg sends one after a
+    ROLLBACK) it is prepared again, and a connection lost between saves is
+    replaced and the save retried, as the library's insert is."""
+    url = pg_server.new_database()
+    store = LedgerStore(env={**eventsourcing_env(url, pool_size=1), "PERSISTENCE_MODULE": "eventsourcing.postgres"})
+    try:
+        recorder = store.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        first = _event()
+        assert recorder.insert_events([first]) is not None and recorder._save_function is True
+        with recorder.datastore.get_connection() as conn:  # the pool's one connection
+            conn.execute("DEALLOCATE ALL")
+            pid = conn.info.backend_pid
+        second = _event()
+        assert recorder.insert_events([second]) is not None
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        third = _event()
+        ids = recorder.insert_events([third])
+        assert ids is not None and len(ids) == 1
+        assert [recorder.select_events(e.originator_id) for e in (first, second, third)] == [
+            [first], [second], [third]]
+        with pytest.raises(IntegrityError):  # a taken version: the library's error, nothing written
+            recorder.insert_events([_event(), third])
+    finally:
+        store.close()
