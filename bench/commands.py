@@ -143,11 +143,13 @@ def run_wrk_split(wrk: str, url: str, lua: Path, seconds: int, connections: int,
     """``run_wrk``, and how wrk's connections were split between the
     server's worker processes (read a second into the run), e.g. "9/7".
 
-    Why: gunicorn's workers share one listening socket and the first one
-    awake accepts, so wrk's keep-alive connections, opened at once, can all
-    land in one worker (16/0 was seen): that process's GIL then bounds the
-    run while the other idles, and the same server measures about a third
-    slower.  The split is printed beside each figure so runs can be compared."""
+    Why: with gunicorn's one shared listening socket the first worker awake
+    accepted, so wrk's keep-alive connections, opened at once, could all land
+    in one worker (16/0 was seen; the trivial server then measured 2,343
+    req/s against 7,285 at 19/13 in one run).  Both servers here now give
+    each worker its own socket (``reuse_port``, as ``ledger serve`` does:
+    entrypoints/http_server.py), and the kernel's hash splits them about
+    evenly; the split is still printed beside each figure."""
     import psutil
 
     port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -186,7 +188,7 @@ TRIVIAL_APP = textwrap.dedent('''
     class S(BaseApplication):
         def load_config(self):
             for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": int(sys.argv[2]), "threads": int(sys.argv[3]),
-                         "worker_class": "gthread", "loglevel": "warning"}.items():
+                         "worker_class": "gthread", "loglevel": "warning", "reuse_port": True}.items():
                 self.cfg.set(k, v)
         def load(self):
             return app

@@ -119,12 +119,16 @@ def _admin_token(settings: Settings, url: str) -> str | None:
 def serve(workers: int, threads: int) -> None:
     """The HTTP API only."""
     from entrypoints.bootstrap import database_url
+    from entrypoints.http_server import PortInUse
     from entrypoints.http_server import serve as run_server
 
     settings = _settings()
     url = database_url(settings)
     _check_schema(url)  # before gunicorn forks workers that would each fail
-    run_server(settings, url, workers=workers, threads=threads)
+    try:
+        run_server(settings, url, workers=workers, threads=threads)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
