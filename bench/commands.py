@@ -23,7 +23,8 @@ measured with a paced client at half the measured throughput.
 
 Then the rush: ``--rush-clients`` (64) concurrent clients registering for ONE
 event with ``--rush-seats`` (10,000) seats, counted as registrations committed
-per second (a refused sale is not counted), beside the spread figure of the same
+per second (a refused sale is not counted; when the event sells out before the
+run ends, per second until it did), beside the spread figure of the same
 run.  Both print the average number of registrations per commit (PostgreSQL's
 ``xmin``: one per transaction), which shows the group commit and the batched
 sales at work.
@@ -343,9 +344,11 @@ def main() -> None:
             [rush_path] = setup_events(env, url, count=1, plan=args.rush_seats)
             rush_event = rush_path.split("/")[3]
             lua_r = lua_post([rush_path], body, {}, unique_email=True)
+            sold_out = SoldOutWatch(url, rush_event, args.rush_seats)
             _, rush_out = run_wrk(wrk, f"http://127.0.0.1:{port_l}", lua_r, args.seconds, args.rush_clients)
+            rush_seconds = sold_out.stop(args.seconds)
             rush_sold, rush_commits = registrations_per_commit(url, rush_event)
-            rush_rate = rush_sold / args.seconds
+            rush_rate = rush_sold / rush_seconds
             rush_statuses = non_2xx(rush_out)
     finally:
         for p in procs:
@@ -371,11 +374,54 @@ def main() -> None:
     print(f"latency at half load ({ledger_rate / 2:.0f}/s, {len(latencies)} requests): "
           f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms  (target p99 <= 25 ms)")
     if not args.no_rush:
+        over = f"sold out after {rush_seconds:.1f} s, " if rush_seconds < args.seconds else ""
         print(f"rush: {args.rush_clients} clients, one event of {args.rush_seats} seats: {rush_rate:8.0f} "
-              f"registrations/s ({rush_sold} sold, {'oversold!' if rush_sold > args.rush_seats else 'no oversell'}"
+              f"registrations/s ({rush_sold} sold, {over}"
+              f"{'oversold!' if rush_sold > args.rush_seats else 'no oversell'}"
               f", non-2xx answers: {rush_statuses})")
         print(f"  ratio vs spread registrations:  {rush_rate / ledger_rate:8.2f}x  (target >= 0.5)")
         print(f"  registrations per commit:       {rush_sold / max(1, rush_commits):8.1f}  (batched sales)")
+
+
+class SoldOutWatch:
+    """When the rush's event sold out, if it did during the run.
+
+    Why: the rush's rate is seats sold per second of the run; once the event
+    is full the rest of the run only collects refusals, so a run that sells
+    all 10,000 seats in 8 s would report 1,000/s however fast it sold them.
+    The count of held seats is read every 50 ms from a thread; the rate is
+    then taken over the time until the last seat was sold."""
+
+    def __init__(self, url: str, event_id: str, seats: int) -> None:
+        self.url, self.event_id, self.seats = url, event_id, seats
+        self.started = time.monotonic()
+        self.at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.05):
+                # The event's version first (one index probe); the seats are counted only
+                # once it could be full: each seat sold is one more version.
+                row = conn.execute("SELECT max(originator_version) FROM ledger_events WHERE originator_id = %s",
+                                   (self.event_id,)).fetchone()
+                if not row or (row[0] or 0) < self.seats:
+                    continue
+                row = conn.execute("SELECT count(*) FROM ledger_events WHERE originator_id = %s"
+                                   " AND topic LIKE '%%PaidEvent.SeatHeld'", (self.event_id,)).fetchone()
+                if row and int(row[0]) >= self.seats:
+                    self.at = time.monotonic()
+                    return
+
+    def stop(self, seconds: float) -> float:
+        """The seconds of the run that sold seats: ``seconds``, or less when sold out."""
+        self._stop.set()
+        self._thread.join()
+        return min(seconds, self.at - self.started) if self.at is not None else seconds
 
 
 def registrations_per_commit(url: str, event_id: str | None) -> tuple[int, int]:
