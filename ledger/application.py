@@ -343,6 +343,17 @@ class LedgerRecorder(PostgresApplicationRecorder):
             curs.execute(statement, params, prepare=True)
             return [_stored_event(row) for row in curs.fetchall()]
 
+    def recorded_ids(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have a stored event: after a batch of
+        sales conflicted, whose ids a committed change already holds
+        (``ledger.sales_batch``), in one query."""
+        if not originator_ids:
+            return set()
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(f"SELECT DISTINCT originator_id FROM {self._table} WHERE originator_id = ANY(%s)",
+                         (list(originator_ids),), prepare=False)
+            return {row["originator_id"] for row in curs.fetchall()}
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_after(self, versions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """Every stored event of each ``(originator_id, version)`` pair newer

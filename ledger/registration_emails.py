@@ -109,6 +109,18 @@ class RegistrationEmails:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def claimed(self, event_id: str, emails: list[str]) -> set[str]:
+        """Which of ``emails`` (as given) are claimed on ``event_id``, in one query."""
+        if not emails:
+            return set()
+        digests = {self.digest(email): email for email in emails}
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT email_digest FROM registration_emails WHERE event_id = %s AND email_digest = ANY(%s)",
+                (event_id, list(digests)),
+            ).fetchall()
+        return {digests[bytes(digest)] for (digest,) in rows}
+
     def registrations_with(self, email: str) -> list[str]:
         """Every registration whose claim of ``email`` stands, on any event:
         written in the registration's own transaction, so a registration made

@@ -21,7 +21,7 @@ applied twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -32,7 +32,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from ledger import idempotency_store
 from ledger.aggregate_cache import LedgerRepository
-from ledger.application import LedgerStore
+from ledger.application import LedgerRecorder, LedgerStore
 from ledger.clock import Clock, utc_now
 from ledger.command_retry import MAX_CACHED_EVENT_IDS, CommandRetry, LruCache
 from ledger.domain.organizer import Organizer
@@ -89,7 +89,9 @@ class LedgerService:
         #: only for a service built without the project's tables.
         self.emails = emails
         self._retry = CommandRetry(max_attempts=max_attempts)
-        self._sales = SalesBatcher(store, self._retry, max_attempts=max_attempts)
+        recorder = store.recorder
+        self._sales = SalesBatcher(store, self._retry, max_attempts=max_attempts,
+                                   recorded=self._recorded if isinstance(recorder, LedgerRecorder) else None)
         # registration id -> its event's id (never changes, so a bounded cache is safe)
         self._event_of: LruCache[str, str] = LruCache(MAX_CACHED_EVENT_IDS)
 
@@ -175,6 +177,17 @@ class LedgerService:
             return self.store.repository.get(new_id)
         except AggregateNotFoundError:
             return None
+
+    def _recorded(self, event_id: UUID, keys: list[Hashable]) -> set[Hashable]:
+        """The sales' dedupe keys a committed change already holds: ids of
+        stored aggregates, addresses claimed on the event (every address, when
+        the service has no claims table: each such sale looks itself up)."""
+        recorder = self.store.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        taken: set[Hashable] = set(recorder.recorded_ids([key for key in keys if isinstance(key, UUID)]))
+        emails = [key for key in keys if isinstance(key, str)]
+        taken.update(self.emails.claimed(str(event_id), emails) if self.emails is not None else emails)
+        return taken
 
     @staticmethod
     def _check_version(aggregate: Any, expected: int | None) -> None:

@@ -134,3 +134,42 @@ def test_each_waiting_sale_is_woken_once(fresh_ledger: Ledger) -> None:
     # The lead handed on twice (to 1, then 6), and 2-5 woken once when done.
     assert batcher.wakeups == 6
     assert key not in batcher._lanes  # the lane is dropped with its last seller
+
+
+def test_a_repeated_address_in_a_batch_rechecks_only_its_own_sale(fresh_ledger: Ledger) -> None:
+    """A person who submits the sign-up twice while others register: the
+    repeated address's claim fails the whole batch's save.  The re-run asks
+    once which ids and addresses are already recorded, and only that sale
+    looks itself up (answered with the first registration); the seven others
+    are decided again without a query each (two per sale before)."""
+    service = fresh_ledger.service
+    event_id = manual_event(fresh_ledger, 50)[1]
+    key = uuid.UUID(event_id)
+    batcher = service._sales
+    earlier = service.register_participant(event_id, name="Ada", email="ada@example.com", fields={})
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(event: PaidEvent, capacity: int, recheck: bool) -> Decision[None]:
+        holding.set()  # the lane is busy: the sales below queue into one batch
+        assert release.wait(10)
+        return Decision(None)
+
+    emails = [f"p{i}@example.com" for i in range(7)] + [" ADA@Example.com "]
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        first = pool.submit(batcher.sell, key, lambda: service._event_and_capacity(event_id, copy=False), hold,
+                            dedupe=("hold",))
+        assert holding.wait(10)
+        futures = [pool.submit(service.register_participant, event_id, name="P", email=email, fields={})
+                   for email in emails]
+        deadline = time.monotonic() + 10
+        while len(batcher._lanes[key].queue) < len(emails):
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        release.set()
+        results = [future.result(timeout=30) for future in futures]
+    assert first.result(timeout=10) is None
+    assert results[-1].id == earlier.id  # the repeat: answered with the first registration
+    new_ids = {str(r.id) for r in results[:-1]}
+    assert len(new_ids) == 7 and str(earlier.id) not in new_ids
+    assert set(service.event(event_id).holds) == new_ids | {str(earlier.id)}
+    assert batcher.rechecked == 1  # only the repeated address looked itself up on the re-run
