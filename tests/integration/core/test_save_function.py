@@ -1,5 +1,5 @@
 """The event store's save as one call of the database's save function
-(migration 16, ``ledger_save_events``; ledger.application:
+(migrations 16 and 17, ``ledger_save_events``; ledger.application:
 LedgerRecorder._insert_by_function): what it writes, the lock it takes before
 inserting, NOTIFY, and the fallback for a database without the function."""
 
@@ -115,7 +115,9 @@ def test_the_save_notifies_the_logs_followers(fresh_ledger: Ledger) -> None:
 def test_a_database_without_the_function_saves_by_one_query(pg_server: TestServer) -> None:
     url = pg_server.new_database()
     with psycopg.connect(url) as conn:
-        conn.execute("DROP FUNCTION ledger_save_events")
+        for (signature,) in conn.execute("SELECT oid::regprocedure::text FROM pg_proc"
+                                         " WHERE proname = 'ledger_save_events'").fetchall():
+            conn.execute(f"DROP FUNCTION {signature}")  # both overloads (migrations 16 and 17)
     store = LedgerStore(env={**eventsourcing_env(url, pool_size=2), "PERSISTENCE_MODULE": "eventsourcing.postgres"})
     try:
         organizer = Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5)
