@@ -74,7 +74,7 @@ class SaveRows:
     def __init__(self) -> None:
         self.marks: dict[tuple[str, str], dict[str, Any]] = {}
         self.claims: list[tuple[str, bytes, str, str | None]] = []
-        self.reads: list[tuple[UUID, int]] = []
+        self.reads: dict[UUID, int] = {}
 
     def mark(self, credential: str, key: str, entry: str, version: Any) -> None:
         self.marks.setdefault((credential, key), {})[entry] = version
@@ -83,7 +83,11 @@ class SaveRows:
         self.claims.append((event_id, email_digest, registration_id, replaces))
 
     def read(self, aggregate_id: UUID, version: int) -> None:
-        self.reads.append((aggregate_id, version))
+        """One check per aggregate: the oldest version read (every sale of a
+        group commit reads the same organizer, almost always at one version)."""
+        known = self.reads.get(aggregate_id)
+        if known is None or version < known:
+            self.reads[aggregate_id] = version
 
 
 class ReadCheck:
@@ -725,8 +729,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
             _int8_array([e.originator_version for e in stored_events]),
             _sized_array(_TextArray, [e.topic.encode() for e in stored_events]),
             _sized_array(_ByteaArray, [e.state for e in stored_events]),
-            _uuid_array([aggregate_id.bytes for aggregate_id, _ in rows.reads]),
-            _int8_array([version for _, version in rows.reads]),
+            _uuid_array([aggregate_id.bytes for aggregate_id in rows.reads]),
+            _int8_array(list(rows.reads.values())),
             None if (seen_after := self._seen_after) is None else seen_after.to_bytes(8, "big", signed=True),
         )
         pool = self.datastore.pool

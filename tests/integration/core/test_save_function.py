@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.application import LedgerRecorder, LedgerStore
+from ledger.application import LedgerRecorder, LedgerStore, ReadCheck
 from ledger.container import Ledger
 from ledger.database import eventsourcing_env
 from ledger.domain.organizer import Organizer
@@ -157,3 +157,37 @@ def test_the_call_survives_deallocated_statements_and_lost_connections(pg_server
             recorder.insert_events([_event(), third])
     finally:
         store.close()
+
+
+def test_a_read_check_fails_the_call_when_what_was_read_moved(fresh_ledger: Ledger) -> None:
+    """Migration 17: a save decided on an aggregate it only read (a sale, on
+    its organizer) writes nothing when that aggregate has a newer event."""
+    recorder = _recorder(fresh_ledger)
+    read = _event()
+    recorder.insert_events([read])
+    recorder.insert_events([StoredEvent(originator_id=read.originator_id, originator_version=2,
+                                        topic="tests:Stray", state=b"{}")])
+    mine = _event()
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([mine], idempotency_marks=[ReadCheck(read.originator_id, 1)])
+    assert recorder.select_events(mine.originator_id) == []
+    recorder.insert_events([mine], idempotency_marks=[ReadCheck(read.originator_id, 2)])  # read current: saved
+    assert recorder.select_events(mine.originator_id) == [mine]
+
+
+def test_each_save_reports_what_others_committed_since_the_last(fresh_ledger: Ledger) -> None:
+    recorder = _recorder(fresh_ledger)
+    reports: list[list[tuple[uuid.UUID, int]] | None] = []
+    recorder.on_moves = reports.append
+    assert recorder.track_moves()
+    recorder.insert_events([_event()])
+    assert reports == [[]]  # nothing committed since tracking began
+    theirs = uuid.uuid4()
+    with psycopg.connect(fresh_ledger.database_url) as other_writer:
+        for version in (1, 2):
+            other_writer.execute("INSERT INTO ledger_events (originator_id, originator_version, topic, state)"
+                                 " VALUES (%s, %s, 'tests:Stray', '{}')", (theirs, version))
+    recorder.insert_events([_event()])
+    assert reports[-1] == [(theirs, 1), (theirs, 2)]  # and not this process's own earlier save
+    recorder.insert_events([_event()])
+    assert reports[-1] == []  # each reported once
