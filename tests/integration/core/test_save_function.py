@@ -163,15 +163,15 @@ def test_a_read_check_fails_the_call_when_what_was_read_moved(fresh_ledger: Ledg
     """Migration 17: a save decided on an aggregate it only read (a sale, on
     its organizer) writes nothing when that aggregate has a newer event."""
     recorder = _recorder(fresh_ledger)
-    read = _event()
-    recorder.insert_events([read])
-    recorder.insert_events([StoredEvent(originator_id=read.originator_id, originator_version=2,
-                                        topic="tests:Stray", state=b"{}")])
+    read_id = uuid.uuid4()
+    for version in (1, 2):
+        recorder.insert_events([StoredEvent(originator_id=read_id, originator_version=version,
+                                            topic="tests:Stray", state=b"{}")])
     mine = _event()
     with pytest.raises(IntegrityError):
-        recorder.insert_events([mine], idempotency_marks=[ReadCheck(read.originator_id, 1)])
+        recorder.insert_events([mine], idempotency_marks=[ReadCheck(read_id, 1)])
     assert recorder.select_events(mine.originator_id) == []
-    recorder.insert_events([mine], idempotency_marks=[ReadCheck(read.originator_id, 2)])  # read current: saved
+    recorder.insert_events([mine], idempotency_marks=[ReadCheck(read_id, 2)])  # read current: saved
     assert recorder.select_events(mine.originator_id) == [mine]
 
 
