@@ -299,17 +299,57 @@ class LedgerRepository(Repository[UUID]):
         self._trusting = True
         return True
 
-    def _moved(self, moves: list[tuple[UUID, int]] | None) -> None:
-        """A save's report of what other writers committed (``None``: too
-        much to list -- nothing is known current any more)."""
+    def _moved(self, moves: list[Any] | None) -> None:
+        """A save's report of the events other writers committed since this
+        process's previous save (stored events, in commit order; ``None``:
+        too many to list -- nothing is known current any more).  Each cached
+        aggregate they continue is brought up to date with them -- known
+        current still, if it was -- so its next sale needs no read; one they
+        do not continue (the cache is older) is read again before a sale."""
         latest = self._latest
         if moves is None:
             latest.clear()
             return
-        for aggregate_id, version in moves:
-            known = latest.get(aggregate_id)
-            if known is not None and known < version:
+        cache = self.cache
+        if cache is None or not moves:
+            return
+        by_aggregate: dict[UUID, list[Any]] = {}
+        for stored in moves:
+            by_aggregate.setdefault(stored.originator_id, []).append(stored)
+        for aggregate_id, stored_events in by_aggregate.items():
+            try:
+                cache.get(aggregate_id)
+            except KeyError:
                 latest.pop(aggregate_id, None)
+                continue  # not cached here: nothing to bring up to date
+            self._apply_moves(aggregate_id, stored_events)
+
+    def _apply_moves(self, aggregate_id: UUID, stored_events: list[Any]) -> None:
+        assert self.cache is not None
+        latest = self._latest
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                try:
+                    cached = self.cache.get(aggregate_id)
+                except KeyError:
+                    latest.pop(aggregate_id, None)
+                    return
+                known = latest.get(aggregate_id) == cached.version
+                newer = [s for s in stored_events if s.originator_version > cached.version]
+                if not newer:
+                    return
+                if newer[0].originator_version != cached.version + 1:
+                    latest.pop(aggregate_id, None)  # a gap: the next sale reads it
+                    return
+                to_domain_event = self.event_store.mapper.to_domain_event
+                apply_events(cached, [to_domain_event(s) for s in newer])
+                if known:
+                    latest[aggregate_id] = cached.version
+                else:
+                    latest.pop(aggregate_id, None)
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)
 
     def _known_current(self, aggregate_id: UUID, version: int) -> None:
         """``aggregate_id`` at ``version`` holds every event committed so far."""

@@ -361,7 +361,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._prepared_after: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
         #: What moved since this process's saves began reporting it (see :meth:`track_moves`).
         self._seen_after: int | None = None
-        self.on_moves: Callable[[list[tuple[UUID, int]] | None], None] | None = None
+        self.on_moves: Callable[[list[StoredEvent] | None], None] | None = None
 
     def _notify_channel(self, curs: Any) -> None:
         """The library's NOTIFY, rendered once and never prepared (see ``_insert_committed``)."""
@@ -749,21 +749,24 @@ class LedgerRecorder(PostgresApplicationRecorder):
         finally:
             pool.putconn(conn)  # a broken connection is discarded by the pool, an open transaction rolled back
         ids: list[int] = []
-        moves: list[tuple[UUID, int]] = []
+        moves: list[StoredEvent] = []
+        get = result.get_value
         for row in range(result.ntuples):
-            value = result.get_value(row, 0)
+            value = get(row, 0)
             if value is not None:
                 ids.append(int.from_bytes(cast(bytes, value), "big", signed=True))
             else:
-                moves.append((UUID(bytes=cast(bytes, result.get_value(row, 1))),
-                              int.from_bytes(cast(bytes, result.get_value(row, 2)), "big", signed=True)))
+                moves.append(StoredEvent(
+                    originator_id=UUID(bytes=cast(bytes, get(row, 1))),
+                    originator_version=int.from_bytes(cast(bytes, get(row, 2)), "big", signed=True),
+                    topic=cast(bytes, get(row, 3)).decode(), state=bytes(cast(bytes, get(row, 4)))))
         if len(ids) != len(stored_events):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         if seen_after is not None:
             self._report_moves(moves, ids)
         return ids
 
-    def _report_moves(self, moves: list[tuple[UUID, int]], ids: list[int]) -> None:
+    def _report_moves(self, moves: list[StoredEvent], ids: list[int]) -> None:
         """Hand what moved to ``on_moves`` (``None``: too much to list), and
         move the start of the next report to this save's events: everything
         committed before them was just reported.  Threads race to move it;

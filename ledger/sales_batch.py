@@ -163,6 +163,7 @@ class SalesBatcher:
         self.sales = 0
         self.wakeups = 0  # sellers woken by a leader (each waiting seller exactly once)
         self.rechecked = 0  # sales re-run with their look-ups after a conflict
+        self.conflicts = 0  # batches whose save was refused (and decided again)
 
     def sell(self, event_id: UUID, load: Loader, sale: Sale, *,
              dedupe: Sequence[Hashable] = ()) -> Any:
@@ -245,6 +246,8 @@ class SalesBatcher:
                                 self._attempt(batch, load, recheck=False, fresh=True)
                         return
                     except RecordConflictError:
+                        with self._lock:
+                            self.conflicts += 1
                         if not self._mark_rechecks(event_id, batch):  # another writer's: back off
                             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
             raise VersionConflict("too many concurrent changes; try again")

@@ -12,15 +12,15 @@
 --    the save writes need no check: their next version's unique key already
 --    refuses a save decided on an old one.
 --  * what moved since: given the highest notification id the calling
---    process has seen covered (seen_after), the events committed after it,
---    as (aggregate id, version) rows -- read under the lock, so nothing
---    committed before this save is missing -- at most 1,001 of them (the
---    caller treats 1,001 as "too many to list": anything may have moved).
---    The process marks the cached aggregates another process moved on, so
---    their next sale reads them first.  NULL seen_after: no such rows.
+--    process has seen covered (seen_after), the events committed after it
+--    -- read under the lock, so nothing committed before this save is
+--    missing -- at most 1,001 of them (the caller treats 1,001 as "too many
+--    to list": anything may have moved).  The process applies them to the
+--    aggregates it has cached (another process's sales on an event it also
+--    sells), so its next sale needs no read.  NULL seen_after: none.
 --
--- Rows: one per inserted event (notification_id, NULL, NULL) and one per
--- moved event (NULL, originator_id, originator_version).
+-- Rows: one per inserted event (notification_id, NULLs) and one per moved
+-- event (NULL, originator_id, originator_version, topic, state).
 --
 -- enable_seqscan off: the plans are generic (made once per session, see
 -- migration 16), and a generic plan of "notification_id > $1" assumes a
@@ -39,7 +39,7 @@ CREATE OR REPLACE FUNCTION ledger_save_events(
   key_registration_ids uuid[], key_wrapped bytea[],
   event_ids uuid[], event_versions bigint[], event_topics text[], event_states bytea[],
   read_ids uuid[], read_versions bigint[], seen_after bigint
-) RETURNS TABLE (notification_id bigint, moved_id uuid, moved_version bigint)
+) RETURNS TABLE (notification_id bigint, moved_id uuid, moved_version bigint, moved_topic text, moved_state bytea)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
@@ -79,14 +79,14 @@ BEGIN
     END LOOP;
     IF seen_after IS NOT NULL THEN
       RETURN QUERY
-        SELECT NULL::bigint, e.originator_id, e.originator_version FROM public.ledger_events AS e
+        SELECT NULL::bigint, e.originator_id, e.originator_version, e.topic, e.state FROM public.ledger_events AS e
          WHERE e.notification_id > seen_after ORDER BY e.notification_id LIMIT 1001;
     END IF;
     NOTIFY ledger_events;
     RETURN QUERY
       INSERT INTO public.ledger_events (originator_id, originator_version, topic, state)
         SELECT * FROM unnest(event_ids, event_versions, event_topics, event_states)
-      RETURNING public.ledger_events.notification_id, NULL::uuid, NULL::bigint;
+      RETURNING public.ledger_events.notification_id, NULL::uuid, NULL::bigint, NULL::text, NULL::bytea;
   END IF;
 END;
 $fn$;

@@ -177,8 +177,9 @@ def test_a_read_check_fails_the_call_when_what_was_read_moved(fresh_ledger: Ledg
 
 def test_each_save_reports_what_others_committed_since_the_last(fresh_ledger: Ledger) -> None:
     recorder = _recorder(fresh_ledger)
-    reports: list[list[tuple[uuid.UUID, int]] | None] = []
-    recorder.on_moves = reports.append
+    reports: list[list[tuple[uuid.UUID, int, bytes]]] = []
+    recorder.on_moves = lambda moves: reports.append(
+        [(e.originator_id, e.originator_version, e.state) for e in moves or []])  # type: ignore[misc]
     assert recorder.track_moves()
     recorder.insert_events([_event()])
     assert reports == [[]]  # nothing committed since tracking began
@@ -188,6 +189,6 @@ def test_each_save_reports_what_others_committed_since_the_last(fresh_ledger: Le
             other_writer.execute("INSERT INTO ledger_events (originator_id, originator_version, topic, state)"
                                  " VALUES (%s, %s, 'tests:Stray', '{}')", (theirs, version))
     recorder.insert_events([_event()])
-    assert reports[-1] == [(theirs, 1), (theirs, 2)]  # and not this process's own earlier save
+    assert reports[-1] == [(theirs, 1, b"{}"), (theirs, 2, b"{}")]  # not this process's own earlier save
     recorder.insert_events([_event()])
     assert reports[-1] == []  # each reported once

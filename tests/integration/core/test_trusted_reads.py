@@ -49,11 +49,34 @@ def test_a_seat_another_process_took_is_not_sold_twice(pg_server: TestServer, tm
         _sell(a, event_id, 0)
         _sell(a, event_id, 1)
         _sell(b, event_id, 2)  # the last seat, sold by the other process
-        before = _trusted(a)
+        before, conflicts = _trusted(a), a.service._sales.conflicts
         with pytest.raises(CapacityExhausted):
             _sell(a, event_id, 3)  # decided on a's cache (two seats taken), refused by the save, decided again
-        assert _trusted(a) == before + 1
+        assert _trusted(a) == before + 1 and a.service._sales.conflicts == conflicts + 1
         assert len(a.service.event(event_id).holds) == len(b.service.event(event_id).holds) == 3
+
+
+def test_another_process_s_sales_reach_this_cache_with_this_process_s_next_save(
+    pg_server: TestServer, tmp_path: Path,
+) -> None:
+    """b sells on an event a also sells; a's next save (here on another
+    event) brings b's sale with it, so a's next sale on the event needs no
+    read and does not conflict."""
+    with two_ledgers(pg_server.new_database(), tmp_path) as (a, b):
+        _, event_id = manual_event(a, 10)
+        _, elsewhere = manual_event(a, 10)
+        _sell(a, event_id, 0)
+        _sell(a, event_id, 1)
+        theirs = str(_sell(b, event_id, 2).id)
+        _sell(a, elsewhere, 3)
+        _sell(a, elsewhere, 4)
+        repository = a.store.repository
+        assert isinstance(repository, LedgerRepository) and repository.cache is not None
+        assert theirs in repository.cache.get(uuid.UUID(event_id)).holds  # applied from the save's report
+        before, conflicts = _trusted(a), a.service._sales.conflicts
+        mine = str(_sell(a, event_id, 5).id)
+        assert _trusted(a) == before + 1 and a.service._sales.conflicts == conflicts  # decided once, saved once
+        assert {theirs, mine} <= set(b.service.event(event_id).holds)
 
 
 def test_a_plan_lowered_by_another_process_limits_the_next_sale(pg_server: TestServer, tmp_path: Path) -> None:
