@@ -296,6 +296,7 @@ class LedgerRepository(Repository[UUID]):
         if self.cache is None or not self.fastforward or track is None or not track():
             return False
         recorder.on_moves = self._moved  # type: ignore[attr-defined]
+        self._reports: Any = recorder  # a LedgerRecorder (not imported: it imports this module)
         self._trusting = True
         return True
 
@@ -305,23 +306,22 @@ class LedgerRepository(Repository[UUID]):
         too many to list -- nothing is known current any more).  Each cached
         aggregate they continue is brought up to date with them -- known
         current still, if it was -- so its next sale needs no read; one they
-        do not continue (the cache is older) is read again before a sale."""
+        do not continue (the cache is older) is read again before a sale.
+        Runs in the saving thread, before its callers are told the save is
+        done: a few events per save, each applied for ~25 us against the
+        ~150 us (API and PostgreSQL) of the read it spares the next sale."""
         latest = self._latest
         if moves is None:
             latest.clear()
             return
-        cache = self.cache
-        if cache is None or not moves:
-            return
+        # Only the aggregates known current are brought up to date: any other
+        # (most moved events are other processes' new registrations) is read
+        # before its next sale anyway.
         by_aggregate: dict[UUID, list[Any]] = {}
         for stored in moves:
-            by_aggregate.setdefault(stored.originator_id, []).append(stored)
+            if stored.originator_id in latest:
+                by_aggregate.setdefault(stored.originator_id, []).append(stored)
         for aggregate_id, stored_events in by_aggregate.items():
-            try:
-                cache.get(aggregate_id)
-            except KeyError:
-                latest.pop(aggregate_id, None)
-                continue  # not cached here: nothing to bring up to date
             self._apply_moves(aggregate_id, stored_events)
 
     def _apply_moves(self, aggregate_id: UUID, stored_events: list[Any]) -> None:
@@ -368,7 +368,7 @@ class LedgerRepository(Repository[UUID]):
         (``ledger.application.ReadCheck``) and decides again on a fresh read
         before refusing anything."""
         cache = self.cache
-        if not fresh and cache is not None and self._start_trusting():
+        if not fresh and cache is not None and self._start_trusting() and self._reports.moves_recent():
             try:
                 first = cache.get(aggregate_id)
                 other_id = other_of(first)

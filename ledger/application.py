@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,8 @@ _SAVE_NAME = b"ledger_save_events_v17"
 _SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001, 2951, 1016, 20]
 #: More moved events than this since a process's last save: "anything may have moved".
 MOVES_LIMIT = 1000
+#: Seconds without a save after which a process trusts nothing it knew (``LedgerRecorder.moves_recent``).
+MOVES_MAX_AGE = 2.0
 _NO_UUIDS = _array_of(_UuidArray, [])
 _NO_BYTEAS = _array_of(_ByteaArray, [])
 
@@ -361,6 +364,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._prepared_after: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
         #: What moved since this process's saves began reporting it (see :meth:`track_moves`).
         self._seen_after: int | None = None
+        self._reported_at = 0.0  # time.monotonic() of the last report
         self.on_moves: Callable[[list[StoredEvent] | None], None] | None = None
 
     def _notify_channel(self, curs: Any) -> None:
@@ -639,6 +643,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 for e in stored_events]
         curs.execute(self.insert_events_statement, (rows,), prepare=True)
 
+    def moves_recent(self) -> bool:
+        """Whether a save reported what moved a moment ago: a process that
+        has not saved for a while (``MOVES_MAX_AGE``) knows nothing of what
+        others committed meanwhile, so its sales read first."""
+        return self._seen_after is not None and time.monotonic() - self._reported_at <= MOVES_MAX_AGE
+
     def track_moves(self) -> bool:
         """Start (once) having every save report the events other writers
         committed since this process's previous save (``on_moves``): from
@@ -654,6 +664,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
         if self._seen_after is None:
             self._seen_after = int(row["top"]) if row else 0
+            self._reported_at = time.monotonic()
         return True
 
     def _use_save_function(self) -> bool:
@@ -731,7 +742,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             _sized_array(_ByteaArray, [e.state for e in stored_events]),
             _uuid_array([aggregate_id.bytes for aggregate_id in rows.reads]),
             _int8_array(list(rows.reads.values())),
-            None if (seen_after := self._seen_after) is None else seen_after.to_bytes(8, "big", signed=True),
+            None if (seen_after := self._seen_after_now()) is None else seen_after.to_bytes(8, "big", signed=True),
         )
         pool = self.datastore.pool
         if pool.closed:  # not opened yet: the library's checkout opens it
@@ -764,13 +775,27 @@ class LedgerRecorder(PostgresApplicationRecorder):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         if seen_after is not None:
             self._report_moves(moves, ids)
+        elif self._seen_after is not None and ids:  # after a pause: report from this save on
+            self._seen_after, self._reported_at = max(ids), time.monotonic()
         return ids
+
+    def _seen_after_now(self) -> int | None:
+        """Where this save's report starts; ``None`` (no report) when not
+        tracking, or after a pause: then what this process knew is dropped
+        (``on_moves(None)``) rather than a long report read under the lock."""
+        seen_after = self._seen_after
+        if seen_after is not None and time.monotonic() - self._reported_at > MOVES_MAX_AGE:
+            if self.on_moves is not None:
+                self.on_moves(None)
+            return None
+        return seen_after
 
     def _report_moves(self, moves: list[StoredEvent], ids: list[int]) -> None:
         """Hand what moved to ``on_moves`` (``None``: too much to list), and
         move the start of the next report to this save's events: everything
         committed before them was just reported.  Threads race to move it;
         one moving it back only makes a later report overlap this one."""
+        self._reported_at = time.monotonic()
         if self.on_moves is not None:
             self.on_moves(None if len(moves) > MOVES_LIMIT else moves)
         if ids and (top := max(ids)) > (self._seen_after or 0):

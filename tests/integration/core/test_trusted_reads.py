@@ -7,6 +7,7 @@ a trusted read is decided again on a fresh one."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.aggregate_cache import LedgerRepository
 from ledger.application import MOVES_LIMIT, LedgerRecorder
 from ledger.container import Ledger
+from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
 from tests.support.manual_event import manual_event
@@ -72,7 +74,8 @@ def test_another_process_s_sales_reach_this_cache_with_this_process_s_next_save(
         _sell(a, elsewhere, 4)
         repository = a.store.repository
         assert isinstance(repository, LedgerRepository) and repository.cache is not None
-        assert theirs in repository.cache.get(uuid.UUID(event_id)).holds  # applied from the save's report
+        cached = repository.cache.get(uuid.UUID(event_id))
+        assert isinstance(cached, PaidEvent) and theirs in cached.holds  # applied from the save's report
         before, conflicts = _trusted(a), a.service._sales.conflicts
         mine = str(_sell(a, event_id, 5).id)
         assert _trusted(a) == before + 1 and a.service._sales.conflicts == conflicts  # decided once, saved once
@@ -124,3 +127,25 @@ def test_too_much_moved_elsewhere_and_nothing_is_trusted(pg_server: TestServer, 
         assert _trusted(a) == before  # read from the database again
         _sell(a, event_id, 4)
         assert _trusted(a) == before + 1  # and trusted once read
+
+
+def test_after_a_pause_nothing_is_trusted_until_read_again(
+    pg_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that has not saved for a while knows nothing of what others
+    committed meanwhile: its next sales read first (and its next save asks
+    for no long report of everything since)."""
+    monkeypatch.setattr("ledger.application.MOVES_MAX_AGE", 0.3)
+    with two_ledgers(pg_server.new_database(), tmp_path) as (a, b):
+        _, event_id = manual_event(a, 10)
+        _sell(a, event_id, 0)
+        _sell(a, event_id, 1)
+        _sell(b, event_id, 2)
+        time.sleep(0.5)
+        before, conflicts = _trusted(a), a.service._sales.conflicts
+        _sell(a, event_id, 3)
+        _sell(a, event_id, 4)
+        assert _trusted(a) == before and a.service._sales.conflicts == conflicts  # read, not refused
+        _sell(a, event_id, 5)
+        assert _trusted(a) == before + 1
+        assert len(b.service.event(event_id).holds) == 6
