@@ -56,7 +56,7 @@ decided again on a fresh one before anyone is refused.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from copy import deepcopy
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -296,6 +296,7 @@ class LedgerRepository(Repository[UUID]):
         if self.cache is None or not self.fastforward or track is None or not track():
             return False
         recorder.on_moves = self._moved  # type: ignore[attr-defined]
+        recorder.on_written = self._written  # type: ignore[attr-defined]
         self._reports: Any = recorder  # a LedgerRecorder (not imported: it imports this module)
         self._trusting = True
         return True
@@ -323,6 +324,17 @@ class LedgerRepository(Repository[UUID]):
                 by_aggregate.setdefault(stored.originator_id, []).append(stored)
         for aggregate_id, stored_events in by_aggregate.items():
             self._apply_moves(aggregate_id, stored_events)
+
+    def _written(self, stored_events: Sequence[Any]) -> None:
+        """This process committed these events: the aggregates they belong to
+        are not known current until read or, for a sale's event, until
+        :meth:`apply_committed` (called after this) brings the cache to them.
+        Another command's save of an event (a payment, a cancellation)
+        leaves the cached event behind; trusted, it would make the next sale
+        conflict."""
+        latest = self._latest
+        for stored in stored_events:
+            latest.pop(stored.originator_id, None)
 
     def _apply_moves(self, aggregate_id: UUID, stored_events: list[Any]) -> None:
         assert self.cache is not None

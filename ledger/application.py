@@ -366,6 +366,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self._seen_after: int | None = None
         self._reported_at = 0.0  # time.monotonic() of the last report
         self.on_moves: Callable[[list[StoredEvent] | None], None] | None = None
+        #: Told of this process's own committed events (no report lists them).
+        self.on_written: Callable[[Sequence[StoredEvent]], None] | None = None
 
     def _notify_channel(self, curs: Any) -> None:
         """The library's NOTIFY, rendered once and never prepared (see ``_insert_committed``)."""
@@ -582,6 +584,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         ids = self._insert_committed(stored_events, marks, **kwargs)
         if self.keyring is not None:
             self.keyring.committed(e.originator_id for e in stored_events)
+        if self.on_written is not None:
+            self.on_written(stored_events)
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events

@@ -20,6 +20,7 @@ from ledger.container import Ledger
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
+from ledger.money import Money
 from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.two_ledgers import two_ledgers
@@ -149,3 +150,19 @@ def test_after_a_pause_nothing_is_trusted_until_read_again(
         _sell(a, event_id, 5)
         assert _trusted(a) == before + 1
         assert len(b.service.event(event_id).holds) == 6
+
+
+def test_this_process_s_other_commands_on_the_event_are_not_taken_for_current(fresh_ledger: Ledger) -> None:
+    """A payment moves the event (the seat is sold) through another command's
+    save, which no report lists: the next sale reads the event instead of
+    deciding on the cached one and conflicting."""
+    _, event_id = manual_event(fresh_ledger, 10)
+    first = _sell(fresh_ledger, event_id, 0)
+    _sell(fresh_ledger, event_id, 1)
+    fresh_ledger.service.record_payment(str(first.id), amount=Money(1000, "USD"), provider="manual",
+                                        reference="cash")
+    conflicts = fresh_ledger.service._sales.conflicts
+    _sell(fresh_ledger, event_id, 2)
+    _sell(fresh_ledger, event_id, 3)
+    assert fresh_ledger.service._sales.conflicts == conflicts
+    assert str(first.id) in fresh_ledger.service.event(event_id).sold
