@@ -33,12 +33,30 @@ so a draft costs the same for an event with ten holds as for one with ten
 thousand.  The cache itself only ever holds committed state: the events are
 applied to it after their commit (:meth:`LedgerRepository.apply_committed`),
 and a failed save leaves it as it was.
+
+Trusted reads.  Every sale used to ask the database first whether the event
+and its organizer had moved on (:meth:`LedgerRepository.get_with`: a round
+trip, ~0.1 ms of the API's CPU and 0.05 ms of PostgreSQL's per registration),
+and almost always nothing had.  Now each save of this process also returns
+what *other* writers committed since its previous save (the save function of
+migration 0017, ``LedgerRecorder.track_moves``), and the repository keeps,
+for each aggregate, the version it knows to be the latest
+(:meth:`LedgerRepository.read_for_sale`): after a fast-forward, after this
+process's own commit; dropped when a save reports a newer one.  A sale
+decides on the cached event and organizer without a query when both are
+known current.  Knowing is not needed for correctness -- something may have
+moved since the last report -- because the save checks what the sale decided
+on: the event's next version is unique (a save decided on an old one is
+refused), and the organizer, only read, is checked under the table's lock
+(``ledger.application.ReadCheck``).  A refused save is decided again on a
+fresh read, as any conflict; a sale refused on a trusted read (no seat) is
+decided again on a fresh one before anyone is refused.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from copy import deepcopy
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -250,6 +268,10 @@ def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+#: Aggregates whose latest version is remembered (trusted reads), at most.
+_LATEST_LIMIT = 100_000
+
+
 class LedgerRepository(Repository[UUID]):
     """The library's repository with :func:`copy_aggregate` instead of
     ``deepcopy``, fast-forward and copy under one lock.  Without a cache, or
@@ -258,6 +280,120 @@ class LedgerRepository(Repository[UUID]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fastforward_users: dict[UUID, list[Any]] = {}
+        #: Trusted reads (see the module doc): aggregate id -> the version
+        #: this process knows to be the latest.
+        self._latest: dict[UUID, int] = {}
+        self._trusting = False
+        self.trusted_reads = 0  # sales decided without a read
+
+    def _start_trusting(self) -> bool:
+        """Once: have the recorder's saves report what moved (only with a
+        cache and the save function of migration 0017)."""
+        if self._trusting:
+            return True
+        recorder = self.event_store.recorder
+        track = getattr(recorder, "track_moves", None)
+        if self.cache is None or not self.fastforward or track is None or not track():
+            return False
+        recorder.on_moves = self._moved  # type: ignore[attr-defined]
+        recorder.on_written = self._written  # type: ignore[attr-defined]
+        self._reports: Any = recorder  # a LedgerRecorder (not imported: it imports this module)
+        self._trusting = True
+        return True
+
+    def _moved(self, moves: list[Any] | None) -> None:
+        """A save's report of the events other writers committed since this
+        process's previous save (stored events, in commit order; ``None``:
+        too many to list -- nothing is known current any more).  Each cached
+        aggregate they continue is brought up to date with them -- known
+        current still, if it was -- so its next sale needs no read; one they
+        do not continue (the cache is older) is read again before a sale.
+        Runs in the saving thread, before its callers are told the save is
+        done: a few events per save, each applied for ~25 us against the
+        ~150 us (API and PostgreSQL) of the read it spares the next sale."""
+        latest = self._latest
+        if moves is None:
+            latest.clear()
+            return
+        # Only the aggregates known current are brought up to date: any other
+        # (most moved events are other processes' new registrations) is read
+        # before its next sale anyway.
+        by_aggregate: dict[UUID, list[Any]] = {}
+        for stored in moves:
+            if stored.originator_id in latest:
+                by_aggregate.setdefault(stored.originator_id, []).append(stored)
+        for aggregate_id, stored_events in by_aggregate.items():
+            self._apply_moves(aggregate_id, stored_events)
+
+    def _written(self, stored_events: Sequence[Any]) -> None:
+        """This process committed these events: the aggregates they belong to
+        are not known current until read or, for a sale's event, until
+        :meth:`apply_committed` (called after this) brings the cache to them.
+        Another command's save of an event (a payment, a cancellation)
+        leaves the cached event behind; trusted, it would make the next sale
+        conflict."""
+        latest = self._latest
+        for stored in stored_events:
+            latest.pop(stored.originator_id, None)
+
+    def _apply_moves(self, aggregate_id: UUID, stored_events: list[Any]) -> None:
+        assert self.cache is not None
+        latest = self._latest
+        lock = self._use_fastforward_lock(aggregate_id)
+        try:
+            with lock:
+                try:
+                    cached = self.cache.get(aggregate_id)
+                except KeyError:
+                    latest.pop(aggregate_id, None)
+                    return
+                known = latest.get(aggregate_id) == cached.version
+                newer = [s for s in stored_events if s.originator_version > cached.version]
+                if not newer:
+                    return
+                if newer[0].originator_version != cached.version + 1:
+                    latest.pop(aggregate_id, None)  # a gap: the next sale reads it
+                    return
+                to_domain_event = self.event_store.mapper.to_domain_event
+                apply_events(cached, [to_domain_event(s) for s in newer])
+                if known:
+                    latest[aggregate_id] = cached.version
+                else:
+                    latest.pop(aggregate_id, None)
+        finally:
+            self._disuse_fastforward_lock(aggregate_id)
+
+    def _known_current(self, aggregate_id: UUID, version: int) -> None:
+        """``aggregate_id`` at ``version`` holds every event committed so far."""
+        if self._trusting:
+            latest = self._latest
+            if len(latest) >= _LATEST_LIMIT:  # ids of aggregates long evicted: start over
+                latest.clear()
+            latest[aggregate_id] = version
+
+    def read_for_sale(self, aggregate_id: UUID, other_of: Callable[[Any], UUID], *,
+                      fresh: bool) -> tuple[Any, Any, bool]:
+        """``get_with(aggregate_id, other_of, copy=False)`` for a sale, and
+        whether it came from the cache without a query: only when not
+        ``fresh`` and both cached aggregates are known current.  The caller
+        then has its save check what it only read
+        (``ledger.application.ReadCheck``) and decides again on a fresh read
+        before refusing anything."""
+        cache = self.cache
+        if not fresh and cache is not None and self._start_trusting() and self._reports.moves_recent():
+            try:
+                first = cache.get(aggregate_id)
+                other_id = other_of(first)
+                second = cache.get(other_id)
+            except KeyError:
+                pass
+            else:
+                latest = self._latest
+                if latest.get(aggregate_id) == first.version and latest.get(other_id) == second.version:
+                    self.trusted_reads += 1
+                    return first, second, True
+        aggregate, other = self.get_with(aggregate_id, other_of, copy=False)
+        return aggregate, other, False
 
     # The library keeps idle locks in an LRU cache (its own lock, its own
     # bookkeeping): ~4 % of a registration's CPU for its three or four uses.
@@ -362,7 +498,11 @@ class LedgerRepository(Repository[UUID]):
             new_events[stored.originator_id].append(to_domain_event(stored))
         aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], first,
                                    copy=copy and self.deepcopy_from_cache)
-        return aggregate, self._catch_up(other_id, new_events[other_id], second, copy=False)
+        other = self._catch_up(other_id, new_events[other_id], second, copy=False)
+        if self._trusting:
+            self._known_current(aggregate_id, aggregate.version)
+            self._known_current(other_id, other.version)
+        return aggregate, other
 
     def _catch_up(self, aggregate_id: UUID, events: list[Any], seen: Any, *, copy: bool) -> Any:
         """The cached aggregate with ``events`` (fetched without the lock)
@@ -451,10 +591,15 @@ class LedgerRepository(Repository[UUID]):
                 if draft is not None and cached is origin and cached.version == start and draft.version == (
                     events[-1].originator_version
                 ) and _merge_draft(cached, draft):
-                    return
-                newer = [event for event in events if event.originator_version > cached.version]
-                if newer and newer[0].originator_version == cached.version + 1:
-                    apply_events(cached, newer)
+                    pass
+                else:
+                    newer = [event for event in events if event.originator_version > cached.version]
+                    if newer and newer[0].originator_version == cached.version + 1:
+                        apply_events(cached, newer)
+                if self._trusting and cached.version == events[-1].originator_version:
+                    # Committed on top of ``start``: no one else wrote in between (the
+                    # versions are unique), so this is the latest, as of the commit.
+                    self._known_current(aggregate_id, cached.version)
         finally:
             self._disuse_fastforward_lock(aggregate_id)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 from uuid import UUID
@@ -69,17 +70,57 @@ class SaveRows:
     per idempotency key (successive ``||`` of their entries, as one UPDATE
     per mark did), the e-mail claims in the callers' order."""
 
-    __slots__ = ("claims", "marks")
+    __slots__ = ("claims", "marks", "reads")
 
     def __init__(self) -> None:
         self.marks: dict[tuple[str, str], dict[str, Any]] = {}
         self.claims: list[tuple[str, bytes, str, str | None]] = []
+        self.reads: dict[UUID, int] = {}
 
     def mark(self, credential: str, key: str, entry: str, version: Any) -> None:
         self.marks.setdefault((credential, key), {})[entry] = version
 
     def claim(self, event_id: str, email_digest: bytes, registration_id: str, replaces: str | None) -> None:
         self.claims.append((event_id, email_digest, registration_id, replaces))
+
+    def read(self, aggregate_id: UUID, version: int) -> None:
+        """One check per aggregate: the oldest version read (every sale of a
+        group commit reads the same organizer, almost always at one version)."""
+        known = self.reads.get(aggregate_id)
+        if known is None or version < known:
+            self.reads[aggregate_id] = version
+
+
+class ReadCheck:
+    """A save decided on ``aggregate_id`` at ``version`` without writing to
+    it -- a sale reads its organizer's plan size (R9).  The save function
+    (migration 0017) refuses the whole save as a conflict when the aggregate
+    has a newer event, checked under the events table's lock, so the caller
+    decides again on a fresh read.  What lets a sale decide on a cached
+    organizer without asking the database first whether it moved
+    (``ledger.aggregate_cache``, "Trusted reads").
+
+    On the recorder's other paths (a save too large for the function, one
+    with a tracking record) the check is a query before the lock, among the
+    other rows: a change committed in between is not seen, as with a read
+    just before the save.  Only sales that trusted the cache make these, and
+    they do only where the save function is used."""
+
+    __slots__ = ("aggregate_id", "version")
+
+    def __init__(self, aggregate_id: UUID, version: int) -> None:
+        self.aggregate_id, self.version = aggregate_id, version
+
+    def write(self, cursor: Any) -> None:
+        cursor.execute(
+            "SELECT 1 FROM ledger_events WHERE originator_id = %s AND originator_version > %s LIMIT 1",
+            (self.aggregate_id, self.version), prepare=False,
+        )
+        if cursor.fetchone() is not None:
+            raise IntegrityError("an aggregate this save was decided on has changed since it was read")
+
+    def add_to(self, rows: SaveRows) -> None:
+        rows.read(self.aggregate_id, self.version)
 
 
 # --- binary array parameters of the save function ------------------------------------
@@ -140,8 +181,12 @@ def _array_of(kind: type[_ArrayParameter], elements: Sequence[bytes | None]) -> 
 _NO_MARKS = (_array_of(_TextArray, []), _array_of(_TextArray, []), _array_of(_JsonbArray, []))
 #: The save function's statement: its name on each connection, its parameters' types
 #: (text[] ×2, jsonb[], uuid[], bytea[], uuid[] ×4, bytea[], uuid[], bigint[], text[], bytea[]).
-_SAVE_NAME = b"ledger_save_events_v16"
-_SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001]
+_SAVE_NAME = b"ledger_save_events_v17"
+_SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001, 2951, 1016, 20]
+#: More moved events than this since a process's last save: "anything may have moved".
+MOVES_LIMIT = 1000
+#: Seconds without a save after which a process trusts nothing it knew (``LedgerRecorder.moves_recent``).
+MOVES_MAX_AGE = 2.0
 _NO_UUIDS = _array_of(_UuidArray, [])
 _NO_BYTEAS = _array_of(_ByteaArray, [])
 
@@ -310,13 +355,19 @@ class LedgerRecorder(PostgresApplicationRecorder):
                                                           Identifier(self.events_table_name))).decode()
         self._select_statements: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self._save_statement = (
-            f"SELECT ledger_save_events('{int(self.datastore.lock_timeout)}s', "
+            f"SELECT * FROM ledger_save_events('{int(self.datastore.lock_timeout)}s', "
             + ", ".join(f"${i + 1}" for i in range(len(_SAVE_TYPES))) + ")").encode()
         self._save_function: bool | None = None  # known on the first save (_use_save_function)
         # The pooled connections the save function's statement is prepared on.
         self._prepared_save: weakref.WeakSet[Any] = weakref.WeakSet()
         # The names ``select_events_after`` prepared on each pooled connection.
         self._prepared_after: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
+        #: What moved since this process's saves began reporting it (see :meth:`track_moves`).
+        self._seen_after: int | None = None
+        self._reported_at = 0.0  # time.monotonic() of the last report
+        self.on_moves: Callable[[list[StoredEvent] | None], None] | None = None
+        #: Told of this process's own committed events (no report lists them).
+        self.on_written: Callable[[Sequence[StoredEvent]], None] | None = None
 
     def _notify_channel(self, curs: Any) -> None:
         """The library's NOTIFY, rendered once and never prepared (see ``_insert_committed``)."""
@@ -533,6 +584,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         ids = self._insert_committed(stored_events, marks, **kwargs)
         if self.keyring is not None:
             self.keyring.committed(e.originator_id for e in stored_events)
+        if self.on_written is not None:
+            self.on_written(stored_events)
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
@@ -594,6 +647,30 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 for e in stored_events]
         curs.execute(self.insert_events_statement, (rows,), prepare=True)
 
+    def moves_recent(self) -> bool:
+        """Whether a save reported what moved a moment ago: a process that
+        has not saved for a while (``MOVES_MAX_AGE``) knows nothing of what
+        others committed meanwhile, so its sales read first."""
+        return self._seen_after is not None and time.monotonic() - self._reported_at <= MOVES_MAX_AGE
+
+    def track_moves(self) -> bool:
+        """Start (once) having every save report the events other writers
+        committed since this process's previous save (``on_moves``): from
+        the log's current end, so every commit after this call is reported
+        by some later save of this process.  ``False`` where saves do not go
+        through the save function (then nothing is reported)."""
+        if self._seen_after is not None:
+            return True
+        if not (self._save_function or (self._save_function is None and self._use_save_function())):
+            return False
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(f"SELECT coalesce(max(notification_id), 0) AS top FROM {self._table}", prepare=False)
+            row = curs.fetchone()
+        if self._seen_after is None:
+            self._seen_after = int(row["top"]) if row else 0
+            self._reported_at = time.monotonic()
+        return True
+
     def _use_save_function(self) -> bool:
         """Whether ordinary saves call the database's save function (migration
         16): only for the ledger's own table and channel, when no subclass adds
@@ -608,7 +685,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute("SELECT to_regprocedure('public.ledger_save_events(text, text[], text[], jsonb[],"
                              " uuid[], bytea[], uuid[], uuid[], uuid[], bytea[], uuid[], bigint[], text[],"
-                             " bytea[])') IS NOT NULL AND current_setting('client_encoding') = 'UTF8' AS usable",
+                             " bytea[], uuid[], bigint[], bigint)') IS NOT NULL"
+                             " AND current_setting('client_encoding') = 'UTF8' AS usable",
                              prepare=False)  # texts are sent as UTF-8 bytes
                 row = curs.fetchone()
                 usable = bool(row and row["usable"])
@@ -666,6 +744,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
             _int8_array([e.originator_version for e in stored_events]),
             _sized_array(_TextArray, [e.topic.encode() for e in stored_events]),
             _sized_array(_ByteaArray, [e.state for e in stored_events]),
+            _uuid_array([aggregate_id.bytes for aggregate_id in rows.reads]),
+            _int8_array(list(rows.reads.values())),
+            None if (seen_after := self._seen_after_now()) is None else seen_after.to_bytes(8, "big", signed=True),
         )
         pool = self.datastore.pool
         if pool.closed:  # not opened yet: the library's checkout opens it
@@ -682,13 +763,49 @@ class LedgerRecorder(PostgresApplicationRecorder):
             raise _as_library_error(exc) from exc
         finally:
             pool.putconn(conn)  # a broken connection is discarded by the pool, an open transaction rolled back
-        ids = [int.from_bytes(cast(bytes, result.get_value(row, 0)), "big", signed=True)
-               for row in range(result.ntuples)]
+        ids: list[int] = []
+        moves: list[StoredEvent] = []
+        get = result.get_value
+        for row in range(result.ntuples):
+            value = get(row, 0)
+            if value is not None:
+                ids.append(int.from_bytes(cast(bytes, value), "big", signed=True))
+            else:
+                moves.append(StoredEvent(
+                    originator_id=UUID(bytes=cast(bytes, get(row, 1))),
+                    originator_version=int.from_bytes(cast(bytes, get(row, 2)), "big", signed=True),
+                    topic=cast(bytes, get(row, 3)).decode(), state=bytes(cast(bytes, get(row, 4)))))
         if len(ids) != len(stored_events):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
+        if seen_after is not None:
+            self._report_moves(moves, ids)
+        elif self._seen_after is not None and ids:  # after a pause: report from this save on
+            self._seen_after, self._reported_at = max(ids), time.monotonic()
         return ids
 
-    def _call_save_function(self, conn: Any, params: Sequence[bytes]) -> Any:
+    def _seen_after_now(self) -> int | None:
+        """Where this save's report starts; ``None`` (no report) when not
+        tracking, or after a pause: then what this process knew is dropped
+        (``on_moves(None)``) rather than a long report read under the lock."""
+        seen_after = self._seen_after
+        if seen_after is not None and time.monotonic() - self._reported_at > MOVES_MAX_AGE:
+            if self.on_moves is not None:
+                self.on_moves(None)
+            return None
+        return seen_after
+
+    def _report_moves(self, moves: list[StoredEvent], ids: list[int]) -> None:
+        """Hand what moved to ``on_moves`` (``None``: too much to list), and
+        move the start of the next report to this save's events: everything
+        committed before them was just reported.  Threads race to move it;
+        one moving it back only makes a later report overlap this one."""
+        self._reported_at = time.monotonic()
+        if self.on_moves is not None:
+            self.on_moves(None if len(moves) > MOVES_LIMIT else moves)
+        if ids and (top := max(ids)) > (self._seen_after or 0):
+            self._seen_after = top
+
+    def _call_save_function(self, conn: Any, params: Sequence[bytes | None]) -> Any:
         """The save function's call on ``conn`` through its libpq handle: the
         statement prepared once per connection under a fixed name (again when
         psycopg has deallocated every statement of the session, which it does

@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError
@@ -69,6 +69,22 @@ from ledger.domain.paid_event import PaidEvent
 from ledger.errors import VersionConflict
 
 T = TypeVar("T")
+
+class SaleRead(NamedTuple):
+    """What a batch's ``load`` read: the event, its capacity, and whether
+    both came from the cache without a query (trusted reads,
+    ``ledger.aggregate_cache``).  A trusted read's save carries ``checks``
+    (the organizer's version: ``ledger.application.ReadCheck``), and a sale
+    refused on it is decided again on a fresh read."""
+
+    event: PaidEvent
+    capacity: int
+    trusted: bool = False
+    checks: tuple[Any, ...] = ()
+
+
+#: ``load(fresh)``: the event and its capacity; ``fresh``: as current as the database.
+Loader = Callable[[bool], SaleRead]
 
 MAX_SALES = 150
 """Sales per batch: two events each (the seat, the registration), kept under
@@ -147,14 +163,16 @@ class SalesBatcher:
         self.sales = 0
         self.wakeups = 0  # sellers woken by a leader (each waiting seller exactly once)
         self.rechecked = 0  # sales re-run with their look-ups after a conflict
+        self.conflicts = 0  # batches whose save was refused (and decided again)
 
-    def sell(self, event_id: UUID, load: Callable[[], tuple[PaidEvent, int]], sale: Sale, *,
+    def sell(self, event_id: UUID, load: Loader, sale: Sale, *,
              dedupe: Sequence[Hashable] = ()) -> Any:
         """Queue ``sale`` for the event, lead a batch when none is in flight,
         and return this sale's result once its batch committed (or raise its
-        own error).  ``load`` reads the event (as current as the database:
-        the cached instance itself with a ``LedgerRepository``, which the
-        batch only ever drafts on, else a copy) and its capacity.
+        own error).  ``load(fresh)`` reads the event (the cached instance
+        itself with a ``LedgerRepository``, which the batch only ever drafts
+        on, else a copy) and its capacity: as current as the database when
+        ``fresh``, else possibly from the cache alone (:class:`SaleRead`).
         ``dedupe``: sales sharing any key (the same registration id, the
         same e-mail address) never share a batch."""
         mine = _Queued(sale, dedupe, contextvars.copy_context())
@@ -217,15 +235,19 @@ class SalesBatcher:
         lane.queue[:] = rest
         return batch
 
-    def _run(self, event_id: UUID, batch: list[_Queued], load: Callable[[], tuple[PaidEvent, int]]) -> None:
+    def _run(self, event_id: UUID, batch: list[_Queued], load: Loader) -> None:
         try:
             with self.retry.locks.reserved(event_id) as lock:
                 for attempt in range(self.max_attempts):
                     try:
                         with lock:
-                            self._attempt(batch, load, recheck=attempt > 0)
+                            if not self._attempt(batch, load, recheck=attempt > 0, fresh=attempt > 0):
+                                # a sale refused on a read from the cache alone: decide again on a fresh one
+                                self._attempt(batch, load, recheck=False, fresh=True)
                         return
                     except RecordConflictError:
+                        with self._lock:
+                            self.conflicts += 1
                         if not self._mark_rechecks(event_id, batch):  # another writer's: back off
                             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
             raise VersionConflict("too many concurrent changes; try again")
@@ -247,7 +269,7 @@ class SalesBatcher:
             queued.recheck = not queued.dedupe or not taken.isdisjoint(queued.dedupe)
         return bool(taken)
 
-    def _attempt(self, batch: list[_Queued], load: Callable[[], tuple[PaidEvent, int]], *, recheck: bool) -> None:
+    def _attempt(self, batch: list[_Queued], load: Loader, *, recheck: bool, fresh: bool) -> bool:
         """Decide every sale on one read of the event and save them in one
         transaction; outcomes are published only after the commit.
 
@@ -255,11 +277,16 @@ class SalesBatcher:
         (``LedgerRepository.drafting``: no copy, whatever the event's size)
         and the committed events are applied to the cache afterwards, so a
         reader never sees an unsaved sale and a failed save leaves the cache
-        as it was."""
+        as it was.
+
+        ``False`` (nothing saved, no outcome published) when a sale was
+        refused on a read from the cache alone: a seat another process freed
+        a moment ago may not be known here yet, so the caller decides again on
+        a fresh read before anyone is refused."""
         if recheck:
             with self._lock:
                 self.rechecked += sum(queued.recheck for queued in batch)
-        loaded, capacity = load()
+        loaded, capacity, trusted, checks = load(fresh)
         repository = self.store.repository
         if isinstance(repository, LedgerRepository):
             with repository.drafting(loaded) as event:
@@ -267,8 +294,12 @@ class SalesBatcher:
         else:
             event = loaded
             outcomes, to_save, save_kwargs = self._decide(batch, event, capacity, recheck)
+        if trusted and any(error is not None for _, _, error in outcomes):
+            return False
         if event.pending_events or to_save:
             committed = list(event.pending_events)
+            if checks:
+                save_kwargs.setdefault("idempotency_marks", []).extend(checks)
             self.store.save(event, *to_save, **save_kwargs)
             if isinstance(repository, LedgerRepository):
                 repository.apply_committed(event.id, committed, draft=event, origin=loaded)
@@ -277,6 +308,7 @@ class SalesBatcher:
             self.sales += len(batch)
         for queued, outcome, error in outcomes:
             queued.decision, queued.error, queued.done = outcome, error, True
+        return True
 
     @staticmethod
     def _decide(

@@ -32,7 +32,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from ledger import idempotency_store
 from ledger.aggregate_cache import LedgerRepository
-from ledger.application import LedgerRecorder, LedgerStore
+from ledger.application import LedgerRecorder, LedgerStore, ReadCheck
 from ledger.clock import Clock, utc_now
 from ledger.command_retry import MAX_CACHED_EVENT_IDS, CommandRetry, LruCache
 from ledger.domain.organizer import Organizer
@@ -50,7 +50,7 @@ from ledger.money import Money
 from ledger.pricing import check_price, check_provider_country
 from ledger.providers.registry import GATEWAY_PROVIDERS
 from ledger.registration_emails import EmailClaim, RegistrationEmails, normalized_email
-from ledger.sales_batch import Decision, SalesBatcher
+from ledger.sales_batch import Decision, SaleRead, SalesBatcher
 from ledger.scope import ANYONE, Owned, Scope, parse_uuid
 
 A = TypeVar("A")
@@ -253,6 +253,31 @@ class LedgerService:
         if not isinstance(paid_event, PaidEvent) or not isinstance(organizer, Organizer):
             raise NotFound(f"no event {event_id}")
         return paid_event, organizer.plan_size
+
+    def _sale_read(self, event_id: str, key: UUID, *, fresh: bool) -> SaleRead:
+        """The cached event itself and its capacity for a batch of sales
+        (``ledger.sales_batch``), as :meth:`_event_and_capacity` reads them
+        -- or, not ``fresh`` and both known current (trusted reads,
+        ``ledger.aggregate_cache``), straight from the cache, the save then
+        checking the organizer's version (``ReadCheck``: a plan change from
+        any process still limits the next sale, R9)."""
+        repository = self.store.repository
+        if fresh or not isinstance(repository, LedgerRepository):
+            return SaleRead(*self._event_and_capacity(event_id, copy=False, key=key))
+
+        def organizer_of(aggregate: object) -> UUID:
+            if not isinstance(aggregate, PaidEvent):
+                raise NotFound(f"no event {event_id}")
+            return parse_uuid(aggregate.organizer_id, "organizer")
+
+        try:
+            paid_event, organizer, trusted = repository.read_for_sale(key, organizer_of, fresh=False)
+        except AggregateNotFoundError:
+            raise NotFound(f"no event {event_id}") from None
+        if not isinstance(paid_event, PaidEvent) or not isinstance(organizer, Organizer):
+            raise NotFound(f"no event {event_id}")
+        checks = (ReadCheck(organizer.id, organizer.version),) if trusted else ()
+        return SaleRead(paid_event, organizer.plan_size, trusted, checks)
 
     def seat_hold_for(self, event: PaidEvent) -> timedelta:
         """How long a registration for ``event`` holds a seat (R20): the open
@@ -481,7 +506,7 @@ class LedgerService:
             return Decision(registration, save=(registration,), save_kwargs={"idempotency_marks": marks})
 
         return cast(Registration, self._sales.sell(
-            event_key, lambda: self._event_and_capacity(event_id, copy=False, key=event_key), sale,
+            event_key, lambda fresh: self._sale_read(event_id, event_key, fresh=fresh), sale,
             dedupe=(uid, normalized_email(email)),
         ))
 

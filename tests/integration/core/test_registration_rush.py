@@ -22,7 +22,7 @@ from ledger.container import Ledger
 from ledger.domain.paid_event import PaidEvent
 from ledger.domain.registration import Registration
 from ledger.errors import CapacityExhausted
-from ledger.sales_batch import Decision, Sale
+from ledger.sales_batch import Decision, Sale, SaleRead
 from tests.support.manual_event import manual_event
 from tests.support.postgres import TestServer
 from tests.support.two_ledgers import two_ledgers
@@ -103,8 +103,8 @@ def test_each_waiting_sale_is_woken_once(fresh_ledger: Ledger) -> None:
     first_batch, release = threading.Event(), threading.Event()
     batches: list[list[int]] = []
 
-    def load() -> tuple[PaidEvent, int]:
-        return service._event_and_capacity(event_id, copy=False)
+    def load(fresh: bool) -> SaleRead:
+        return SaleRead(*service._event_and_capacity(event_id, copy=False))
 
     def seller(i: int) -> Sale:
         def sale(event: PaidEvent, capacity: int, recheck: bool) -> Decision[int]:
@@ -156,7 +156,7 @@ def test_a_repeated_address_in_a_batch_rechecks_only_its_own_sale(fresh_ledger: 
 
     emails = [f"p{i}@example.com" for i in range(7)] + [" ADA@Example.com "]
     with ThreadPoolExecutor(max_workers=9) as pool:
-        first = pool.submit(batcher.sell, key, lambda: service._event_and_capacity(event_id, copy=False), hold,
+        first = pool.submit(batcher.sell, key, lambda fresh: SaleRead(*service._event_and_capacity(event_id, copy=False)), hold,
                             dedupe=("hold",))
         assert holding.wait(10)
         futures = [pool.submit(service.register_participant, event_id, name="P", email=email, fields={})

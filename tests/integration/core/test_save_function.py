@@ -1,5 +1,5 @@
 """The event store's save as one call of the database's save function
-(migration 16, ``ledger_save_events``; ledger.application:
+(migrations 16 and 17, ``ledger_save_events``; ledger.application:
 LedgerRecorder._insert_by_function): what it writes, the lock it takes before
 inserting, NOTIFY, and the fallback for a database without the function."""
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from ledger.application import LedgerRecorder, LedgerStore
+from ledger.application import LedgerRecorder, LedgerStore, ReadCheck
 from ledger.container import Ledger
 from ledger.database import eventsourcing_env
 from ledger.domain.organizer import Organizer
@@ -115,7 +115,9 @@ def test_the_save_notifies_the_logs_followers(fresh_ledger: Ledger) -> None:
 def test_a_database_without_the_function_saves_by_one_query(pg_server: TestServer) -> None:
     url = pg_server.new_database()
     with psycopg.connect(url) as conn:
-        conn.execute("DROP FUNCTION ledger_save_events")
+        for (signature,) in conn.execute("SELECT oid::regprocedure::text FROM pg_proc"
+                                         " WHERE proname = 'ledger_save_events'").fetchall():
+            conn.execute(f"DROP FUNCTION {signature}")  # both overloads (migrations 16 and 17)
     store = LedgerStore(env={**eventsourcing_env(url, pool_size=2), "PERSISTENCE_MODULE": "eventsourcing.postgres"})
     try:
         organizer = Organizer.register(id=uuid.uuid4(), name="x", country="US", plan_size=5)
@@ -155,3 +157,38 @@ def test_the_call_survives_deallocated_statements_and_lost_connections(pg_server
             recorder.insert_events([_event(), third])
     finally:
         store.close()
+
+
+def test_a_read_check_fails_the_call_when_what_was_read_moved(fresh_ledger: Ledger) -> None:
+    """Migration 17: a save decided on an aggregate it only read (a sale, on
+    its organizer) writes nothing when that aggregate has a newer event."""
+    recorder = _recorder(fresh_ledger)
+    read_id = uuid.uuid4()
+    for version in (1, 2):
+        recorder.insert_events([StoredEvent(originator_id=read_id, originator_version=version,
+                                            topic="tests:Stray", state=b"{}")])
+    mine = _event()
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([mine], idempotency_marks=[ReadCheck(read_id, 1)])
+    assert recorder.select_events(mine.originator_id) == []
+    recorder.insert_events([mine], idempotency_marks=[ReadCheck(read_id, 2)])  # read current: saved
+    assert recorder.select_events(mine.originator_id) == [mine]
+
+
+def test_each_save_reports_what_others_committed_since_the_last(fresh_ledger: Ledger) -> None:
+    recorder = _recorder(fresh_ledger)
+    reports: list[list[tuple[uuid.UUID, int, bytes]]] = []
+    recorder.on_moves = lambda moves: reports.append(
+        [(e.originator_id, e.originator_version, e.state) for e in moves or []])  # type: ignore[misc]
+    assert recorder.track_moves()
+    recorder.insert_events([_event()])
+    assert reports == [[]]  # nothing committed since tracking began
+    theirs = uuid.uuid4()
+    with psycopg.connect(fresh_ledger.database_url) as other_writer:
+        for version in (1, 2):
+            other_writer.execute("INSERT INTO ledger_events (originator_id, originator_version, topic, state)"
+                                 " VALUES (%s, %s, 'tests:Stray', '{}')", (theirs, version))
+    recorder.insert_events([_event()])
+    assert reports[-1] == [(theirs, 1, b"{}"), (theirs, 2, b"{}")]  # not this process's own earlier save
+    recorder.insert_events([_event()])
+    assert reports[-1] == []  # each reported once
