@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,11 +90,15 @@ def make_events(url: str, tmp: Path, count: int, plan: int) -> list[str]:
 
 
 def load(wrk: str, ports: list[int], paths: list[str], seconds: int, connections: int) -> float:
-    """wrk against every port at once, ``connections`` split evenly; the summed rate."""
-    lua = lua_post(paths, json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
+    """wrk against every port at once, ``connections`` split evenly; the summed rate.
+    Every request a new person (one registration per address and event): an
+    address per request and per process, else most requests would be a repeat
+    answered with the first registration -- which this once measured."""
     rates: list[float] = []
 
     def one(port: int) -> None:
+        lua = lua_post(paths, json.dumps({"name": "Ada", "email": f"ada@p{port}-{time.time_ns()}.example.com"}), {},
+                       unique_email=True)
         rate, _ = run_wrk(wrk, f"http://127.0.0.1:{port}", lua, seconds, max(1, connections // len(ports)))
         rates.append(rate)
 
