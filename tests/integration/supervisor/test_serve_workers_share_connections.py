@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.support.postgres import TestServer
+from tests.support.waiting import wait_serving
 from workers.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,24 +43,12 @@ def _serve(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_up(process: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"ledger serve exited with {process.returncode}"
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError("ledger serve did not come up")
-
-
 @pytest.fixture
 def server(pg_server: TestServer, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, str]]:
     url, port = pg_server.new_database(), free_port()
     process = _serve(url, tmp_path / "a", port)
     try:
-        _wait_up(process, port)
+        wait_serving(process, f"http://127.0.0.1:{port}")
         yield process, port, url
     finally:
         process.terminate()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from ledger.config import DEFAULT_RATE_LIMITS
 from ledger.money import Money
 from tests.support.postgres import TestServer
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_serving
 from workers.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,25 +49,13 @@ def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def _wait_up(process: subprocess.Popen[bytes], base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"ledger serve exited with {process.returncode}"
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{base} did not come up")
-
-
 @pytest.fixture
 def two_servers(pg_server: TestServer, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     url = pg_server.new_database()
     started = [_serve(url, tmp_path / name) for name in ("a", "b")]
     try:
         for process, base in started:
-            _wait_up(process, base)
+            wait_serving(process, base)
         yield url, [base for _, base in started]
     finally:
         for process, _ in started:
