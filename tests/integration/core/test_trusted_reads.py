@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
@@ -166,3 +167,29 @@ def test_this_process_s_other_commands_on_the_event_are_not_taken_for_current(fr
     _sell(fresh_ledger, event_id, 3)
     assert fresh_ledger.service._sales.conflicts == conflicts
     assert str(first.id) in fresh_ledger.service.event(event_id).sold
+
+
+def test_an_event_this_process_cannot_apply_never_fails_a_committed_save(
+    pg_server: TestServer, tmp_path: Path,
+) -> None:
+    """Another writer (a newer release, during a rollout) stored an event
+    type this process does not know on an event it trusts.  The report of
+    a's next save carries it: the save has committed and must be answered as
+    such; the event is dropped from the cache and read before its next sale."""
+    url = pg_server.new_database()
+    with two_ledgers(url, tmp_path) as (a, _):
+        _, event_id = manual_event(a, 10)
+        _, elsewhere = manual_event(a, 10)
+        _sell(a, event_id, 0)
+        _sell(a, event_id, 1)
+        repository = a.store.repository
+        assert isinstance(repository, LedgerRepository) and repository.cache is not None
+        version = repository.cache.get(uuid.UUID(event_id)).version
+        with psycopg.connect(url) as newer_release:
+            newer_release.execute("INSERT INTO ledger_events (originator_id, originator_version, topic, state)"
+                                  " VALUES (%s, %s, 'ledger.domain.paid_event:PaidEvent.Unknown', '{}')",
+                                  (event_id, version + 1))
+        sold = _sell(a, elsewhere, 2)  # its save reports the unknown event: still answered
+        assert str(sold.id) in a.service.event(elsewhere).holds
+        with pytest.raises(KeyError):
+            repository.cache.get(uuid.UUID(event_id))  # dropped, to be read (and refused) like any read of it
