@@ -287,13 +287,14 @@ class LedgerRepository(Repository[UUID]):
         #: Trusted reads (see the module doc): aggregate id -> the version
         #: this process knows to be the latest.
         self._latest: dict[UUID, int] = {}
-        self._trusting = False
+        #: The recorder whose saves report what moved, once trusting began (``None`` before).
+        self._reports: Any = None  # a LedgerRecorder (not imported: it imports this module)
         self.trusted_reads = 0  # sales decided without a read
 
     def _start_trusting(self) -> bool:
         """Once: have the recorder's saves report what moved (only with a
         cache and the save function of migration 0017)."""
-        if self._trusting:
+        if self._reports is not None:
             return True
         recorder = self.event_store.recorder
         track = getattr(recorder, "track_moves", None)
@@ -301,8 +302,7 @@ class LedgerRepository(Repository[UUID]):
             return False
         recorder.on_moves = self._moved  # type: ignore[attr-defined]
         recorder.on_written = self._written  # type: ignore[attr-defined]
-        self._reports: Any = recorder  # a LedgerRecorder (not imported: it imports this module)
-        self._trusting = True
+        self._reports = recorder
         return True
 
     def _moved(self, moves: list[Any] | None) -> None:
@@ -391,7 +391,7 @@ class LedgerRepository(Repository[UUID]):
 
     def _known_current(self, aggregate_id: UUID, version: int) -> None:
         """``aggregate_id`` at ``version`` holds every event committed so far."""
-        if self._trusting:
+        if self._reports is not None:
             latest = self._latest
             if len(latest) >= _LATEST_LIMIT:  # ids of aggregates long evicted: start over
                 latest.clear()
@@ -525,7 +525,7 @@ class LedgerRepository(Repository[UUID]):
         aggregate = self._catch_up(aggregate_id, new_events[aggregate_id], first,
                                    copy=copy and self.deepcopy_from_cache)
         other = self._catch_up(other_id, new_events[other_id], second, copy=False)
-        if self._trusting:
+        if self._reports is not None:
             self._known_current(aggregate_id, aggregate.version)
             self._known_current(other_id, other.version)
         return aggregate, other
@@ -622,7 +622,7 @@ class LedgerRepository(Repository[UUID]):
                     newer = [event for event in events if event.originator_version > cached.version]
                     if newer and newer[0].originator_version == cached.version + 1:
                         apply_events(cached, newer)
-                if self._trusting and cached.version == events[-1].originator_version:
+                if self._reports is not None and cached.version == events[-1].originator_version:
                     # Committed on top of ``start``: no one else wrote in between (the
                     # versions are unique), so this is the latest, as of the commit.
                     self._known_current(aggregate_id, cached.version)

@@ -47,6 +47,7 @@ from ledger.actor import current_actor
 from ledger.aggregate_cache import LedgerRepository
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
+from ledger.handover import settle_unsettled, sleeping_lock, wake
 from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state, seal_state
 from ledger.stored_state import StateEncoder
 
@@ -276,13 +277,6 @@ def _stored_event(row: Any) -> StoredEvent:
                        topic=row["topic"], state=bytes(row["state"]))
 
 
-def _locked() -> Any:
-    """A lock already taken: its owner's ``acquire`` sleeps until another thread releases it."""
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(eq=False)
 class _Pending:
     """One caller's save waiting for a group commit.
@@ -300,7 +294,7 @@ class _Pending:
     ids: Sequence[int] | None = None
     error: BaseException | None = None
     done: bool = False
-    wake: Any = field(default_factory=_locked)
+    wake: Any = field(default_factory=sleeping_lock)
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -525,18 +519,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
         any; else no leader), then wake the group's other callers, whose
         saves are done -- and no one else.  The next commit starts before
         the finished callers compete for the GIL to answer."""
-        for pending in group:  # ``_commit_group`` settles each; never leave one asleep unsettled
-            if not pending.done:
-                pending.error, pending.done = RuntimeError("the group commit did not settle this save"), True
+        settle_unsettled(group, "the group commit did not settle this save")  # ``_commit_group`` settles each
         woken = [pending for pending in group if pending is not mine]
         with self._group_lock:
             following = self._group_queue[0] if self._group_queue else None
             self._group_leader = following is not None
             self.group_wakeups += len(woken) + (following is not None)
-        if following is not None:
-            following.wake.release()
-        for pending in woken:
-            pending.wake.release()
+        wake(following, woken)
 
     def _take_group(self) -> list[_Pending]:
         """Queued saves up to GROUP_LIMIT events (always at least one)."""

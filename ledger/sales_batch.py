@@ -67,6 +67,7 @@ from ledger.application import LedgerStore
 from ledger.command_retry import CommandRetry
 from ledger.domain.paid_event import PaidEvent
 from ledger.errors import VersionConflict
+from ledger.handover import settle_unsettled, sleeping_lock, wake
 
 T = TypeVar("T")
 
@@ -109,13 +110,6 @@ must leave the event untouched).  ``recheck`` is true on a re-run after a
 conflict: look the aggregate to create up again first."""
 
 
-def _locked() -> Any:
-    """A lock already taken: its owner's ``acquire`` sleeps until another thread releases it."""
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(eq=False)
 class _Queued:
     """One sale waiting in its event's lane.  ``wake`` is its caller's own
@@ -130,7 +124,7 @@ class _Queued:
     decision: Decision[Any] | None = None
     error: BaseException | None = None
     done: bool = False
-    wake: Any = field(default_factory=_locked)
+    wake: Any = field(default_factory=sleeping_lock)
 
 
 @dataclass
@@ -203,9 +197,7 @@ class SalesBatcher:
         the lane is dropped), then wake the batch's other sellers, whose
         outcomes are set -- and no one else.  The next batch starts before
         the finished sellers compete for the GIL to answer."""
-        for queued in taken:  # ``_run`` settles each; never leave one asleep unsettled
-            if not queued.done:
-                queued.error, queued.done = RuntimeError("the batch did not settle this sale"), True
+        settle_unsettled(taken, "the batch did not settle this sale")  # ``_run`` settles each
         woken = [queued for queued in taken if queued is not mine]
         with self._lock:
             following = lane.queue[0] if lane.queue else None
@@ -214,10 +206,7 @@ class SalesBatcher:
                 if self._lanes.get(event_id) is lane:
                     del self._lanes[event_id]  # every seller of this lane is done
             self.wakeups += len(woken) + (following is not None)
-        if following is not None:
-            following.wake.release()
-        for queued in woken:
-            queued.wake.release()
+        wake(following, woken)
 
     def _take(self, lane: _Lane) -> list[_Queued]:
         """With the lock held: the next batch, in queue order -- the first
