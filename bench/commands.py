@@ -29,7 +29,11 @@ run.  Both print the average number of registrations per commit (PostgreSQL's
 ``xmin``: one per transaction), which shows the group commit and the batched
 sales at work.
 
-Usage: .venv/bin/python bench/commands.py [--seconds 10] [--connections 16] [--no-rush]
+Usage: .venv/bin/python bench/commands.py [--seconds 10] [--connections 16] [--no-rush] [--no-pin-workers]
+
+Both servers run their workers pinned, each on a CPU of its own, as
+``ledger serve --pin-workers`` does (entrypoints/http_server.py says why);
+``--no-pin-workers`` leaves them to the scheduler.
 """
 
 from __future__ import annotations
@@ -188,8 +192,13 @@ TRIVIAL_APP = textwrap.dedent('''
         return jsonify({"status": "ok"})
     class S(BaseApplication):
         def load_config(self):
+            hooks = {}
+            if sys.argv[4] == "pin":  # as ``ledger serve --pin-workers`` does
+                sys.path.insert(0, sys.argv[5])
+                from entrypoints.http_server import worker_cpu_hooks
+                hooks = worker_cpu_hooks(int(sys.argv[2]))
             for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": int(sys.argv[2]), "threads": int(sys.argv[3]),
-                         "worker_class": "gthread", "loglevel": "warning", "reuse_port": True}.items():
+                         "worker_class": "gthread", "loglevel": "warning", "reuse_port": True, **hooks}.items():
                 self.cfg.set(k, v)
         def load(self):
             return app
@@ -264,6 +273,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn processes (both servers)")
     parser.add_argument("--threads", type=int, default=8, help="threads per process (both servers)")
+    parser.add_argument("--no-pin-workers", action="store_true",
+                        help="let the scheduler move worker processes between CPUs (both servers)")
     parser.add_argument("--rush-clients", type=int, default=64)
     parser.add_argument("--rush-seats", type=int, default=10_000)
     parser.add_argument("--no-rush", action="store_true")
@@ -278,7 +289,9 @@ def main() -> None:
         port_t = free_port()
         script = tmp / "trivial.py"
         script.write_text(TRIVIAL_APP)
-        procs.append(subprocess.Popen([PY, str(script), str(port_t), str(args.workers), str(args.threads)]))
+        pin = "no" if args.no_pin_workers else "pin"
+        procs.append(subprocess.Popen([PY, str(script), str(port_t), str(args.workers), str(args.threads), pin,
+                                       str(ROOT)]))
         wait_http(port_t)
         lua_t = lua_post(["/echo"], json.dumps({"name": "Ada", "email": "ada@example.com"}), {})
         trivial_proc = procs[-1]  # kept (idle) and measured again right after the ledger's run
@@ -307,7 +320,8 @@ def main() -> None:
                "LEDGER_HTTP_PORT": str(port_l), "LEDGER_SECRET_KEY": "22" * 32, "PYTHONPATH": str(ROOT),
                "LEDGER_RATE_LIMIT_REGISTRATION": "off"}  # one load generator, one client address
         procs.append(subprocess.Popen([PY, "-m", "entrypoints.cli", "serve", "--workers", str(args.workers),
-                                       "--threads", str(args.threads)], env=env))
+                                       "--threads", str(args.threads), *([] if args.no_pin_workers else
+                                                                         ["--pin-workers"])], env=env))
         wait_http(port_l)
         # the ledger app's own floor: GET /healthz runs every hook, no command, no database
         lua_h = Path(tempfile.mkstemp(suffix=".lua")[1])
@@ -355,8 +369,9 @@ def main() -> None:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
 
+    pinned = "scheduler-placed" if args.no_pin_workers else "each on a CPU of its own (--pin-workers)"
     print(f"load: wrk -t2 -c{args.connections} -d{args.seconds}s; {args.workers} gunicorn workers x "
-          f"{args.threads} threads; {os.cpu_count()} cores")
+          f"{args.threads} threads, {pinned}; {os.cpu_count()} cores")
     print(f"trivial Flask JSON endpoint:      {trivial:8.0f} req/s  (mean of {trivial_before:.0f} before and "
           f"{trivial_after:.0f} after the ledger's run; connections per worker {split_t1}, {split_t2})")
     health_cpu = cpu_h / max(1.0, health * args.seconds) * 1000

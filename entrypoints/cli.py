@@ -116,7 +116,9 @@ def _admin_token(settings: Settings, url: str) -> str | None:
 @main.command()
 @click.option("--workers", default=2, show_default=True, help="worker processes")
 @click.option("--threads", default=8, show_default=True, help="threads per worker process")
-def serve(workers: int, threads: int) -> None:
+@click.option("--pin-workers", is_flag=True,
+              help="keep each worker process on a CPU of its own (when this server owns the machine's CPUs)")
+def serve(workers: int, threads: int, pin_workers: bool) -> None:
     """The HTTP API only."""
     from entrypoints.bootstrap import database_url
     from entrypoints.http_server import PortInUse
@@ -126,7 +128,7 @@ def serve(workers: int, threads: int) -> None:
     url = database_url(settings)
     _check_schema(url)  # before gunicorn forks workers that would each fail
     try:
-        run_server(settings, url, workers=workers, threads=threads)
+        run_server(settings, url, workers=workers, threads=threads, pin_workers=pin_workers)
     except PortInUse as exc:
         raise click.ClickException(str(exc)) from exc
 

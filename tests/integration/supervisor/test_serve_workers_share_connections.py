@@ -1,5 +1,6 @@
-"""``ledger serve`` spreads connections across its worker processes, and a
-second server refuses a port the first one listens on.
+"""``ledger serve`` spreads connections across its worker processes, a
+second server refuses a port the first one listens on, and with
+``--pin-workers`` each worker keeps a CPU of its own.
 
 Why: behind a load balancer (or a benchmark) a few keep-alive connections
 carry all the traffic.  With gunicorn's one shared listening socket, the
@@ -11,6 +12,7 @@ server while the other idled.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,7 @@ import pytest
 import requests
 
 from tests.support.postgres import TestServer
-from tests.support.waiting import wait_serving
+from tests.support.waiting import wait_serving, wait_until
 from workers.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,14 +33,14 @@ CONNECTIONS = 16
 ROUNDS = 4
 
 
-def _serve(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, data_dir: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env.update({
         "LEDGER_DATABASE_URL": url, "LEDGER_DATA_DIR": str(data_dir), "LEDGER_SECRET_KEY": "11" * 32,
         "LEDGER_HTTP_HOST": "127.0.0.1", "LEDGER_HTTP_PORT": str(port), "PYTHONPATH": str(ROOT),
     })
     return subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "serve", "--workers", "2", "--threads", "4"],
+        [sys.executable, "-m", "entrypoints.cli", "serve", "--workers", "2", "--threads", "4", *options],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
@@ -112,3 +114,48 @@ def test_a_second_server_refuses_the_port_the_first_listens_on(
     assert b"Traceback" not in err
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     assert process.poll() is None
+
+
+def _cpus_per_worker(process: subprocess.Popen[bytes]) -> dict[int, set[frozenset[int]]]:
+    """Each worker process's pid -> the CPU sets its threads may run on."""
+    return {worker.pid: {frozenset(os.sched_getaffinity(thread.id)) for thread in worker.threads()}
+            for worker in psutil.Process(process.pid).children()}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_pinned_workers_each_keep_a_cpu_of_their_own_across_a_crash(
+    server: tuple[subprocess.Popen[bytes], int, str], pg_server: TestServer, tmp_path: Path,
+) -> None:
+    """Every thread of a pinned worker runs on its worker's one CPU, a
+    different CPU per worker; a worker killed mid-flight is replaced on the
+    CPU it freed.  Without the option the scheduler places them (as before)."""
+    unpinned, _, _ = server
+    everywhere = frozenset(os.sched_getaffinity(0))
+    assert all(sets == {everywhere} for sets in _cpus_per_worker(unpinned).values())
+
+    url, port = pg_server.new_database(), free_port()
+    process = _serve(url, tmp_path / "pinned", port, "--pin-workers")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_serving(process, base)
+        for _ in range(8):  # the request threads exist once requests came
+            requests.get(f"{base}/healthz", timeout=5)
+        before = _cpus_per_worker(process)
+        assert len(before) == 2 and all(len(sets) == 1 and len(next(iter(sets))) == 1 for sets in before.values())
+        assert len({next(iter(sets)) for sets in before.values()}) == 2, before
+
+        victim, survivor = sorted(before)
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> dict[int, set[frozenset[int]]] | None:
+            found = _cpus_per_worker(process)
+            return found if len(found) == 2 and victim not in found else None
+
+        after = wait_until(replaced, timeout=30, what="a worker in place of the killed one")
+        [replacement] = set(after) - {survivor}
+        assert after[survivor] == before[survivor]
+        assert after[replacement] == before[victim]
+        wait_serving(process, base)
+    finally:
+        process.terminate()
+        process.wait(20)
