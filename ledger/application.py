@@ -186,6 +186,8 @@ _SAVE_NAME = b"ledger_save_events_v17"
 _SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001, 2951, 1016, 20]
 #: More moved events than this since a process's last save: "anything may have moved".
 MOVES_LIMIT = 1000
+#: An aggregate's first event's version (the library's ``INITIAL_VERSION``).
+_FIRST_VERSION = 1
 #: Seconds without a save after which a process trusts nothing it knew (``LedgerRecorder.moves_recent``).
 MOVES_MAX_AGE = 2.0
 _NO_UUIDS = _array_of(_UuidArray, [])
@@ -754,20 +756,24 @@ class LedgerRecorder(PostgresApplicationRecorder):
             pool.putconn(conn)  # a broken connection is discarded by the pool, an open transaction rolled back
         ids: list[int] = []
         moves: list[StoredEvent] = []
+        moved = 0
         get = result.get_value
         for row in range(result.ntuples):
             value = get(row, 0)
             if value is not None:
                 ids.append(int.from_bytes(cast(bytes, value), "big", signed=True))
-            else:
-                moves.append(StoredEvent(
-                    originator_id=UUID(bytes=cast(bytes, get(row, 1))),
-                    originator_version=int.from_bytes(cast(bytes, get(row, 2)), "big", signed=True),
-                    topic=cast(bytes, get(row, 3)).decode(), state=bytes(cast(bytes, get(row, 4)))))
+                continue
+            moved += 1
+            version = int.from_bytes(cast(bytes, get(row, 2)), "big", signed=True)
+            if version == _FIRST_VERSION:
+                continue  # an aggregate created: see ``_report_moves``
+            moves.append(StoredEvent(
+                originator_id=UUID(bytes=cast(bytes, get(row, 1))), originator_version=version,
+                topic=cast(bytes, get(row, 3)).decode(), state=bytes(cast(bytes, get(row, 4)))))
         if len(ids) != len(stored_events):
             raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)} events")
         if seen_after is not None:
-            self._report_moves(moves, ids)
+            self._report_moves(moves, ids, moved)
         elif self._seen_after is not None and ids:  # after a pause: report from this save on
             self._seen_after, self._reported_at = max(ids), time.monotonic()
         return ids
@@ -783,14 +789,21 @@ class LedgerRecorder(PostgresApplicationRecorder):
             return None
         return seen_after
 
-    def _report_moves(self, moves: list[StoredEvent], ids: list[int]) -> None:
-        """Hand what moved to ``on_moves`` (``None``: too much to list), and
-        move the start of the next report to this save's events: everything
-        committed before them was just reported.  Threads race to move it;
-        one moving it back only makes a later report overlap this one."""
+    def _report_moves(self, moves: list[StoredEvent], ids: list[int], moved: int) -> None:
+        """Hand what moved to ``on_moves`` (``None``: too much to list --
+        ``moved`` counts every reported event), and move the start of the
+        next report to this save's events: everything committed before them
+        was just reported.  Threads race to move it; one moving it back only
+        makes a later report overlap this one.
+
+        ``moves`` leaves out the events that create an aggregate (the first
+        version): no cache can hold an aggregate from before it existed, so
+        none of them ever continues a cached one -- and they are half of what
+        other processes commit (each registration is one), each an object
+        built here and looked up there for nothing."""
         self._reported_at = time.monotonic()
         if self.on_moves is not None:
-            self.on_moves(None if len(moves) > MOVES_LIMIT else moves)
+            self.on_moves(None if moved > MOVES_LIMIT else moves)
         if ids and (top := max(ids)) > (self._seen_after or 0):
             self._seen_after = top
 

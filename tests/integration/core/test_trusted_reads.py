@@ -193,3 +193,51 @@ def test_an_event_this_process_cannot_apply_never_fails_a_committed_save(
         assert str(sold.id) in a.service.event(elsewhere).holds
         with pytest.raises(KeyError):
             repository.cache.get(uuid.UUID(event_id))  # dropped, to be read (and refused) like any read of it
+
+
+def test_a_report_lists_no_aggregate_another_process_created(pg_server: TestServer, tmp_path: Path) -> None:
+    """Each sale elsewhere creates a registration, which no cache here can
+    hold from before it existed: the report hands on only the events that
+    continue an aggregate (the event's seat holds), and those are applied."""
+    with two_ledgers(pg_server.new_database(), tmp_path) as (a, b):
+        _, event_id = manual_event(a, 10)
+        _sell(a, event_id, 0)
+        _sell(a, event_id, 1)
+        recorder = a.store.recorder
+        assert isinstance(recorder, LedgerRecorder) and recorder.on_moves is not None
+        reports: list[list[StoredEvent] | None] = []
+        apply = recorder.on_moves
+
+        def observed(moves: list[StoredEvent] | None) -> None:
+            reports.append(moves)
+            apply(moves)
+
+        recorder.on_moves = observed
+        theirs = {str(_sell(b, event_id, i).id) for i in (2, 3)}
+        _sell(a, event_id, 4)
+        moved = [stored for report in reports for stored in report or ()]
+        assert [(s.originator_id, s.topic.rsplit(".", 1)[-1]) for s in moved] == [(uuid.UUID(event_id), "SeatHeld")] * 2
+        assert theirs <= set(a.service.event(event_id).holds)
+
+
+def test_every_aggregate_starts_at_the_version_a_report_leaves_out() -> None:
+    """The report drops first versions as creations (LedgerRecorder._report_moves):
+    true only while no aggregate class starts elsewhere."""
+    import importlib
+    import pkgutil
+
+    from eventsourcing.domain import BaseAggregate
+
+    import ledger.domain
+    from ledger.application import _FIRST_VERSION
+
+    for module in pkgutil.iter_modules(ledger.domain.__path__):
+        importlib.import_module(f"ledger.domain.{module.name}")
+    classes, pending = [], list(BaseAggregate.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if cls.__module__.startswith("ledger."):
+            classes.append(cls)
+    assert {PaidEvent, Registration} <= set(classes)
+    assert {cls.__name__: cls.INITIAL_VERSION for cls in classes} == {cls.__name__: _FIRST_VERSION for cls in classes}
