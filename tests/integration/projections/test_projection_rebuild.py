@@ -105,20 +105,28 @@ def test_only_one_rebuild_at_a_time(fresh_ledger: Ledger) -> None:
 
 def test_rebuild_while_the_runner_follows_and_commands_keep_coming(fresh_ledger: Ledger) -> None:
     """The switch protocol: nothing applied twice or lost across the switch."""
-    _, event_id = organizer_with_event(fresh_ledger, plan_size=1000)
+    # Seats enough for whatever the writer manages while two rebuilds run (a
+    # thousand ran out once: the writer's thread died and the test went on
+    # without commands coming).
+    _, event_id = organizer_with_event(fresh_ledger, plan_size=1_000_000)
     write_bulk(fresh_ledger, 600)
     stop = threading.Event()
     follower = threading.Thread(target=ProjectionRunner(fresh_ledger, batch_size=50).run, args=(stop,))
     follower.start()
     writing = threading.Event()
 
+    failed: list[BaseException] = []
+
     def write() -> None:
         n = 0
-        while not writing.is_set():
-            rid = paid_registration(fresh_ledger, event_id, n)
-            if n % 3 == 0:
-                fresh_ledger.service.record_refund(rid, amount=Money(100, "USD"), reference=f"r{n}")
-            n += 1
+        try:
+            while not writing.is_set():
+                rid = paid_registration(fresh_ledger, event_id, n)
+                if n % 3 == 0:
+                    fresh_ledger.service.record_refund(rid, amount=Money(100, "USD"), reference=f"r{n}")
+                n += 1
+        except BaseException as exc:  # a writer that stopped early fails the test, not only warns
+            failed.append(exc)
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -129,6 +137,7 @@ def test_rebuild_while_the_runner_follows_and_commands_keep_coming(fresh_ledger:
     finally:
         writing.set()
         writer.join()
+    assert not failed, failed
     deadline = time.monotonic() + 10
     while runner.lag(fresh_ledger) and time.monotonic() < deadline:
         time.sleep(0.05)
