@@ -39,14 +39,19 @@ def test_broker_down_then_restarted_empty_mid_stream(relay_ledger, start_relay, 
     stop_writing = threading.Event()
     event_id = relay_ledger.service.registration(busy_event(relay_ledger, registrations=1)[0]).event_id
 
+    failed: list[BaseException] = []
+
     def write() -> None:
         n = 0
-        while not stop_writing.is_set():
-            reg = relay_ledger.service.register_participant(event_id, name="R", email=f"r{n}@x.org", fields={})
-            relay_ledger.service.record_payment(
-                str(reg.id), amount=Money(1000, "USD"), provider="manual", reference=f"r{n}"
-            )
-            n += 1
+        try:
+            while not stop_writing.is_set():
+                reg = relay_ledger.service.register_participant(event_id, name="R", email=f"r{n}@x.org", fields={})
+                relay_ledger.service.record_payment(
+                    str(reg.id), amount=Money(1000, "USD"), provider="manual", reference=f"r{n}"
+                )
+                n += 1
+        except BaseException as exc:  # a writer that stopped early fails the test, not only warns
+            failed.append(exc)
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
@@ -57,6 +62,7 @@ def test_broker_down_then_restarted_empty_mid_stream(relay_ledger, start_relay, 
     time.sleep(0.5)
     stop_writing.set()
     writer.join(10)
+    assert not failed, failed
 
     relay.wait_published(timeout=30)
     _, _, resets = positions.get(topic)
