@@ -155,10 +155,11 @@ def run_wrk_split(wrk: str, url: str, lua: Path, seconds: int, connections: int,
     Why: with gunicorn's one shared listening socket the first worker awake
     accepted, so wrk's keep-alive connections, opened at once, could all land
     in one worker (16/0 was seen; the trivial server then measured 2,343
-    req/s against 7,285 at 19/13 in one run).  Both servers here now give
-    each worker its own socket (``reuse_port``, as ``ledger serve`` does:
-    entrypoints/http_server.py), and the kernel's hash splits them about
-    evenly; the split is still printed beside each figure."""
+    req/s against 7,285 at 19/13 in one run), and a socket per worker split
+    them by a hash (12/4 in one draw of five).  Both servers here run the
+    ledger's worker class, which gives a new connection to the least loaded
+    worker (entrypoints/even_workers.py); the split is still printed beside
+    each figure."""
     import psutil
 
     port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -196,13 +197,11 @@ TRIVIAL_APP = textwrap.dedent('''
         return jsonify({"status": "ok"})
     class S(BaseApplication):
         def load_config(self):
-            hooks = {}
-            if sys.argv[4] == "pin":  # as ``ledger serve --pin-workers`` does
-                sys.path.insert(0, sys.argv[5])
-                from entrypoints.http_server import worker_cpu_hooks
-                hooks = worker_cpu_hooks(int(sys.argv[2]))
-            for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": int(sys.argv[2]), "threads": int(sys.argv[3]),
-                         "worker_class": "gthread", "loglevel": "warning", "reuse_port": True, **hooks}.items():
+            sys.path.insert(0, sys.argv[5])  # the ledger's worker class and hooks, as ``ledger serve`` uses them
+            from entrypoints.even_workers import gunicorn_options
+            workers = int(sys.argv[2])
+            for k, v in {"bind": f"127.0.0.1:{sys.argv[1]}", "workers": workers, "threads": int(sys.argv[3]),
+                         "loglevel": "warning", **gunicorn_options(workers, pin_workers=sys.argv[4] == "pin")}.items():
                 self.cfg.set(k, v)
         def load(self):
             return app

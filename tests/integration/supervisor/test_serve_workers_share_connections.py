@@ -1,5 +1,5 @@
-"""``ledger serve`` spreads connections across its worker processes, a
-second server refuses a port the first one listens on, and with
+"""``ledger serve`` spreads connections evenly across its worker processes,
+a second server refuses a port the first one listens on, and with
 ``--pin-workers`` each worker keeps a CPU of its own.
 
 Why: behind a load balancer (or a benchmark) a few keep-alive connections
@@ -64,11 +64,28 @@ def _per_worker(process: subprocess.Popen[bytes], port: int) -> list[int]:
                    for worker in psutil.Process(process.pid).children()), reverse=True)
 
 
+def _both_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until each worker takes one of two connections: the server answers as
+    soon as its first worker runs, and the other may still be starting."""
+    def one_each() -> bool:
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.1)
+            return _per_worker(process, port) == [1, 1]
+        finally:
+            for client in clients:
+                client.close()
+
+    wait_until(one_each, timeout=30, what="both workers accepting")
+    time.sleep(0.2)
+
+
 def test_connections_opened_together_are_spread_across_the_workers(
     server: tuple[subprocess.Popen[bytes], int, str],
 ) -> None:
     process, port, _ = server
-    busiest = 0
+    _both_listening(process, port)
+    splits: list[list[int]] = []
     for _ in range(ROUNDS):
         clients = []
         for _ in range(CONNECTIONS):  # opened at once, as a benchmark's or a balancer's pool opens them
@@ -88,15 +105,15 @@ def test_connections_opened_together_are_spread_across_the_workers(
                 assert client.recv(4096).startswith(b"HTTP/1.1 200")
             split = _per_worker(process, port)
             assert sum(split) == CONNECTIONS and len(split) == 2
-            busiest += split[0]
+            splits.append(split)
         finally:
             for client in clients:
                 client.close()
         time.sleep(0.2)
-    # A kernel hash spreads 64 connections about 38/26 (the busier worker's share
-    # of each 16 averages 9.6); the shared socket gave 58/6.  Above 48 is a
-    # 1-in-10,000 draw of the hash.
-    assert busiest <= 48, f"the busier worker held {busiest} of {ROUNDS * CONNECTIONS} connections"
+    # The first worker awake accepting gave 58/6 over the four rounds; a kernel
+    # hash of the addresses (a socket per worker) about 38/26, with 12/4 in one
+    # round of five.  The least loaded worker accepting: 8/8 or 9/7 each round.
+    assert all(split[0] <= CONNECTIONS // 2 + 1 for split in splits), splits
 
 
 def test_a_second_server_refuses_the_port_the_first_listens_on(
