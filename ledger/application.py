@@ -1009,6 +1009,54 @@ class ActorMapper(Mapper[UUID]):
         return upcast_and_build(cls, event_state)
 
 
+class SnapshotWriter:
+    """Stores snapshots (already encoded) from one thread of its own, in the
+    order they were taken.  A snapshot that cannot be stored is logged; one
+    still queued when the process ends is lost -- the aggregate is then read
+    from its previous snapshot and its events, as without it."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self._queue: list[StoredEvent | None] = []
+        self._pending = 0
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, stored: StoredEvent) -> None:
+        with self._changed:
+            self._queue.append(stored)
+            self._pending += 1
+            self._changed.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        with self._changed:
+            self._queue.append(None)
+            self._changed.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._queue))
+                stored = self._queue.pop(0)
+            if stored is None:
+                return
+            try:
+                self.recorder.insert_events([stored])
+            except Exception:
+                log.warning("could not store the snapshot of aggregate %s at version %s: it is read from its events",
+                            stored.originator_id, stored.originator_version, exc_info=True)
+            with self._changed:
+                self._pending -= 1
+                self._changed.notify_all()
+
+
 def _plain(aggregate: Any) -> Any:
     """``aggregate`` itself, or for a draft a shallow copy whose layered
     containers are the plain ``dict`` / ``list`` they read as (what the
@@ -1058,6 +1106,9 @@ class LedgerStore(Application[UUID]):
         "APPLICATION_RECORDER_TOPIC": "ledger.application:LedgerRecorder",
     }
 
+    _writer: SnapshotWriter | None = None
+    _snapshot_writer_lock = threading.Lock()
+
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's ``save`` (collect, record, snapshot, notify) with a
         cheaper collection of the aggregates' events (:class:`_Collected`)."""
@@ -1082,6 +1133,12 @@ class LedgerStore(Application[UUID]):
         path.  A sale's aggregate is a draft (``LedgerRepository.drafting``):
         its layered containers are read as the plain ones they stand for.
 
+        Stored off the request's path (:class:`SnapshotWriter`): under a
+        spread load every event reaches its next interval within the same
+        seconds, and each snapshot written on its sale's request, in a
+        transaction of its own, tripled the p99 of the seconds they came due
+        in (9.8 → 30.7 ms at a paced 1,150/s, docs/performance.md).
+
         A snapshot is only a shortcut for later reads, and the save has
         committed: a failure here is logged, never raised to the caller (the
         aggregate is then rebuilt from the previous snapshot and its events)."""
@@ -1097,10 +1154,30 @@ class LedgerStore(Application[UUID]):
         for aggregate_id, aggregate in due.items():
             try:
                 snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-                self.snapshots.put([snapshot_class.take(_plain(aggregate))])
+                # Encoded now (the aggregate changes on), stored by the writer's thread.
+                stored = self.snapshots.mapper.to_stored_event(snapshot_class.take(_plain(aggregate)))
             except Exception:
                 log.warning("could not snapshot aggregate %s (its save has committed): it is read from its events",
                             aggregate_id, exc_info=True)
+                continue
+            self._snapshot_writer().put(stored)
+
+    def _snapshot_writer(self) -> SnapshotWriter:
+        with self._snapshot_writer_lock:
+            if self._writer is None:
+                assert self.snapshots is not None
+                self._writer = SnapshotWriter(self.snapshots.recorder)
+            return self._writer
+
+    def flush_snapshots(self, timeout: float = 10.0) -> bool:
+        """Until every snapshot taken so far was stored (or failed); ``False`` after ``timeout``."""
+        writer = self._writer
+        return writer is None or writer.flush(timeout)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        super().close()
 
     def construct_repository(self) -> Repository[UUID]:
         """The library's repository, with a cheaper copy of cached aggregates

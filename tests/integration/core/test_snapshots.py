@@ -1,12 +1,13 @@
 """Snapshots of events and organizers (``LedgerStore.snapshotting_intervals``):
 taken when a save reaches an interval, from what the command saved (a sale's
-draft included), equal to the aggregate rebuilt from its events, read back
-by a process without a cache -- and never the reason a committed command
-fails."""
+draft included), stored off the request's path, equal to the aggregate
+rebuilt from its events, read back by a process without a cache -- and never
+the reason a committed command fails."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def _every(ledger: Ledger, interval: int = INTERVAL) -> None:
 
 
 def _snapshots(ledger: Ledger, event_id: str) -> list[int]:
+    assert ledger.store.flush_snapshots()  # stored by the writer's thread
     with psycopg.connect(ledger.database_url) as conn:
         rows = conn.execute("SELECT originator_version FROM ledger_snapshots WHERE originator_id = %s"
                             " ORDER BY originator_version", (event_id,)).fetchall()
@@ -77,7 +79,7 @@ def test_a_process_without_the_cache_reads_the_snapshot_and_what_followed(
         _every(a)
         for i in range(13):
             _sell(a, event_id, i)
-        assert _snapshots(a, event_id)
+        assert _snapshots(a, event_id)  # (flushed: stored before b reads)
         repository = b.store.repository
         assert isinstance(repository, LedgerRepository)
         assert _state(b.service.event(event_id)) == _state(a.service.event(event_id))
@@ -104,11 +106,37 @@ def test_a_snapshot_that_cannot_be_stored_does_not_fail_the_committed_sale(
         with caplog.at_level(logging.WARNING, logger="ledger.application"):
             registration = fresh_ledger.service.register_participant(event_id, name="P", email="p@example.com",
                                                                      fields={})
+            assert fresh_ledger.store.flush_snapshots()
         assert str(registration.id) in fresh_ledger.service.event(event_id).holds
-        assert any("could not snapshot aggregate" in r.getMessage() for r in caplog.records)
+        assert any("could not store the snapshot" in r.getMessage() and event_id in r.getMessage()
+                   for r in caplog.records)
         assert "p@example.com" not in caplog.text
         assert _snapshots(fresh_ledger, event_id) == []
     finally:
         with psycopg.connect(fresh_ledger.database_url, autocommit=True) as conn:
             conn.execute("DROP TRIGGER refuse_in_this_test ON ledger_snapshots;"
                          " DROP FUNCTION refuse_in_this_test()")
+
+
+def test_a_slow_snapshot_does_not_hold_up_the_sale_that_took_it(fresh_ledger: Ledger) -> None:
+    """Stored by the writer's thread: a sale is answered while its snapshot
+    is still being written (here the database takes a second over it)."""
+    _, event_id = manual_event(fresh_ledger, 100)
+    _every(fresh_ledger, 1)
+    with psycopg.connect(fresh_ledger.database_url, autocommit=True) as conn:
+        conn.execute(f"""
+            CREATE FUNCTION slow_in_this_test() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.originator_id = '{event_id}'::uuid THEN PERFORM pg_sleep(1); END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER slow_in_this_test BEFORE INSERT ON ledger_snapshots
+              FOR EACH ROW EXECUTE FUNCTION slow_in_this_test()""")
+    try:
+        started = time.monotonic()
+        _sell(fresh_ledger, event_id, 0)
+        assert time.monotonic() - started < 0.5
+        assert _snapshots(fresh_ledger, event_id) == [fresh_ledger.service.event(event_id).version]
+    finally:
+        with psycopg.connect(fresh_ledger.database_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER slow_in_this_test ON ledger_snapshots; DROP FUNCTION slow_in_this_test()")
