@@ -75,8 +75,10 @@ class EvenThreadWorker(ThreadWorker):  # type: ignore[misc]
         super().run()
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """gunicorn calls this on every turn of its loop (with "below its
-        connection limit"): listen only while also least loaded."""
+        """gunicorn calls this (with "below its connection limit") whenever
+        that differs from whether the worker listens -- so on every turn of
+        its loop while this worker is held back: listen only while also
+        least loaded."""
         super().set_accept_enabled(enabled and self.least_loaded())
 
     def least_loaded(self) -> bool:
