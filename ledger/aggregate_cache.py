@@ -270,6 +270,19 @@ def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+def plain_aggregate(aggregate: Any) -> Any:
+    """``aggregate`` itself, or for a draft (:func:`draft_aggregate`) a
+    shallow copy whose layered containers are the plain ``dict`` / ``list``
+    they read as -- what the library's ``Snapshot.take`` can encode."""
+    state = vars(aggregate)
+    if not any(type(value) in (DictLayer, ListLayer) for value in state.values()):
+        return aggregate
+    plain = object.__new__(type(aggregate))
+    vars(plain).update({name: dict(value) if type(value) is DictLayer else list(value) if type(value) is ListLayer
+                        else value for name, value in state.items()})
+    return plain
+
+
 log = logging.getLogger(__name__)
 
 #: Aggregates whose latest version is remembered (trusted reads), at most.

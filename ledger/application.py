@@ -13,6 +13,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 from uuid import UUID
@@ -45,12 +47,14 @@ from psycopg.adapt import Dumper
 from psycopg.sql import SQL, Composable, Identifier
 
 from ledger.actor import current_actor
-from ledger.aggregate_cache import DictLayer, LedgerRepository, ListLayer
+from ledger.aggregate_cache import LedgerRepository, plain_aggregate
 from ledger.domain.organizer import Organizer
 from ledger.domain.paid_event import PaidEvent
 from ledger.handover import settle_unsettled, sleeping_lock, wake
 from ledger.personal_data import PERSONAL_FIELDS, Keyring, open_state, seal_state
 from ledger.stored_state import StateEncoder
+
+log = logging.getLogger(__name__)
 
 
 class TransactionWrite(Protocol):
@@ -187,8 +191,6 @@ _SAVE_NAME = b"ledger_save_events_v17"
 _SAVE_TYPES = [1009, 1009, 3807, 2951, 1001, 2951, 2951, 2951, 1001, 2951, 1016, 1009, 1001, 2951, 1016, 20]
 #: More moved events than this since a process's last save: "anything may have moved".
 MOVES_LIMIT = 1000
-log = logging.getLogger(__name__)
-
 #: An aggregate's first event's version (the library's ``INITIAL_VERSION``).
 _FIRST_VERSION = 1
 #: Seconds without a save after which a process trusts nothing it knew (``LedgerRecorder.moves_recent``).
@@ -1010,64 +1012,35 @@ class ActorMapper(Mapper[UUID]):
 
 
 class SnapshotWriter:
-    """Stores snapshots (already encoded) from one thread of its own, in the
-    order they were taken.  A snapshot that cannot be stored is logged; one
-    still queued when the process ends is lost -- the aggregate is then read
+    """Stores snapshots (already encoded) from one thread of its own (the
+    standard executor's, one worker: in the order they were taken).  A
+    snapshot that cannot be stored is logged -- the aggregate is then read
     from its previous snapshot and its events, as without it."""
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
-        self._queue: list[StoredEvent | None] = []
-        self._pending = 0
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
-        self._thread.start()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-writer")
 
     def put(self, stored: StoredEvent) -> None:
-        with self._changed:
-            self._queue.append(stored)
-            self._pending += 1
-            self._changed.notify_all()
+        self._executor.submit(self._store, stored)
 
     def flush(self, timeout: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self._pending == 0, timeout)
+        """Until what was put before this call is stored (one thread: in order)."""
+        try:
+            self._executor.submit(lambda: None).result(timeout)
+        except FutureTimeout:
+            return False
+        return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
-        with self._changed:
-            self._queue.append(None)
-            self._changed.notify_all()
-        self._thread.join(timeout)
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: bool(self._queue))
-                stored = self._queue.pop(0)
-            if stored is None:
-                return
-            try:
-                self.recorder.insert_events([stored])
-            except Exception:
-                log.warning("could not store the snapshot of aggregate %s at version %s: it is read from its events",
-                            stored.originator_id, stored.originator_version, exc_info=True)
-            with self._changed:
-                self._pending -= 1
-                self._changed.notify_all()
-
-
-def _plain(aggregate: Any) -> Any:
-    """``aggregate`` itself, or for a draft a shallow copy whose layered
-    containers are the plain ``dict`` / ``list`` they read as (what the
-    library's ``Snapshot.take`` encodes)."""
-    state = vars(aggregate)
-    if not any(type(value) in (DictLayer, ListLayer) for value in state.values()):
-        return aggregate
-    plain = object.__new__(type(aggregate))
-    vars(plain).update({name: dict(value) if type(value) is DictLayer else list(value) if type(value) is ListLayer
-                        else value for name, value in state.items()})
-    return plain
+    def _store(self, stored: StoredEvent) -> None:
+        try:
+            self.recorder.insert_events([stored])
+        except Exception:
+            log.warning("could not store the snapshot of aggregate %s at version %s: it is read from its events",
+                        stored.originator_id, stored.originator_version, exc_info=True)
 
 
 def upcast_and_build(cls: type[Any], event_state: dict[str, Any]) -> Any:
@@ -1155,7 +1128,7 @@ class LedgerStore(Application[UUID]):
             try:
                 snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
                 # Encoded now (the aggregate changes on), stored by the writer's thread.
-                stored = self.snapshots.mapper.to_stored_event(snapshot_class.take(_plain(aggregate)))
+                stored = self.snapshots.mapper.to_stored_event(snapshot_class.take(plain_aggregate(aggregate)))
             except Exception:
                 log.warning("could not snapshot aggregate %s (its save has committed): it is read from its events",
                             aggregate_id, exc_info=True)
